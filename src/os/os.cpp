@@ -1,0 +1,244 @@
+#include "os/os.hpp"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace mproc::detail::os {
+namespace {
+
+// Calls f until it does not fail with EINTR; throws on any other failure.
+template <class F>
+auto retry(std::string_view call, std::string_view arg, F&& f) {
+  for (;;) {
+    auto r = f();
+    if (r != -1) return r;
+    if (errno != EINTR) throw_error(errno, call, arg);
+  }
+}
+
+timespec to_timespec(Nanos d) {
+  if (d.count() < 0) d = Nanos(0);
+  return timespec{static_cast<time_t>(d.count() / 1'000'000'000),
+                  static_cast<long>(d.count() % 1'000'000'000)};
+}
+
+}  // namespace
+
+void throw_error(int err, std::string_view call, std::string_view arg) {
+  std::string what(call);
+  what += '(';
+  what += arg;
+  what += ')';
+  throw std::system_error(err, std::system_category(), what);
+}
+
+Fd& Fd::operator=(Fd&& other) noexcept {
+  if (this != &other) {
+    reset();
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+void Fd::reset() noexcept {
+  // close() is not retried on EINTR: on Linux the descriptor is released either way.
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+}
+
+pid_t fork() { return retry("fork", {}, [] { return ::fork(); }); }
+
+void exit_now(int code) noexcept { ::_exit(code); }
+
+Fd pidfd_open(pid_t pid) {
+  // pidfds are close-on-exec by construction.
+  auto fd = retry("pidfd_open", std::to_string(pid),
+                  [&] { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); });
+  return Fd(fd);
+}
+
+void kill(pid_t pid, int sig) {
+  if (::kill(pid, sig) == -1 && errno != ESRCH)
+    throw_error(errno, "kill", std::to_string(pid) + ", " + std::to_string(sig));
+}
+
+void pidfd_send_signal(int pidfd, int sig) {
+  if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == -1 && errno != ESRCH)
+    throw_error(errno, "pidfd_send_signal", std::to_string(pidfd) + ", " + std::to_string(sig));
+}
+
+std::optional<ExitStatus> wait_pidfd(int pidfd, bool block) {
+  siginfo_t info{};
+  int flags = WEXITED | (block ? 0 : WNOHANG);
+  retry("waitid", "P_PIDFD " + std::to_string(pidfd),
+        [&] { return ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(pidfd), &info, flags); });
+  if (info.si_pid == 0) return std::nullopt;  // WNOHANG and still running
+  ExitStatus status;
+  if (info.si_code == CLD_EXITED) {
+    status.code = info.si_status;
+  } else {
+    status.signaled = true;
+    status.signal = info.si_status;
+  }
+  return status;
+}
+
+void set_parent_death_signal(int sig) {
+  retry("prctl", "PR_SET_PDEATHSIG", [&] { return ::prctl(PR_SET_PDEATHSIG, sig); });
+}
+
+pid_t getppid() noexcept { return ::getppid(); }
+pid_t getpid() noexcept { return ::getpid(); }
+
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                std::optional<Nanos> timeout, bool shared) {
+  static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
+  timespec ts{};
+  if (timeout) ts = to_timespec(*timeout);
+  int op = FUTEX_WAIT | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+  long r = ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), op, expected,
+                     timeout ? &ts : nullptr, nullptr, 0);
+  if (r == 0) return true;
+  switch (errno) {
+    case EAGAIN:  // the word had already changed
+    case EINTR:   // the caller re-checks its condition either way
+      return true;
+    case ETIMEDOUT:
+      return false;
+    default:
+      throw_error(errno, "futex", "FUTEX_WAIT");
+  }
+}
+
+void futex_wake(const std::atomic<std::uint32_t>& word, int count, bool shared) noexcept {
+  int op = FUTEX_WAKE | (shared ? 0 : FUTEX_PRIVATE_FLAG);
+  ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), op, count, nullptr, nullptr, 0);
+}
+
+int poll_readable(std::span<PollFd> fds, std::optional<Nanos> timeout) {
+  std::vector<pollfd> pfds(fds.size());
+  for (std::size_t i = 0; i < fds.size(); ++i) pfds[i] = pollfd{fds[i].fd, POLLIN, 0};
+  timespec ts{};
+  if (timeout) ts = to_timespec(*timeout);
+  int n = retry("ppoll", std::to_string(fds.size()) + " fds", [&] {
+    return ::ppoll(pfds.data(), static_cast<nfds_t>(pfds.size()), timeout ? &ts : nullptr, nullptr);
+  });
+  for (std::size_t i = 0; i < fds.size(); ++i) fds[i].ready = pfds[i].revents != 0;
+  return n;
+}
+
+void* map_shared_anonymous(std::size_t size) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw_error(errno, "mmap", "MAP_SHARED|MAP_ANONYMOUS, " + std::to_string(size));
+  return p;
+}
+
+void* map_fd(int fd, std::size_t size) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) throw_error(errno, "mmap", "fd " + std::to_string(fd) + ", " + std::to_string(size));
+  return p;
+}
+
+void unmap(void* addr, std::size_t size) noexcept {
+  if (addr) ::munmap(addr, size);
+}
+
+Fd shm_open(const std::string& name, int flags, unsigned mode) {
+  return Fd(retry("shm_open", name, [&] { return ::shm_open(name.c_str(), flags | O_CLOEXEC, mode); }));
+}
+
+void shm_unlink(const std::string& name) {
+  if (::shm_unlink(name.c_str()) == -1) throw_error(errno, "shm_unlink", name);
+}
+
+void ftruncate(int fd, std::size_t size) {
+  retry("ftruncate", std::to_string(fd) + ", " + std::to_string(size),
+        [&] { return ::ftruncate(fd, static_cast<off_t>(size)); });
+}
+
+std::size_t file_size(int fd) {
+  struct stat st {};
+  retry("fstat", std::to_string(fd), [&] { return ::fstat(fd, &st); });
+  return static_cast<std::size_t>(st.st_size);
+}
+
+std::pair<Fd, Fd> pipe() {
+  int fds[2];
+  retry("pipe2", "O_CLOEXEC", [&] { return ::pipe2(fds, O_CLOEXEC); });
+  return {Fd(fds[0]), Fd(fds[1])};
+}
+
+std::size_t write_some(int fd, const void* data, std::size_t size) {
+  return static_cast<std::size_t>(
+      retry("write", std::to_string(fd), [&] { return ::write(fd, data, size); }));
+}
+
+std::size_t read_some(int fd, void* data, std::size_t size) {
+  return static_cast<std::size_t>(
+      retry("read", std::to_string(fd), [&] { return ::read(fd, data, size); }));
+}
+
+void write_all(int fd, const void* data, std::size_t size) {
+  auto p = static_cast<const char*>(data);
+  while (size > 0) {
+    std::size_t n = write_some(fd, p, size);
+    p += n;
+    size -= n;
+  }
+}
+
+void set_nonblocking(int fd, bool on) {
+  int flags = retry("fcntl", "F_GETFL", [&] { return ::fcntl(fd, F_GETFL); });
+  flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  retry("fcntl", "F_SETFL", [&] { return ::fcntl(fd, F_SETFL, flags); });
+}
+
+void random_bytes(void* data, std::size_t size) {
+  auto p = static_cast<char*>(data);
+  while (size > 0) {
+    auto n = retry("getrandom", std::to_string(size), [&] { return ::getrandom(p, size, 0); });
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+unsigned online_cpus() noexcept {
+  long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? static_cast<unsigned>(n) : 1U;
+}
+
+unsigned usable_cpus() noexcept {
+  unsigned n = online_cpus();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (::sched_getaffinity(0, sizeof(set), &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
+  // cgroup v2: "max 100000" means no quota; "200000 100000" means two CPUs' worth.
+  std::ifstream in("/sys/fs/cgroup/cpu.max");
+  std::string quota;
+  long long period = 0;
+  if (in >> quota >> period && quota != "max" && period > 0) {
+    long long q = std::strtoll(quota.c_str(), nullptr, 10);
+    auto limit = static_cast<unsigned>((q + period - 1) / period);
+    if (limit > 0 && limit < n) n = limit;
+  }
+  return n > 0 ? n : 1U;
+}
+
+}  // namespace mproc::detail::os

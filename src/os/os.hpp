@@ -1,0 +1,105 @@
+// os.hpp: thin wrappers over the system calls mproc uses — fork, pidfd, waitid, signals, futex,
+// shared mappings, shm, pipes, poll. EINTR is retried; failures throw std::system_error naming
+// the call and its argument. Nothing outside src/os/ calls the system directly.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace mproc::detail::os {
+
+// Throws std::system_error(err) with "call(arg)" as its message.
+[[noreturn]] void throw_error(int err, std::string_view call, std::string_view arg = {});
+
+// A file descriptor with exactly one owner; closes on destruction.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  Fd& operator=(Fd&& other) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+
+  [[nodiscard]] int get() const noexcept { return fd_; }
+  [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+  explicit operator bool() const noexcept { return fd_ >= 0; }
+  void reset() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+// --- processes ---------------------------------------------------------------------------
+pid_t fork();
+[[noreturn]] void exit_now(int code) noexcept;  // _exit: no atexit handlers, no stdio flush
+Fd pidfd_open(pid_t pid);
+void kill(pid_t pid, int sig);  // ESRCH (already gone) is not an error
+void pidfd_send_signal(int pidfd, int sig);  // ESRCH is not an error
+
+// How a child ended: exactly one of code and signal is meaningful.
+struct ExitStatus {
+  int code = 0;    // exit code when !signaled
+  int signal = 0;  // signal number when signaled
+  bool signaled = false;
+};
+// Reaps the child behind pidfd. nullopt when it is still running and !block.
+std::optional<ExitStatus> wait_pidfd(int pidfd, bool block);
+// The child ends with SIGKILL when the thread that forked it (in practice its parent) exits.
+void set_parent_death_signal(int sig);
+pid_t getppid() noexcept;
+pid_t getpid() noexcept;
+
+// --- waiting -------------------------------------------------------------------------------
+using Nanos = std::chrono::nanoseconds;
+
+// Sleeps while *word == expected, up to timeout (none: forever). Returns false on timeout.
+// shared: the word lives in memory shared between processes.
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
+                std::optional<Nanos> timeout, bool shared);
+void futex_wake(const std::atomic<std::uint32_t>& word, int count, bool shared) noexcept;
+
+// poll(2) on fds for POLLIN; returns how many are ready (0 on timeout). timeout none: forever.
+struct PollFd {
+  int fd = -1;
+  bool ready = false;  // readable, hung up or in error
+};
+int poll_readable(std::span<PollFd> fds, std::optional<Nanos> timeout);
+
+// --- memory --------------------------------------------------------------------------------
+// A shared anonymous mapping: inherited by children forked later, gone with the last of them.
+void* map_shared_anonymous(std::size_t size);
+void* map_fd(int fd, std::size_t size);
+void unmap(void* addr, std::size_t size) noexcept;
+
+// POSIX shared memory, always close-on-exec. name starts with '/'.
+Fd shm_open(const std::string& name, int flags, unsigned mode);
+void shm_unlink(const std::string& name);  // throws, with errc::no_such_file_or_directory when absent
+void ftruncate(int fd, std::size_t size);
+std::size_t file_size(int fd);
+
+// --- pipes and descriptors -----------------------------------------------------------------
+std::pair<Fd, Fd> pipe();  // (read end, write end), both close-on-exec
+std::size_t write_some(int fd, const void* data, std::size_t size);  // returns bytes written
+std::size_t read_some(int fd, void* data, std::size_t size);          // 0 at end of file
+void write_all(int fd, const void* data, std::size_t size);
+void set_nonblocking(int fd, bool on);
+
+// Random bytes from the kernel (getrandom), for unguessable names.
+void random_bytes(void* data, std::size_t size);
+
+// CPUs: online logical CPUs; and those this process may use (affinity, then cgroup v2 quota).
+unsigned online_cpus() noexcept;
+unsigned usable_cpus() noexcept;
+
+}  // namespace mproc::detail::os

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <climits>
 #include <cstdlib>
 #include <fstream>
@@ -106,6 +107,13 @@ void set_parent_death_signal(int sig) {
 
 pid_t getppid() noexcept { return ::getppid(); }
 pid_t getpid() noexcept { return ::getpid(); }
+void ignore_signal(int sig) noexcept { ::signal(sig, SIG_IGN); }
+void flush_stdio() noexcept { std::fflush(nullptr); }
+
+void reap(pid_t pid) noexcept {
+  while (::waitpid(pid, nullptr, 0) == -1 && errno == EINTR) {
+  }
+}
 
 bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
                 std::optional<Nanos> timeout, bool shared) {
@@ -208,6 +216,12 @@ void set_nonblocking(int fd, bool on) {
   int flags = retry("fcntl", "F_GETFL", [&] { return ::fcntl(fd, F_GETFL); });
   flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   retry("fcntl", "F_SETFL", [&] { return ::fcntl(fd, F_SETFL, flags); });
+}
+
+void drain_nonblocking(int fd) noexcept {
+  char buf[256];
+  while (::read(fd, buf, sizeof buf) > 0) {
+  }
 }
 
 void random_bytes(void* data, std::size_t size) {

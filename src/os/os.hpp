@@ -59,6 +59,12 @@ std::optional<ExitStatus> wait_pidfd(int pidfd, bool block);
 void set_parent_death_signal(int sig);
 pid_t getppid() noexcept;
 pid_t getpid() noexcept;
+void ignore_signal(int sig) noexcept;
+// Flushes C stdio (and so std::cout, which syncs with it): before a fork, so that a child does
+// not inherit and repeat buffered output, and before a child's _exit.
+void flush_stdio() noexcept;
+// Blocks until the child pid ends, for a child that has no pidfd.
+void reap(pid_t pid) noexcept;
 
 // --- waiting -------------------------------------------------------------------------------
 using Nanos = std::chrono::nanoseconds;
@@ -94,6 +100,8 @@ std::size_t write_some(int fd, const void* data, std::size_t size);  // returns 
 std::size_t read_some(int fd, void* data, std::size_t size);          // 0 at end of file
 void write_all(int fd, const void* data, std::size_t size);
 void set_nonblocking(int fd, bool on);
+// Reads and discards whatever a non-blocking fd holds.
+void drain_nonblocking(int fd) noexcept;
 
 // Random bytes from the kernel (getrandom), for unguessable names.
 void random_bytes(void* data, std::size_t size);

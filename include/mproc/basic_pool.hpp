@@ -1,0 +1,390 @@
+// basic_pool.hpp: BasicPool<Backend> — Python's Pool API (apply, map, starmap, imap and their
+// async forms, close, join, terminate), written once over any backend. Pool, ThreadPool and
+// MpiPool are this template over their backends; see pool.hpp and thread_pool.hpp.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <ranges>
+#include <span>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "mproc/async_result.hpp"
+#include "mproc/detail/invoke.hpp"
+#include "mproc/detail/job.hpp"
+#include "mproc/errors.hpp"
+#include "mproc/pool_options.hpp"
+
+namespace mproc {
+
+namespace detail {
+template <class Pool, Style S, class Fn, class V>
+class ImapRange;
+
+// The result of apply(f, args): f(std::get<0>(args), ...).
+template <class F, class Args>
+using apply_result_t = result_t<Style::star, std::decay_t<F>, std::decay_t<Args>>;
+// The element of map's (S = single) or starmap's (S = star) result.
+template <Style S, class F, class Range>
+using map_result_t = result_t<S, std::decay_t<F>, std::ranges::range_value_t<Range>>;
+}  // namespace detail
+
+// A pool of workers running tasks; the API and meanings of Python's multiprocessing.Pool.
+// Thread safety: every member may be called from several threads at once.
+// Guarantees: map and imap keep input order; callbacks run once each, on a pool thread, one
+// at a time; the destructor finishes all submitted work (close() then join()).
+//
+// Backend requirements (see detail/process_backend.hpp for one):
+//   Backend(const PoolOptions&); size(); host(); check_running(); close(); join(); terminate();
+//   submit<S>(job, fn, items, first, keep_alive);
+//   static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
+//   static bool copies_arguments: submit() is done with items and fn when it returns.
+template <class Backend>
+class BasicPool {
+ public:
+  BasicPool() : BasicPool(PoolOptions{}) {}
+  explicit BasicPool(int processes) : BasicPool(PoolOptions{.processes = processes}) {}
+  explicit BasicPool(PoolOptions options) : backend_(std::move(options)) {}
+  BasicPool(const BasicPool&) = delete;
+  BasicPool& operator=(const BasicPool&) = delete;
+  // close() then join(): submitted work is finished, never dropped.
+  ~BasicPool() { backend_.shutdown(); }
+
+  // f(args...) on a worker; returns its result or rethrows its exception.
+  template <class F, class Args = std::tuple<>>
+  detail::apply_result_t<F, Args> apply(F&& f, Args&& args = {});
+
+  template <class F, class Args = std::tuple<>>
+  AsyncResult<detail::apply_result_t<F, Args>> apply_async(
+      F&& f, Args&& args = {},
+      typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
+      std::function<void(std::exception_ptr)> error_callback = {});
+
+  // [f(x) for x in range], computed in chunks (chunksize 0: Python's default, n / (4 x workers)
+  // rounded up). The input may be any input range; it is read here, in the caller's thread.
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range,
+                                                                         std::size_t chunksize = 0);
+
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> map_async(
+      F&& f, Range&& range, std::size_t chunksize = 0,
+      typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
+      std::function<void(std::exception_ptr)> error_callback = {});
+
+  // [f(a, b, ...) for (a, b, ...) in range]; items are tuples, pairs or arrays.
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range,
+                                                                           std::size_t chunksize = 0);
+
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
+      F&& f, Range&& range, std::size_t chunksize = 0,
+      typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
+      std::function<void(std::exception_ptr)> error_callback = {});
+
+  // A lazy range of f(x) in input order. Input is read as results are consumed, a few chunks
+  // ahead; an exception from the input or from a task is thrown where the loop reaches it.
+  // A range taken by lvalue reference must outlive the returned range.
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& f, Range&& range, std::size_t chunksize = 1);
+  // As imap, in completion order.
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1);
+
+  // No more submissions; workers exit when the submitted work is done.
+  void close() { backend_.close(); }
+  // Waits for the workers to exit; call close() or terminate() first (else std::logic_error).
+  void join() { backend_.join(); }
+  // Stops the workers now; work not yet finished fails with PoolNotRunning.
+  void terminate() { backend_.terminate(); }
+
+  [[nodiscard]] unsigned processes() const noexcept { return backend_.size(); }
+  [[nodiscard]] Backend& backend() noexcept { return backend_; }
+
+ private:
+  template <class, detail::Style, class, class>
+  friend class detail::ImapRange;
+
+  // What an asynchronous call on a backend that does not copy arguments keeps alive.
+  template <class Fn, class Items>
+  struct Owned {
+    Fn fn;
+    Items items;
+  };
+
+  template <class Fn>
+  static constexpr void check_function();
+  template <detail::Style S, bool Sync, class F, class Range, class R = detail::map_result_t<S, F, Range>>
+  std::shared_ptr<detail::ListJob<R>> start_list(F&& f, Range&& range, std::size_t chunksize,
+                                                 typename detail::ListJob<R>::Callback callback,
+                                                 std::function<void(std::exception_ptr)> error_callback);
+  template <detail::Style S, class Fn, class Item, class R>
+  void submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+              std::size_t first, std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
+  [[nodiscard]] std::size_t default_chunksize(std::size_t n) const noexcept {
+    std::size_t per = std::size_t{4} * backend_.size();
+    return std::max<std::size_t>(1, (n + per - 1) / per);
+  }
+
+  Backend backend_;
+};
+
+namespace detail {
+
+// The range imap and imap_unordered return: single pass, each result once.
+template <class Pool, Style S, class Fn, class V>
+class ImapRange {
+ public:
+  using Item = std::ranges::range_value_t<V>;
+  using R = result_t<S, Fn, Item>;
+
+  class iterator {
+   public:
+    using iterator_concept = std::input_iterator_tag;
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(ImapRange* range) : range_(range) {}
+    R& operator*() const { return *range_->current_; }
+    iterator& operator++() {
+      range_->current_ = range_->next();
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    bool operator==(std::default_sentinel_t) const { return !range_->current_; }
+
+   private:
+    ImapRange* range_ = nullptr;
+  };
+
+  ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered);
+  ImapRange(ImapRange&&) noexcept = default;
+
+  // Starts the iteration; call once.
+  iterator begin() {
+    current_ = next();
+    return iterator(this);
+  }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  // The next result, nullopt after the last (Python's IMapIterator.next()).
+  std::optional<R> next() { return next_until(std::nullopt); }
+  // As next(), throwing TimeoutError when no result is ready in time.
+  template <class Rep, class Period>
+  std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
+    return next_until(deadline_after(timeout));
+  }
+
+ private:
+  std::optional<R> next_until(const Deadline& deadline) {
+    top_up();
+    return job_->next(deadline);
+  }
+  void top_up();
+
+  Pool* pool_;
+  std::shared_ptr<const Fn> fn_;
+  V input_;
+  std::optional<std::ranges::iterator_t<V>> it_;  // set on first use: V may move before then
+  std::size_t chunksize_;
+  std::size_t window_;  // items kept in flight ahead of the consumer
+  std::shared_ptr<StreamJob<R>> job_;
+  std::optional<R> current_;
+};
+
+}  // namespace detail
+
+// --- definitions -----------------------------------------------------------------------------
+
+template <class Backend>
+template <class Fn>
+constexpr void BasicPool<Backend>::check_function() {
+  if constexpr (Backend::sends_functions) {
+    static_assert(detail::SendableFunction<Fn>,
+                  "mproc::Pool: this function cannot be sent to a worker process that is already "
+                  "running: a capturing lambda or a function object with state exists only in this "
+                  "process. Pass the captured values as arguments (apply, starmap), or use "
+                  "mproc::ThreadPool or mproc::Process, which accept any callable.");
+  }
+}
+
+template <class Backend>
+template <detail::Style S, class Fn, class Item, class R>
+void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn,
+                                std::span<const Item> items, std::size_t first, std::size_t chunksize,
+                                const std::shared_ptr<const void>& keep_alive) {
+  if (items.empty()) {
+    job->done(0);
+    return;
+  }
+  std::size_t i = 0;
+  try {
+    for (; i < items.size(); i += chunksize)
+      backend_.template submit<S>(job, fn, items.subspan(i, std::min(chunksize, items.size() - i)), first + i,
+                                  keep_alive);
+  } catch (...) {
+    // The pool stopped midway: what was not submitted fails, so the job still completes.
+    job->fail(first + i, items.size() - i, std::current_exception());
+    throw;
+  }
+}
+
+template <class Backend>
+template <class F, class Args>
+detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args) {
+  auto result = apply_async(std::forward<F>(f), std::forward<Args>(args));
+  return result.get();
+}
+
+template <class Backend>
+template <class F, class Args>
+AsyncResult<detail::apply_result_t<F, Args>> BasicPool<Backend>::apply_async(
+    F&& f, Args&& args, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  using Fn = std::decay_t<F>;
+  using Item = std::decay_t<Args>;
+  using R = detail::apply_result_t<F, Args>;
+  check_function<Fn>();
+  backend_.check_running();
+  auto job = std::make_shared<detail::ValueJob<R>>(backend_.host(), std::move(callback), std::move(error_callback));
+  if constexpr (Backend::copies_arguments) {
+    const Fn& fn = f;
+    submit<detail::Style::star>(std::shared_ptr<detail::TypedJob<R>>(job), fn, std::span<const Item>(&args, 1), 0, 1,
+                                nullptr);
+  } else {
+    auto owned = std::make_shared<Owned<Fn, std::array<Item, 1>>>(
+        Owned<Fn, std::array<Item, 1>>{Fn(std::forward<F>(f)), {Item(std::forward<Args>(args))}});
+    submit<detail::Style::star>(std::shared_ptr<detail::TypedJob<R>>(job), owned->fn,
+                                std::span<const Item>(owned->items), 0, 1, owned);
+  }
+  return AsyncResult<R>(std::move(job));
+}
+
+template <class Backend>
+template <detail::Style S, bool Sync, class F, class Range, class R>
+std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
+    F&& f, Range&& range, std::size_t chunksize, typename detail::ListJob<R>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  using Fn = std::decay_t<F>;
+  using Item = std::ranges::range_value_t<Range>;
+  constexpr bool contiguous = std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>;
+  check_function<Fn>();
+  backend_.check_running();
+  auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive) {
+    auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), items.size(), std::move(callback),
+                                                    std::move(error_callback));
+    submit<S>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
+              chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
+    return job;
+  };
+  if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
+    // The caller's items stay valid for as long as tasks read them.
+    return start(f, std::span<const Item>(std::ranges::data(range), std::ranges::size(range)), nullptr);
+  } else if constexpr (Backend::copies_arguments) {
+    std::vector<Item> items(std::ranges::begin(range), std::ranges::end(range));
+    return start(f, items, nullptr);
+  } else {
+    auto owned = std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
+    for (auto&& x : range) owned->items.push_back(std::forward<decltype(x)>(x));
+    return start(owned->fn, owned->items, owned);
+  }
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
+                                                                                           std::size_t chunksize) {
+  auto job = start_list<detail::Style::single, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, {}, {});
+  job->wait(std::nullopt);
+  if (!job->successful()) std::rethrow_exception(job->error());
+  return job->take();
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> BasicPool<Backend>::map_async(
+    F&& f, Range&& range, std::size_t chunksize,
+    typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  using R = detail::map_result_t<detail::Style::single, F, Range>;
+  return AsyncResult<std::vector<R>>(start_list<detail::Style::single, false>(
+      std::forward<F>(f), std::forward<Range>(range), chunksize, std::move(callback), std::move(error_callback)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
+                                                                                             std::size_t chunksize) {
+  auto job = start_list<detail::Style::star, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, {}, {});
+  job->wait(std::nullopt);
+  if (!job->successful()) std::rethrow_exception(job->error());
+  return job->take();
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> BasicPool<Backend>::starmap_async(
+    F&& f, Range&& range, std::size_t chunksize,
+    typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  using R = detail::map_result_t<detail::Style::star, F, Range>;
+  return AsyncResult<std::vector<R>>(start_list<detail::Style::star, false>(
+      std::forward<F>(f), std::forward<Range>(range), chunksize, std::move(callback), std::move(error_callback)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+auto BasicPool<Backend>::imap(F&& f, Range&& range, std::size_t chunksize) {
+  using Fn = std::decay_t<F>;
+  check_function<Fn>();
+  backend_.check_running();
+  return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
+      *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, true);
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+auto BasicPool<Backend>::imap_unordered(F&& f, Range&& range, std::size_t chunksize) {
+  using Fn = std::decay_t<F>;
+  check_function<Fn>();
+  backend_.check_running();
+  return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
+      *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, false);
+}
+
+namespace detail {
+
+template <class Pool, Style S, class Fn, class V>
+ImapRange<Pool, S, Fn, V>::ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered)
+    : pool_(&pool),
+      fn_(std::make_shared<const Fn>(std::move(fn))),
+      input_(std::move(input)),
+      chunksize_(std::max<std::size_t>(1, chunksize)),
+      window_(chunksize_ * std::max<std::size_t>(4, 2 * std::size_t{pool.processes()})),
+      job_(std::make_shared<StreamJob<R>>(pool.backend().host(), ordered)) {}
+
+template <class Pool, Style S, class Fn, class V>
+void ImapRange<Pool, S, Fn, V>::top_up() {
+  if (!it_) it_ = std::ranges::begin(input_);
+  while (*it_ != std::ranges::end(input_) && job_->outstanding() < window_) {
+    // Chunks own their items: the consumer may stop early while tasks still run.
+    auto chunk = std::make_shared<std::pair<std::shared_ptr<const Fn>, std::vector<Item>>>(fn_, std::vector<Item>{});
+    for (; *it_ != std::ranges::end(input_) && chunk->second.size() < chunksize_; ++*it_)
+      chunk->second.push_back(**it_);
+    std::size_t first = job_->expect(chunk->second.size());
+    pool_->template submit<S>(std::shared_ptr<TypedJob<R>>(job_), *fn_, std::span<const Item>(chunk->second), first,
+                              chunksize_, chunk);
+  }
+}
+
+}  // namespace detail
+}  // namespace mproc

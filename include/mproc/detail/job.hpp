@@ -1,0 +1,308 @@
+// job.hpp: JobBase and its kinds — ValueJob (one task: apply_async), ListJob (many tasks whose
+// results are gathered in order: map, starmap and their async forms) and StreamJob (results
+// handed out one by one: imap, imap_unordered). A job is the state a front end call shares with
+// a backend: the backend reports each item's result or exception; the job completes, runs its
+// callbacks on a pool thread, and wakes whoever waits.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "mproc/codec.hpp"
+#include "mproc/errors.hpp"
+
+namespace mproc {
+
+// What a task whose function returns void gives back: Python's None.
+using None = std::monostate;
+
+namespace detail {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = std::optional<Clock::time_point>;
+
+template <class Rep, class Period>
+Deadline deadline_after(std::chrono::duration<Rep, Period> timeout) {
+  return Clock::now() + std::chrono::ceil<Clock::duration>(timeout);
+}
+
+// True on the threads a pool runs (its workers, result handler and watcher). Callbacks run
+// only there; a job completed elsewhere hands its callbacks to the pool.
+inline thread_local bool t_on_pool_thread = false;
+
+// Waits on a 32-bit word: bounded spin, then a futex sleep. Implemented in src/.
+bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline);
+void wake_all(const std::atomic<std::uint32_t>& word) noexcept;
+
+class JobBase;
+
+// What a job needs of its pool: a pool thread to run callbacks on, and a way to make progress
+// while a caller waits (a process pool lets the waiting thread collect results itself).
+class JobHost {
+ public:
+  virtual void defer_completion(std::shared_ptr<JobBase> job) = 0;
+  virtual bool wait(JobBase& job, const Deadline& deadline) = 0;
+
+ protected:
+  ~JobHost() = default;
+};
+
+class JobBase : public std::enable_shared_from_this<JobBase> {
+ public:
+  JobBase(JobHost* host, std::size_t items) : host_(host), remaining_(items) {}
+  JobBase(const JobBase&) = delete;
+  JobBase& operator=(const JobBase&) = delete;
+  virtual ~JobBase() = default;
+
+  // Results of items [first, first + count) as a worker encoded them (process and MPI backends).
+  virtual void deliver(std::size_t first, std::size_t count, Reader& r) = 0;
+  // Items [first, first + count) failed as a whole: worker lost, pool terminated, bad encoding.
+  virtual void fail(std::size_t first, std::size_t count, const std::exception_ptr& e) = 0;
+  // Runs the callbacks and marks the job ready; called on a pool thread.
+  void complete() noexcept;
+
+  [[nodiscard]] bool ready() const noexcept { return state_.load(std::memory_order_acquire) == kDone; }
+  // Waits until ready or the deadline passes; returns ready().
+  bool wait(const Deadline& deadline) {
+    return ready() || (host_ ? host_->wait(*this, deadline) : wait_plain(deadline));
+  }
+  // Plain wait on the job's state word, for hosts with nothing better to do.
+  bool wait_plain(const Deadline& deadline);
+  [[nodiscard]] bool successful() const noexcept { return !error_; }
+  [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
+  // For a host that must not block its pool: a caller waiting on this job from a pool thread.
+  [[nodiscard]] const std::atomic<std::uint32_t>& state_word() const noexcept { return state_; }
+
+ protected:
+  // Records the first error; the job fails with it.
+  void record_error(const std::exception_ptr& e) noexcept;
+  // Called after count items were recorded; the last one completes the job.
+  void items_done(std::size_t count) noexcept;
+  virtual void run_callbacks() = 0;
+  [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
+
+ private:
+  static constexpr std::uint32_t kPending = 0, kWaiting = 1, kDone = 2;
+
+  JobHost* host_;
+  std::atomic<std::size_t> remaining_;
+  std::atomic<bool> failed_{false};
+  std::exception_ptr error_;  // written once, by whoever set failed_, before remaining_ reaches 0
+  std::atomic<std::uint32_t> state_{kPending};
+};
+
+// Storage for one result per item. R that is not default-constructible, and bool (whose
+// vector packs bits, so neighbours cannot be written from two threads), are kept in optionals.
+template <class R>
+using ResultSlot = std::conditional_t<std::is_default_constructible_v<R> && !std::is_same_v<R, bool>, R, std::optional<R>>;
+
+// A job whose items' results a thread backend sets directly.
+template <class R>
+class TypedJob : public JobBase {
+ public:
+  using JobBase::JobBase;
+  virtual void set_value(std::size_t index, R&& value) = 0;
+  virtual void set_error(std::size_t index, const std::exception_ptr& e) = 0;
+  // Called after a run of set_value/set_error calls for count items.
+  void done(std::size_t count) noexcept { items_done(count); }
+
+  void deliver(std::size_t first, std::size_t count, Reader& r) final;
+  void fail(std::size_t first, std::size_t count, const std::exception_ptr& e) final {
+    for (std::size_t i = 0; i < count; ++i) set_error(first + i, e);
+    items_done(count);
+  }
+};
+
+// One task (apply, apply_async).
+template <class R>
+class ValueJob final : public TypedJob<R> {
+ public:
+  using Callback = std::function<void(const R&)>;
+  using ErrorCallback = std::function<void(std::exception_ptr)>;
+
+  ValueJob(JobHost* host, Callback callback, ErrorCallback error_callback)
+      : TypedJob<R>(host, 1), callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
+
+  void set_value(std::size_t, R&& value) override { value_.emplace(std::move(value)); }
+  void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
+
+  [[nodiscard]] const R& value() const { return *value_; }
+  [[nodiscard]] R take() { return std::move(*value_); }
+  [[nodiscard]] bool has_callbacks() const noexcept override { return callback_ || error_callback_; }
+
+ private:
+  void run_callbacks() override {
+    if (this->successful()) {
+      if (callback_) callback_(*value_);
+    } else if (error_callback_) {
+      error_callback_(this->error());
+    }
+  }
+
+  std::optional<R> value_;
+  Callback callback_;
+  ErrorCallback error_callback_;
+};
+
+// Many tasks whose results are kept in input order (map, starmap and their async forms). The
+// job completes when every item has reported, so no task still runs on the caller's data.
+template <class R>
+class ListJob final : public TypedJob<R> {
+ public:
+  using Callback = std::function<void(const std::vector<R>&)>;
+  using ErrorCallback = std::function<void(std::exception_ptr)>;
+
+  ListJob(JobHost* host, std::size_t n, Callback callback, ErrorCallback error_callback)
+      : TypedJob<R>(host, n), slots_(n), callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
+
+  void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
+  void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
+
+  [[nodiscard]] std::vector<R> value() const { return gather(slots_); }
+  [[nodiscard]] std::vector<R> take() {
+    if constexpr (std::is_same_v<ResultSlot<R>, R>) return std::move(slots_);
+    else return gather(std::move(slots_));
+  }
+  [[nodiscard]] bool has_callbacks() const noexcept override { return callback_ || error_callback_; }
+
+ private:
+  template <class Slots>
+  static std::vector<R> gather(Slots&& slots) {
+    if constexpr (std::is_same_v<ResultSlot<R>, R>) {
+      return std::vector<R>(slots.begin(), slots.end());
+    } else {
+      std::vector<R> out;
+      out.reserve(slots.size());
+      for (auto& s : slots) {
+        if constexpr (std::is_rvalue_reference_v<Slots&&>) out.push_back(std::move(*s));
+        else out.push_back(*s);
+      }
+      return out;
+    }
+  }
+
+  void run_callbacks() override {
+    if (this->successful()) {
+      if (callback_) callback_(value());
+    } else if (error_callback_) {
+      error_callback_(this->error());
+    }
+  }
+
+  std::vector<ResultSlot<R>> slots_;
+  Callback callback_;
+  ErrorCallback error_callback_;
+};
+
+// Results handed out as they come (imap: in input order; imap_unordered: in completion order).
+// The consumer announces items as it submits them, so the total grows as input is pulled.
+template <class R>
+class StreamJob final : public TypedJob<R> {
+ public:
+  // Never completes as a whole: its items are taken one by one.
+  StreamJob(JobHost* host, bool ordered) : TypedJob<R>(host, SIZE_MAX), ordered_(ordered) {}
+
+  // Announces count more items, numbered on from the last; returns the first one's index.
+  std::size_t expect(std::size_t count) {
+    std::lock_guard lock(mu_);
+    std::size_t first = expected_;
+    expected_ += count;
+    if (ordered_) results_.resize(expected_ - taken_);
+    return first;
+  }
+  // Items announced and not yet taken.
+  [[nodiscard]] std::size_t outstanding() {
+    std::lock_guard lock(mu_);
+    return expected_ - taken_;
+  }
+  void set_value(std::size_t index, R&& value) override { put(index, Outcome(std::in_place_index<0>, std::move(value))); }
+  void set_error(std::size_t index, const std::exception_ptr& e) override {
+    put(index, Outcome(std::in_place_index<1>, e));
+  }
+
+  // The next result, or its exception rethrown; nullopt when every announced item was taken.
+  // Throws TimeoutError when none is ready by the deadline.
+  std::optional<R> next(const Deadline& deadline);
+
+ private:
+  using Outcome = std::variant<R, std::exception_ptr>;
+
+  void put(std::size_t index, Outcome&& outcome) {
+    std::lock_guard lock(mu_);
+    if (ordered_) results_[index - taken_] = std::move(outcome);
+    else ready_.push_back(std::move(outcome));
+    cv_.notify_all();
+  }
+  bool has_next() const {  // under mu_
+    return ordered_ ? (!results_.empty() && results_.front().has_value()) : !ready_.empty();
+  }
+  void run_callbacks() override {}
+
+  const bool ordered_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t expected_ = 0;                    // guarded by mu_
+  std::size_t taken_ = 0;                       // guarded by mu_
+  std::deque<std::optional<Outcome>> results_;  // ordered: items taken_.. expected_; guarded by mu_
+  std::deque<Outcome> ready_;                   // unordered: arrived, not taken; guarded by mu_
+};
+
+// --- definitions -----------------------------------------------------------------------------
+
+template <class R>
+void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
+  if constexpr (!Sendable<R>) {
+    // Only backends that send results as bytes deliver, and they accept only Sendable results.
+    fail(first, count, std::make_exception_ptr(SerializationError("mproc: this result type cannot be decoded")));
+  } else {
+    std::size_t i = 0;
+    try {
+      for (; i < count; ++i) {
+        std::uint8_t status = 0;
+        r.read(&status, 1);
+        if (status == 0) set_value(first + i, decode<R>(r));
+        else if (status == 1) set_error(first + i, decode_exception(r));
+        else throw SerializationError("mproc: corrupt result: bad status byte");
+      }
+    } catch (...) {
+      // A result that cannot be decoded fails its item and those after it in the chunk.
+      auto e = std::current_exception();
+      for (; i < count; ++i) set_error(first + i, e);
+    }
+    items_done(count);
+  }
+}
+
+template <class R>
+std::optional<R> StreamJob<R>::next(const Deadline& deadline) {
+  std::unique_lock lock(mu_);
+  while (!has_next()) {
+    if (taken_ == expected_) return std::nullopt;
+    if (!deadline) cv_.wait(lock);
+    else if (cv_.wait_until(lock, *deadline) == std::cv_status::timeout && !has_next())
+      throw TimeoutError("mproc: the next result was not ready in time");
+  }
+  Outcome outcome = ordered_ ? std::move(*results_.front()) : std::move(ready_.front());
+  if (ordered_) results_.pop_front();
+  else ready_.pop_front();
+  ++taken_;
+  lock.unlock();
+  if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
+  return std::move(std::get<0>(outcome));
+}
+
+}  // namespace detail
+}  // namespace mproc

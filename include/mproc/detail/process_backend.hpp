@@ -1,0 +1,71 @@
+// process_backend.hpp: ProcessBackend — the backend of Pool: workers forked when the pool is
+// built, each fed through its own shared-memory channel. Its internals are in
+// src/backend/process/; this header only encodes a chunk and hands it over.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+
+#include "mproc/detail/buffer.hpp"
+#include "mproc/detail/invoke.hpp"
+#include "mproc/detail/job.hpp"
+#include "mproc/pool_options.hpp"
+
+namespace mproc::detail {
+
+class ProcessPoolCore;
+
+class ProcessBackend {
+ public:
+  static constexpr bool sends_functions = true;   // by address: valid in every forked worker
+  static constexpr bool copies_arguments = true;  // encoded in submit()
+
+  explicit ProcessBackend(PoolOptions options);
+  ProcessBackend(const ProcessBackend&) = delete;
+  ProcessBackend& operator=(const ProcessBackend&) = delete;
+  ~ProcessBackend();
+
+  [[nodiscard]] unsigned size() const noexcept;
+  [[nodiscard]] JobHost* host() noexcept;
+  void check_running() const;  // throws PoolNotRunning
+
+  template <Style S, class Fn, class Item, class R>
+  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+              std::size_t first, const std::shared_ptr<const void>& keep_alive);
+
+  void close();
+  void join();
+  void terminate();
+  void shutdown() noexcept;  // close() and join(), for destructors
+
+  // The workers' process ids, in slot order (0 for a slot being replaced). For tests and tools.
+  [[nodiscard]] std::vector<int> worker_pids() const;
+
+ private:
+  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload);
+
+  std::unique_ptr<ProcessPoolCore> core_;
+};
+
+template <Style S, class Fn, class Item, class R>
+void ProcessBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+                            std::size_t first, const std::shared_ptr<const void>&) {
+  Writer payload;
+  try {
+    try {
+      encode_chunk<S>(payload, fn, items);
+    } catch (const SerializationError&) {
+      throw;
+    } catch (...) {
+      rethrow_as_serialization_error("encoding a task's arguments");
+    }
+  } catch (...) {
+    // The arguments cannot be sent: these tasks fail, the pool goes on.
+    job->fail(first, items.size(), std::current_exception());
+    return;
+  }
+  enqueue(job, first, items.size(), std::move(payload));
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,22 @@
+// mproc.hpp: the umbrella header — everything mproc offers, and its version.
+#pragma once
+
+#define MPROC_VERSION_MAJOR 0
+#define MPROC_VERSION_MINOR 1
+#define MPROC_VERSION_PATCH 0
+// MAJOR * 10000 + MINOR * 100 + PATCH, as taskflow's TF_VERSION.
+#define MPROC_VERSION (MPROC_VERSION_MAJOR * 10000 + MPROC_VERSION_MINOR * 100 + MPROC_VERSION_PATCH)
+
+#include "mproc/async_result.hpp"
+#include "mproc/codec.hpp"
+#include "mproc/cpu.hpp"
+#include "mproc/errors.hpp"
+#include "mproc/pool.hpp"
+#include "mproc/pool_options.hpp"
+
+namespace mproc {
+
+// The version as "MAJOR.MINOR.PATCH".
+constexpr const char* version() noexcept { return "0.1.0"; }
+
+}  // namespace mproc

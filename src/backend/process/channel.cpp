@@ -1,0 +1,145 @@
+#include "backend/process/channel.hpp"
+
+#include <emmintrin.h>
+#include <time.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+
+#include "os/os.hpp"
+
+namespace mproc::detail {
+
+std::int64_t now_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void Bell::ring() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (word.load(std::memory_order_relaxed) != 0 && word.exchange(0, std::memory_order_seq_cst) != 0)
+    os::futex_wake(word, INT_MAX, /*shared=*/true);
+}
+
+void Bell::sleep(std::int64_t timeout_ns) noexcept {
+  try {
+    os::futex_wait(word, 1, os::Nanos(timeout_ns), /*shared=*/true);
+  } catch (...) {
+    // A futex failure other than a timeout or a wake is a bug; treat it as a spurious wake.
+  }
+}
+
+void Ring::copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexcept {
+  std::size_t off = static_cast<std::size_t>(at) & mask_;
+  std::size_t first = std::min(n, capacity() - off);
+  std::memcpy(data_ + off, src, first);
+  if (n > first) std::memcpy(data_, src + first, n - first);
+}
+
+void Ring::copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexcept {
+  std::size_t off = static_cast<std::size_t>(at) & mask_;
+  std::size_t first = std::min(n, capacity() - off);
+  std::memcpy(dst, data_ + off, first);
+  if (n > first) std::memcpy(dst + first, data_, n - first);
+}
+
+std::size_t Ring::free_space() const noexcept {
+  return capacity() - static_cast<std::size_t>(h_->head.load(std::memory_order_relaxed) -
+                                               h_->tail.load(std::memory_order_acquire));
+}
+
+bool Ring::try_send(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+  std::uint64_t length = a.size() + b.size();
+  if (sizeof length + length > free_space()) return false;
+  std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+  copy_in(head, reinterpret_cast<const std::byte*>(&length), sizeof length);
+  copy_in(head + sizeof length, a.data(), a.size());
+  copy_in(head + sizeof length + a.size(), b.data(), b.size());
+  h_->head.store(head + sizeof length + length, std::memory_order_release);
+  data_bell_->ring();
+  return true;
+}
+
+std::size_t Ring::put_some(std::span<const std::byte>& src) noexcept {
+  std::size_t n = std::min(src.size(), free_space());
+  if (n == 0) return 0;
+  std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+  copy_in(head, src.data(), n);
+  h_->head.store(head + n, std::memory_order_release);
+  src = src.subspan(n);
+  data_bell_->ring();
+  return n;
+}
+
+void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up) {
+  if (try_send(a, b)) return;
+  std::uint64_t length = a.size() + b.size();
+  std::span<const std::byte> parts[3] = {{reinterpret_cast<const std::byte*>(&length), sizeof length}, a, b};
+  for (auto& part : parts) {
+    while (!part.empty()) {
+      if (put_some(part) == 0) wait(h_->space, 20'000, [this] { return free_space() > 0; }, give_up);
+    }
+  }
+}
+
+bool Ring::has_message() const noexcept {
+  return h_->head.load(std::memory_order_acquire) != h_->tail.load(std::memory_order_relaxed);
+}
+
+void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up) {
+  out.clear();
+  auto available = [this] {
+    return static_cast<std::size_t>(h_->head.load(std::memory_order_acquire) - h_->tail.load(std::memory_order_relaxed));
+  };
+  auto take = [&](std::byte* dst, std::size_t n) {
+    while (n > 0) {
+      std::size_t got = std::min(n, available());
+      if (got == 0) {
+        wait(*data_bell_, spin_ns, [&] { return available() > 0; }, give_up);
+        continue;
+      }
+      std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
+      copy_out(tail, dst, got);
+      h_->tail.store(tail + got, std::memory_order_release);
+      h_->space.ring();
+      dst += got;
+      n -= got;
+    }
+  };
+  std::uint64_t length = 0;
+  take(reinterpret_cast<std::byte*>(&length), sizeof length);
+  out.reserve(static_cast<std::size_t>(length));
+  take(out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
+}
+
+void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up) {
+  std::int64_t spin_end = now_ns() + spin_ns;
+  for (unsigned i = 0;; ++i) {
+    if (pred()) return;
+    if ((i & 63) == 63) {
+      if (give_up && give_up()) throw RingAbandoned{};
+      if (now_ns() > spin_end) break;
+    }
+    _mm_pause();
+  }
+  for (;;) {
+    bell.arm();
+    if (pred()) {
+      bell.disarm();
+      return;
+    }
+    bell.sleep(10'000'000);  // 10 ms: give_up is polled at least this often
+    if (pred()) return;
+    if (give_up && give_up()) throw RingAbandoned{};
+  }
+}
+
+void Ring::reset() noexcept {
+  h_->head.store(0, std::memory_order_relaxed);
+  h_->tail.store(0, std::memory_order_relaxed);
+  h_->space.word.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace mproc::detail

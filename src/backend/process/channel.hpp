@@ -1,0 +1,82 @@
+// channel.hpp: Bell and Ring — the process pool's transport. A Ring is a single-producer,
+// single-consumer byte ring in memory shared by two processes, carrying length-prefixed
+// messages of any size (a message larger than the ring streams through it). A Bell is the futex
+// word a side sleeps on after a bounded spin; the other side rings it only when someone sleeps.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "mproc/detail/buffer.hpp"
+
+namespace mproc::detail {
+
+// Lives in shared memory. word is 1 while a sleeper waits (or is about to).
+struct Bell {
+  std::atomic<std::uint32_t> word{0};
+
+  // Wakes the sleepers, if any: a load and nothing more when nobody sleeps.
+  void ring() noexcept;
+  // Announces the caller is about to sleep: after arm(), re-check the condition, then sleep().
+  void arm() noexcept { word.store(1, std::memory_order_seq_cst); }
+  void disarm() noexcept { word.store(0, std::memory_order_relaxed); }
+  // Sleeps until rung or timeout (nanoseconds); returns at once if not armed.
+  void sleep(std::int64_t timeout_ns) noexcept;
+};
+
+struct alignas(64) RingHeader {
+  alignas(64) std::atomic<std::uint64_t> head{0};  // bytes ever written; written by the producer
+  alignas(64) std::atomic<std::uint64_t> tail{0};  // bytes ever read; written by the consumer
+  alignas(64) Bell space;                          // the producer sleeps here while the ring is full
+};
+
+// Called while a side waits; returning true abandons the wait (the peer died, or shutdown).
+using GiveUp = std::function<bool()>;
+
+// Thrown when a wait is abandoned through GiveUp.
+struct RingAbandoned {};
+
+class Ring {
+ public:
+  Ring() = default;
+  // capacity must be a power of two; data holds capacity bytes; data_bell is the consumer's.
+  Ring(RingHeader* header, std::byte* data, std::size_t capacity, Bell* data_bell) noexcept
+      : h_(header), data_(data), mask_(capacity - 1), data_bell_(data_bell) {}
+
+  // Producer: sends [a][b] as one message if it fits now, without waiting.
+  bool try_send(std::span<const std::byte> a, std::span<const std::byte> b) noexcept;
+  // Producer: sends [a][b], streaming through the ring and waiting for space as needed.
+  // Throws RingAbandoned when give_up() says so (the message is then partly sent).
+  void send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up);
+
+  // Consumer: whether a message has begun to arrive.
+  [[nodiscard]] bool has_message() const noexcept;
+  // Consumer: reads the next whole message into out (cleared first), waiting for its bytes.
+  // spin_ns: how long to spin before sleeping on the data bell. Throws RingAbandoned.
+  void receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up);
+
+  // Empties the ring; only while neither side uses it.
+  void reset() noexcept;
+  [[nodiscard]] std::size_t capacity() const noexcept { return mask_ + 1; }
+  [[nodiscard]] std::size_t free_space() const noexcept;
+
+ private:
+  void copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexcept;
+  void copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexcept;
+  std::size_t put_some(std::span<const std::byte>& src) noexcept;  // returns bytes published
+  // Waits until pred() or give_up(); sleeps on bell after spinning spin_ns.
+  static void wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up);
+
+  RingHeader* h_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::size_t mask_ = 0;
+  Bell* data_bell_ = nullptr;
+};
+
+// Monotonic nanoseconds (CLOCK_MONOTONIC), for spin budgets and task times.
+std::int64_t now_ns() noexcept;
+
+}  // namespace mproc::detail

@@ -1,0 +1,502 @@
+#include "backend/process/pool_core.hpp"
+
+#include <emmintrin.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "mproc/codec.hpp"
+#include "mproc/detail/process_backend.hpp"
+#include "mproc/errors.hpp"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // each direction, each worker
+constexpr std::int64_t kWaitSpinNs = 100'000;     // a waiting caller collects this long, then sleeps
+constexpr std::int64_t kResultSpinNs = 20'000;    // the result thread spins this long when idle
+constexpr std::int64_t kStreamSpinNs = 50'000;    // spin for the rest of a message before sleeping
+constexpr double kQueueAheadNs = 200'000;         // work queued on a worker ahead of what it runs
+
+// True on the thread that holds the collecting role, while it holds it.
+thread_local bool t_collecting = false;
+
+std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+
+std::span<const std::byte> bytes_of(const std::uint64_t& v) { return {reinterpret_cast<const std::byte*>(&v), sizeof v}; }
+
+}  // namespace
+
+ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(options)), parent_pid_(os::getpid()) {
+  unsigned n = checked_pool_size(options_);
+  for (unsigned i = 0; i < n; ++i) slots_.push_back(std::make_unique<Slot>());
+  map_memory();
+  auto [r, w] = os::pipe();
+  os::set_nonblocking(r.get(), true);
+  wake_read_ = std::move(r);
+  wake_write_ = std::move(w);
+  try {
+    for (auto& slot : slots_) {
+      std::lock_guard lock(mu_);
+      spawn(*slot);
+    }
+    if (options_.initializer)
+      for (auto& slot : slots_) await_hello(*slot);
+  } catch (...) {
+    // No worker outlives a constructor that fails.
+    for (auto& slot : slots_) {
+      if (!slot->alive) continue;
+      os::kill(slot->pid, SIGKILL);
+      if (os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
+    }
+    os::unmap(memory_, memory_size_);
+    throw;
+  }
+  result_thread_ = std::thread([this] { result_loop(); });
+  watch_thread_ = std::thread([this] { watch_loop(); });
+}
+
+ProcessPoolCore::~ProcessPoolCore() {
+  if (result_thread_.joinable()) terminate();
+  os::unmap(memory_, memory_size_);
+}
+
+void ProcessPoolCore::map_memory() {
+  // One shared anonymous mapping, made before any fork: no name, nothing left in /dev/shm.
+  std::size_t header = align_up(sizeof(PoolShared), 64) + align_up(sizeof(SlotShared), 64) * slots_.size();
+  header = align_up(header, 4096);
+  memory_size_ = header + 2 * kRingBytes * slots_.size();
+  memory_ = os::map_shared_anonymous(memory_size_);
+  auto* base = static_cast<std::byte*>(memory_);
+  shared_ = new (base) PoolShared();
+  std::byte* p = base + align_up(sizeof(PoolShared), 64);
+  std::byte* data = base + header;
+  for (auto& slot : slots_) {
+    slot->shared = new (p) SlotShared();
+    p += align_up(sizeof(SlotShared), 64);
+    slot->tasks = Ring(&slot->shared->task_header, data, kRingBytes, &slot->shared->task_bell);
+    data += kRingBytes;
+    slot->results = Ring(&slot->shared->result_header, data, kRingBytes, &shared_->doorbell);
+    data += kRingBytes;
+  }
+}
+
+void ProcessPoolCore::spawn(Slot& slot) {
+  slot.tasks.reset();
+  slot.results.reset();
+  slot.shared->task_bell.disarm();
+  slot.shared->started_seq.store(0, std::memory_order_relaxed);
+  slot.dead.store(false);
+  slot.chunks_sent = 0;
+  WorkerContext ctx{&slot, shared_, &options_, parent_pid_};
+  os::flush_stdio();
+  pid_t pid = os::fork();
+  if (pid == 0) run_worker(ctx);
+  slot.pid = pid;
+  try {
+    slot.pidfd = os::pidfd_open(pid);
+  } catch (...) {
+    os::kill(pid, SIGKILL);
+    os::reap(pid);
+    throw;
+  }
+  slot.alive = true;
+  wake_watcher();
+}
+
+void ProcessPoolCore::await_hello(Slot& slot) {
+  // Until its hello, a worker that dies can only have died starting up.
+  auto gone = [&slot] {
+    os::PollFd fd{slot.pidfd.get()};
+    return os::poll_readable({&fd, 1}, os::Nanos(0)) > 0;
+  };
+  try {
+    slot.results.receive(slot.inbox, kStreamSpinNs, gone);
+  } catch (const RingAbandoned&) {
+    throw std::runtime_error("mproc: worker " + std::to_string(slot.pid) + " exited while starting");
+  }
+  Reader r(slot.inbox.bytes());
+  std::uint64_t seq = 0;
+  std::uint8_t status = 0;
+  r.read(&seq, sizeof seq);
+  r.read(&status, 1);
+  if (status != 0) std::rethrow_exception(decode_exception(r));
+}
+
+void ProcessPoolCore::check_running() {
+  std::lock_guard lock(mu_);
+  if (state_ != State::running)
+    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+}
+
+void ProcessPoolCore::enqueue(Record record) {
+  std::lock_guard lock(mu_);
+  if (state_ != State::running)
+    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+  pending_.push_back(std::move(record));
+  ++outstanding_;
+  dispatch();
+}
+
+std::size_t ProcessPoolCore::window() const {
+  if (avg_chunk_ns_ <= 0) return 2;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 2, 256);
+}
+
+void ProcessPoolCore::dispatch() {
+  const std::size_t limit = window();
+  while (!pending_.empty()) {
+    Slot* best = nullptr;
+    for (auto& s : slots_) {
+      if (!s->alive || s->dead.load(std::memory_order_relaxed) || s->inflight.size() >= limit) continue;
+      if (options_.maxtasksperchild && s->chunks_sent >= *options_.maxtasksperchild) continue;
+      // Fewest in flight; among equals, one that is awake (spinning) over one asleep.
+      if (!best || s->inflight.size() < best->inflight.size() ||
+          (s->inflight.size() == best->inflight.size() && best->shared->task_bell.word.load(std::memory_order_relaxed) &&
+           !s->shared->task_bell.word.load(std::memory_order_relaxed)))
+        best = s.get();
+    }
+    if (!best || !send(*best, pending_.front())) return;
+    best->inflight.push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+}
+
+bool ProcessPoolCore::send(Slot& slot, Record& record) {
+  record.seq = next_seq_++;
+  if (!slot.tasks.try_send(bytes_of(record.seq), record.payload.bytes())) {
+    // Too large for the free space: stream it, but only to an idle worker, which reads while
+    // we write; a busy one would make us wait for its current task.
+    if (!slot.inflight.empty()) return false;
+    try {
+      slot.tasks.send(bytes_of(record.seq), record.payload.bytes(), [&slot] { return slot.dead.load(); });
+    } catch (const RingAbandoned&) {
+      return false;  // the worker died; the watcher resets its slot and the record stays pending
+    }
+  }
+  ++slot.chunks_sent;
+  return true;
+}
+
+// --- collecting results ---------------------------------------------------------------------
+
+bool ProcessPoolCore::any_results() const noexcept {
+  for (const auto& s : slots_)
+    if (!s->dead.load(std::memory_order_relaxed) && s->results.has_message()) return true;
+  return false;
+}
+
+bool ProcessPoolCore::drain() {
+  bool any = false;
+  for (auto& s : slots_)
+    if (!s->dead.load(std::memory_order_relaxed)) any |= drain_slot(*s);
+  return any;
+}
+
+bool ProcessPoolCore::drain_slot(Slot& slot) {
+  bool any = false;
+  while (slot.results.has_message()) {
+    try {
+      slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+    } catch (const RingAbandoned&) {
+      break;  // the worker died mid-message; the watcher takes it from here
+    }
+    handle_message(slot);
+    any = true;
+  }
+  return any;
+}
+
+void ProcessPoolCore::handle_message(Slot& slot) {
+  Reader r(slot.inbox.bytes());
+  std::uint64_t seq = 0;
+  r.read(&seq, sizeof seq);
+  if (seq == kControlSeq) {  // a replacement worker's hello
+    std::uint8_t status = 0;
+    r.read(&status, 1);
+    std::lock_guard lock(mu_);
+    init_failures_ = status == 0 ? 0 : init_failures_ + 1;
+    return;
+  }
+  std::int64_t took = 0;
+  r.read(&took, sizeof took);
+  Record record;
+  {
+    std::lock_guard lock(mu_);
+    if (slot.inflight.empty() || slot.inflight.front().seq != seq) return;  // dropped by terminate()
+    record = std::move(slot.inflight.front());
+    slot.inflight.pop_front();
+    avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
+    dispatch();
+  }
+  record.job->deliver(record.first, record.count, r);
+  std::lock_guard lock(mu_);
+  if (--outstanding_ == 0) changed_.notify_all();
+}
+
+void ProcessPoolCore::release_role() noexcept {
+  // The result thread may be asleep: from now on a worker with a result must wake it.
+  shared_->doorbell.arm();
+  t_collecting = false;
+  role_mu_.unlock();
+  if (any_results() || has_deferred_.load()) wake_result_thread();
+}
+
+bool ProcessPoolCore::wait(JobBase& job, const Deadline& deadline) {
+  if (t_collecting)
+    throw std::logic_error(
+        "mproc: a callback cannot wait for a result of its own pool: it runs on the thread that collects them");
+  // Whoever waits collects: with the result thread asleep, a synchronous call involves just
+  // this thread and one worker, with no wake-up in between.
+  if (role_mu_.try_lock()) {
+    t_collecting = true;
+    shared_->doorbell.disarm();
+    const std::int64_t spin_end = now_ns() + kWaitSpinNs;
+    for (unsigned idle = 0; !job.ready();) {
+      if (drain()) continue;
+      if ((++idle & 63) == 0 && (now_ns() > spin_end || (deadline && Clock::now() >= *deadline))) break;
+      _mm_pause();
+    }
+    release_role();
+    if (job.ready()) return true;
+  }
+  return job.wait_plain(deadline);
+}
+
+void ProcessPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
+  {
+    std::lock_guard lock(deferred_mu_);
+    deferred_.push_back(std::move(job));
+    has_deferred_.store(true);
+  }
+  if (!t_collecting) wake_result_thread();  // a collector hands over on release_role()
+}
+
+void ProcessPoolCore::run_deferred() {
+  std::deque<std::shared_ptr<JobBase>> jobs;
+  {
+    std::lock_guard lock(deferred_mu_);
+    jobs.swap(deferred_);
+    has_deferred_.store(false);
+  }
+  for (auto& job : jobs) job->complete();
+}
+
+void ProcessPoolCore::wake_result_thread() noexcept {
+  shared_->doorbell.word.store(0, std::memory_order_seq_cst);
+  os::futex_wake(shared_->doorbell.word, INT_MAX, true);
+}
+
+void ProcessPoolCore::result_loop() {
+  t_on_pool_thread = true;
+  std::unique_lock role(role_mu_);
+  t_collecting = true;
+  std::int64_t idle_since = now_ns();
+  for (;;) {
+    if (has_deferred_.load()) {
+      // Callbacks run without the role, so that one may wait on the pool like any caller.
+      t_collecting = false;
+      role.unlock();
+      run_deferred();
+      role.lock();
+      t_collecting = true;
+    }
+    if (drain()) {
+      idle_since = now_ns();
+      continue;
+    }
+    if (stop_threads_.load() && !has_deferred_.load()) break;
+    if (now_ns() - idle_since < kResultSpinNs) {
+      _mm_pause();
+      continue;
+    }
+    shared_->doorbell.arm();
+    if (any_results() || has_deferred_.load() || stop_threads_.load()) {
+      shared_->doorbell.disarm();
+      continue;
+    }
+    t_collecting = false;
+    role.unlock();
+    shared_->doorbell.sleep(100'000'000);  // bounded: a safety net, not the wake-up path
+    role.lock();
+    t_collecting = true;
+    idle_since = now_ns();
+  }
+  t_collecting = false;
+}
+
+// --- watching workers -------------------------------------------------------------------------
+
+void ProcessPoolCore::wake_watcher() noexcept {
+  char byte = 1;
+  try {
+    os::write_some(wake_write_.get(), &byte, 1);
+  } catch (...) {
+    // The pipe is full, so the watcher is due to wake anyway.
+  }
+}
+
+void ProcessPoolCore::watch_loop() {
+  t_on_pool_thread = true;
+  while (!stop_threads_.load()) {
+    std::vector<os::PollFd> fds{{wake_read_.get()}};
+    std::vector<Slot*> who{nullptr};
+    {
+      std::lock_guard lock(mu_);
+      for (auto& s : slots_)
+        if (s->alive) {
+          fds.push_back({s->pidfd.get()});
+          who.push_back(s.get());
+        }
+    }
+    os::poll_readable(fds, std::nullopt);
+    if (fds[0].ready) os::drain_nonblocking(wake_read_.get());
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].ready) on_exit(*who[i]);
+  }
+}
+
+void ProcessPoolCore::on_exit(Slot& slot) {
+  slot.dead.store(true);
+  os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
+  std::optional<Record> lost;
+  {
+    std::lock_guard role(role_mu_);
+    t_collecting = true;
+    drain_slot(slot);  // results it finished before dying still count
+    t_collecting = false;
+    std::lock_guard lock(mu_);
+    slot.alive = false;
+    slot.pidfd.reset();
+    if (!slot.inflight.empty() &&
+        slot.shared->started_seq.load(std::memory_order_acquire) == slot.inflight.front().seq) {
+      lost = std::move(slot.inflight.front());
+      slot.inflight.pop_front();
+      --outstanding_;
+    }
+    // Chunks it had not started go to the other workers, ahead of newer work.
+    while (!slot.inflight.empty()) {
+      pending_.push_front(std::move(slot.inflight.back()));
+      slot.inflight.pop_back();
+    }
+    bool needed = state_ == State::running || outstanding_ > 0;
+    if (!stopping_workers_ && needed && init_failures_ < 3) {
+      try {
+        spawn(slot);
+      } catch (...) {
+        // Cannot replace it now (fork failed): the remaining workers carry on.
+      }
+    }
+    dispatch();
+    changed_.notify_all();
+  }
+  if (lost)
+    lost->job->fail(lost->first, lost->count,
+                    std::make_exception_ptr(WorkerLost(slot.pid, status.signaled ? status.signal : 0,
+                                                       status.signaled ? 0 : status.code)));
+}
+
+// --- shutting down ----------------------------------------------------------------------------
+
+void ProcessPoolCore::close() {
+  std::lock_guard lock(mu_);
+  if (state_ == State::running) state_ = State::closed;
+}
+
+void ProcessPoolCore::join() {
+  {
+    std::unique_lock lock(mu_);
+    if (state_ == State::running) throw std::logic_error("mproc: Pool::join: call close() or terminate() first");
+    changed_.wait(lock, [this] { return outstanding_ == 0 || state_ == State::terminated; });
+    stopping_workers_ = true;
+    const std::uint64_t stop = kControlSeq;
+    for (auto& s : slots_)
+      if (s->alive && !s->tasks.try_send(bytes_of(stop), {})) os::kill(s->pid, SIGKILL);
+    changed_.wait(lock, [this] {
+      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
+    });
+  }
+  stop_threads();
+}
+
+void ProcessPoolCore::kill_all() {
+  for (auto& s : slots_)
+    if (s->alive) os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+}
+
+void ProcessPoolCore::terminate() {
+  std::vector<Record> dropped;
+  {
+    std::lock_guard lock(mu_);
+    state_ = State::terminated;
+    stopping_workers_ = true;
+    for (auto& r : pending_) dropped.push_back(std::move(r));
+    pending_.clear();
+    for (auto& s : slots_) {
+      for (auto& r : s->inflight) dropped.push_back(std::move(r));
+      s->inflight.clear();
+    }
+    outstanding_ -= dropped.size();
+    kill_all();
+    changed_.notify_all();
+  }
+  auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
+  for (auto& r : dropped) r.job->fail(r.first, r.count, error);
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] {
+      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
+    });
+  }
+  stop_threads();
+}
+
+void ProcessPoolCore::stop_threads() {
+  if (stop_threads_.exchange(true)) {
+    // Another caller is stopping them; wait for it, as the threads are joined only once.
+    while (result_thread_.joinable() || watch_thread_.joinable()) std::this_thread::yield();
+    return;
+  }
+  wake_watcher();
+  wake_result_thread();
+  if (watch_thread_.joinable()) watch_thread_.join();
+  if (result_thread_.joinable()) result_thread_.join();
+}
+
+std::vector<int> ProcessPoolCore::worker_pids() {
+  std::lock_guard lock(mu_);
+  std::vector<int> pids;
+  for (auto& s : slots_) pids.push_back(s->alive ? s->pid : 0);
+  return pids;
+}
+
+// --- ProcessBackend ---------------------------------------------------------------------------
+
+ProcessBackend::ProcessBackend(PoolOptions options) : core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
+ProcessBackend::~ProcessBackend() = default;
+unsigned ProcessBackend::size() const noexcept { return core_->size(); }
+JobHost* ProcessBackend::host() noexcept { return core_.get(); }
+void ProcessBackend::check_running() const { core_->check_running(); }
+void ProcessBackend::close() { core_->close(); }
+void ProcessBackend::join() { core_->join(); }
+void ProcessBackend::terminate() { core_->terminate(); }
+std::vector<int> ProcessBackend::worker_pids() const { return core_->worker_pids(); }
+
+void ProcessBackend::shutdown() noexcept {
+  try {
+    core_->close();
+    core_->join();
+  } catch (...) {
+    core_->terminate();
+  }
+}
+
+void ProcessBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload) {
+  core_->enqueue(Record{std::move(job), first, count, std::move(payload), 0});
+}
+
+}  // namespace mproc::detail

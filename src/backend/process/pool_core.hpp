@@ -1,0 +1,143 @@
+// pool_core.hpp: ProcessPoolCore — the parent's side of a process pool: the worker slots and
+// their shared memory, dispatch of chunks, the result thread, the watcher thread, and the
+// collecting protocol that lets a waiting caller read results itself.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backend/process/channel.hpp"
+#include "mproc/detail/job.hpp"
+#include "mproc/pool_options.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+
+// Shared with the workers: one per pool.
+struct PoolShared {
+  alignas(64) Bell doorbell;  // the result thread sleeps here; workers ring it after a result
+};
+
+// Shared with one worker: its bell, what it runs now, and its two rings' headers.
+struct SlotShared {
+  alignas(64) Bell task_bell;  // the worker sleeps here while it has no task
+  alignas(64) std::atomic<std::uint64_t> started_seq{0};  // the chunk it runs or last ran
+  std::atomic<std::int64_t> started_ns{0};                 // when it started it (now_ns())
+  RingHeader task_header;
+  RingHeader result_header;
+};
+
+// A chunk of a job on its way: pending, or in flight on a worker.
+struct Record {
+  std::shared_ptr<JobBase> job;
+  std::size_t first = 0;
+  std::size_t count = 0;
+  Writer payload;  // kept until the result arrives, to resend if the worker is lost first
+  std::uint64_t seq = 0;
+};
+
+// Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
+constexpr std::uint64_t kControlSeq = 0;
+
+struct Slot {
+  SlotShared* shared = nullptr;
+  Ring tasks;    // parent -> worker
+  Ring results;  // worker -> parent
+  pid_t pid = 0;
+  os::Fd pidfd;
+  bool alive = false;                // guarded by ProcessPoolCore::mu_
+  long chunks_sent = 0;              // since spawned; guarded by mu_
+  std::deque<Record> inflight;       // sent, result not yet read, in order; guarded by mu_
+  std::atomic<bool> dead{false};     // set by the watcher as soon as it sees the exit
+  Writer inbox;                      // used only by the thread holding the collecting role
+};
+
+// What a worker needs after the fork.
+struct WorkerContext {
+  Slot* slot;
+  PoolShared* pool;
+  const PoolOptions* options;
+  pid_t parent;
+};
+[[noreturn]] void run_worker(const WorkerContext& ctx) noexcept;
+
+class ProcessPoolCore final : public JobHost {
+ public:
+  explicit ProcessPoolCore(PoolOptions options);
+  ~ProcessPoolCore();
+
+  unsigned size() const noexcept { return static_cast<unsigned>(slots_.size()); }
+  void check_running();
+  void enqueue(Record record);
+  void close();
+  void join();
+  void terminate();
+  std::vector<int> worker_pids();
+
+  // JobHost
+  void defer_completion(std::shared_ptr<JobBase> job) override;
+  bool wait(JobBase& job, const Deadline& deadline) override;
+
+ private:
+  enum class State { running, closed, terminated };
+
+  void map_memory();
+  void spawn(Slot& slot);  // under mu_ or before the threads start
+  void await_hello(Slot& slot);
+  void dispatch();  // under mu_
+  bool send(Slot& slot, Record& record);  // under mu_
+  std::size_t window() const;  // chunks in flight per worker; under mu_
+
+  bool drain();  // holds the collecting role; returns whether anything was read
+  bool drain_slot(Slot& slot);
+  void handle_message(Slot& slot);
+  bool any_results() const noexcept;
+  void run_deferred();
+  void release_role() noexcept;  // hands collecting back to the result thread
+
+  void result_loop();
+  void watch_loop();
+  void on_exit(Slot& slot);
+  void wake_watcher() noexcept;
+  void wake_result_thread() noexcept;
+  void stop_threads();
+  void kill_all();  // under mu_
+
+  PoolOptions options_;
+  void* memory_ = nullptr;
+  std::size_t memory_size_ = 0;
+  PoolShared* shared_ = nullptr;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  pid_t parent_pid_;
+
+  mutable std::mutex mu_;
+  std::condition_variable changed_;  // work finished or a worker exited; with mu_
+  State state_ = State::running;     // guarded by mu_
+  bool stopping_workers_ = false;    // guarded by mu_: no more respawns
+  std::deque<Record> pending_;       // guarded by mu_
+  std::size_t outstanding_ = 0;      // records pending or in flight; guarded by mu_
+  std::uint64_t next_seq_ = 1;       // guarded by mu_
+  double avg_chunk_ns_ = 0;          // moving average of a chunk's run time; guarded by mu_
+  int init_failures_ = 0;            // initializer failures in a row; guarded by mu_
+
+  std::mutex role_mu_;  // held by whoever reads the result rings: the result thread or a waiter
+  std::mutex deferred_mu_;
+  std::deque<std::shared_ptr<JobBase>> deferred_;  // completions for a pool thread; guarded by deferred_mu_
+  std::atomic<bool> has_deferred_{false};
+
+  os::Fd wake_read_, wake_write_;  // wakes the watcher
+  std::atomic<bool> stop_threads_{false};
+  std::thread result_thread_;
+  std::thread watch_thread_;
+};
+
+}  // namespace mproc::detail

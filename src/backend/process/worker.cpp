@@ -1,0 +1,81 @@
+// The worker process's side of a process pool: after the fork, read chunks, run them, send
+// results, until told to stop, the parent disappears, or maxtasksperchild is reached.
+#include <signal.h>
+
+#include <cstring>
+
+#include "backend/process/pool_core.hpp"
+#include "mproc/codec.hpp"
+#include "mproc/detail/invoke.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::int64_t kWorkerSpinNs = 200'000;  // spin this long for the next task, then sleep
+
+// Runs the initializer and tells the parent how it went; a worker whose initializer threw exits.
+void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone) {
+  Writer out;
+  std::uint64_t seq = kControlSeq;
+  out.write(&seq, sizeof seq);
+  bool ok = true;
+  try {
+    options.initializer();
+    std::uint8_t status = 0;
+    out.write(&status, 1);
+  } catch (...) {
+    ok = false;
+    write_item_error(out, std::current_exception());
+  }
+  slot.results.send(out.bytes(), {}, parent_gone);
+  if (!ok) {
+    os::flush_stdio();
+    os::exit_now(1);
+  }
+}
+
+}  // namespace
+
+void run_worker(const WorkerContext& ctx) noexcept {
+  try {
+    // The parent's death ends the worker: at once by signal, or at its next idle wake-up.
+    os::set_parent_death_signal(SIGKILL);
+    if (os::getppid() != ctx.parent) os::exit_now(1);
+    os::ignore_signal(SIGINT);  // Ctrl-C is the parent's to handle; workers must not each report it
+    Slot& slot = *ctx.slot;
+    GiveUp parent_gone = [&ctx] { return os::getppid() != ctx.parent; };
+    if (ctx.options->initializer) say_hello(slot, *ctx.options, parent_gone);
+
+    const long max_tasks = ctx.options->maxtasksperchild.value_or(0);
+    Writer inbox, out;
+    for (long done = 0;;) {
+      slot.tasks.receive(inbox, kWorkerSpinNs, parent_gone);
+      Reader in(inbox.bytes());
+      std::uint64_t seq = 0;
+      in.read(&seq, sizeof seq);
+      if (seq == kControlSeq) break;
+      Invoker entry = nullptr;
+      in.read(&entry, sizeof entry);
+      std::int64_t start = now_ns();
+      slot.shared->started_ns.store(start, std::memory_order_relaxed);
+      slot.shared->started_seq.store(seq, std::memory_order_release);
+
+      out.clear();
+      out.grow(2 * sizeof(std::uint64_t));  // [seq][run time], filled in below
+      entry(in, out);
+      std::int64_t took = now_ns() - start;
+      std::memcpy(out.data(), &seq, sizeof seq);
+      std::memcpy(out.data() + sizeof seq, &took, sizeof took);
+      slot.results.send(out.bytes(), {}, parent_gone);
+      if (max_tasks && ++done >= max_tasks) break;
+    }
+    os::flush_stdio();
+    os::exit_now(0);
+  } catch (...) {
+    // Only a vanished parent (RingAbandoned) or a broken channel lands here.
+    os::exit_now(1);
+  }
+}
+
+}  // namespace mproc::detail

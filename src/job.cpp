@@ -1,0 +1,58 @@
+#include "mproc/detail/job.hpp"
+
+#include <emmintrin.h>
+
+#include "os/os.hpp"
+
+namespace mproc::detail {
+
+bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline) {
+  // A short spin catches results that are microseconds away without a system call.
+  for (int i = 0; i < 2000; ++i) {
+    if (word.load(std::memory_order_acquire) != current) return true;
+    _mm_pause();
+  }
+  while (word.load(std::memory_order_acquire) == current) {
+    std::optional<os::Nanos> left;
+    if (deadline) {
+      auto now = Clock::now();
+      if (now >= *deadline) return false;
+      left = *deadline - now;
+    }
+    os::futex_wait(word, current, left, /*shared=*/false);
+  }
+  return true;
+}
+
+void wake_all(const std::atomic<std::uint32_t>& word) noexcept { os::futex_wake(word, INT32_MAX, false); }
+
+void JobBase::record_error(const std::exception_ptr& e) noexcept {
+  if (!failed_.exchange(true, std::memory_order_acq_rel)) error_ = e;
+}
+
+void JobBase::items_done(std::size_t count) noexcept {
+  if (remaining_.fetch_sub(count, std::memory_order_acq_rel) != count) return;
+  if (host_ && has_callbacks() && !t_on_pool_thread) host_->defer_completion(shared_from_this());
+  else complete();
+}
+
+void JobBase::complete() noexcept {
+  try {
+    run_callbacks();
+  } catch (...) {
+    // A callback that throws fails the job with its exception.
+    error_ = std::current_exception();
+  }
+  if (state_.exchange(kDone, std::memory_order_acq_rel) == kWaiting) wake_all(state_);
+}
+
+bool JobBase::wait_plain(const Deadline& deadline) {
+  for (;;) {
+    std::uint32_t s = state_.load(std::memory_order_acquire);
+    if (s == kDone) return true;
+    if (s == kPending && !state_.compare_exchange_weak(s, kWaiting, std::memory_order_acq_rel)) continue;
+    if (!wait_for_change(state_, kWaiting, deadline)) return ready();
+  }
+}
+
+}  // namespace mproc::detail

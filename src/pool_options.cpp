@@ -1,0 +1,25 @@
+#include "mproc/pool_options.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "mproc/cpu.hpp"
+
+namespace mproc::detail {
+
+unsigned checked_pool_size(const PoolOptions& options) {
+  if (options.processes && *options.processes <= 0)
+    throw std::invalid_argument("mproc: a pool needs at least one worker (processes = " +
+                                std::to_string(*options.processes) + ")");
+  if (options.processes && *options.processes > 4096)
+    throw std::invalid_argument("mproc: processes = " + std::to_string(*options.processes) +
+                                " is more workers than mproc supports (4096)");
+  if (options.maxtasksperchild && *options.maxtasksperchild <= 0)
+    throw std::invalid_argument("mproc: maxtasksperchild must be positive (got " +
+                                std::to_string(*options.maxtasksperchild) + ")");
+  if (options.task_timeout && options.task_timeout->count() <= 0)
+    throw std::invalid_argument("mproc: task_timeout must be positive");
+  return options.processes ? static_cast<unsigned>(*options.processes) : process_cpu_count();
+}
+
+}  // namespace mproc::detail

@@ -53,10 +53,19 @@ template <class T>
 inline constexpr bool refers_elsewhere_v = std::is_pointer_v<T> || std::is_member_pointer_v<T> ||
                                            std::is_reference_v<T> || is_view_type<T>::value;
 
+// A type that says how it is serialized (a serialize or save member) is encoded its own way,
+// even when it is trivially copyable.
+template <class T>
+inline constexpr bool has_own_serialize_v =
+    cereal::traits::has_member_serialize<T, OutputArchive>::value ||
+    cereal::traits::has_member_versioned_serialize<T, OutputArchive>::value ||
+    cereal::traits::has_member_save<T, OutputArchive>::value ||
+    cereal::traits::has_member_versioned_save<T, OutputArchive>::value;
+
 // Sent as its own bytes.
 template <class T>
 inline constexpr bool is_raw_v = std::is_trivially_copyable_v<T> && !refers_elsewhere_v<T> &&
-                                 !std::is_same_v<T, bool> && !is_tuple_like<T>::value;
+                                 !std::is_same_v<T, bool> && !is_tuple_like<T>::value && !has_own_serialize_v<T>;
 
 template <class T> struct is_raw_sequence : std::false_type {};
 template <class C, class Tr, class A> struct is_raw_sequence<std::basic_string<C, Tr, A>> : std::true_type {};
@@ -108,8 +117,14 @@ void encode(Writer& w, const T& value) {
     w.write(&n, sizeof n);
     w.write(value.data(), value.size() * sizeof(typename T::value_type));
   } else {
-    OutputArchive ar(w);
-    ar(value);
+    try {
+      OutputArchive ar(w);
+      ar(value);
+    } catch (const SerializationError&) {
+      throw;
+    } catch (...) {
+      rethrow_as_serialization_error("encoding a value");
+    }
   }
 }
 

@@ -53,13 +53,7 @@ void ProcessBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& f
                             std::size_t first, const std::shared_ptr<const void>&) {
   Writer payload;
   try {
-    try {
-      encode_chunk<S>(payload, fn, items);
-    } catch (const SerializationError&) {
-      throw;
-    } catch (...) {
-      rethrow_as_serialization_error("encoding a task's arguments");
-    }
+    encode_chunk<S>(payload, fn, items);
   } catch (...) {
     // The arguments cannot be sent: these tasks fail, the pool goes on.
     job->fail(first, items.size(), std::current_exception());

@@ -1,0 +1,253 @@
+// Pool tests that are about processes: work crossing into forked workers, faults that only a
+// process boundary can raise, and a pool leaving nothing behind. Behaviour common to every
+// pool is in test_behaviour.cpp.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <numeric>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "leak_check.hpp"
+#include "mproc/mproc.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int sqr(int x) { return x * x; }
+int pid_of_worker(int) { return static_cast<int>(::getpid()); }
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+
+// A type whose encoding always fails: its serialize throws.
+struct Unsendable {
+  int value = 0;
+  template <class Archive>
+  void serialize(Archive&) {
+    throw std::runtime_error("refuses to be encoded");
+  }
+};
+Unsendable make_unsendable(int x) { return Unsendable{x}; }
+int take_unsendable(Unsendable u) { return u.value; }
+
+struct Point {
+  double x = 0, y = 0;
+  std::string label;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(x, y, label);
+  }
+};
+Point move_point(Point p, double dx) {
+  p.x += dx;
+  p.label += "!";
+  return p;
+}
+
+std::map<std::string, std::vector<int>> histogram(const std::vector<std::string>& words) {
+  std::map<std::string, std::vector<int>> out;
+  for (std::size_t i = 0; i < words.size(); ++i) out[words[i]].push_back(static_cast<int>(i));
+  return out;
+}
+
+int global_set_before_fork = 0;
+int read_global(int) { return global_set_before_fork; }
+
+}  // namespace
+
+TEST(PoolProcess, TasksRunInOtherProcesses) {
+  mproc::Pool pool(2);
+  std::vector<int> in(64, 0);
+  auto pids = pool.map(pid_of_worker, in, 1);
+  std::set<int> distinct(pids.begin(), pids.end());
+  EXPECT_FALSE(distinct.count(static_cast<int>(::getpid())));
+  EXPECT_LE(distinct.size(), 2U);
+  auto workers = pool.backend().worker_pids();
+  for (int pid : distinct) EXPECT_THAT(workers, testing::Contains(pid));
+}
+
+TEST(PoolProcess, WorkersSeeStateSetBeforeTheFork) {
+  global_set_before_fork = 42;
+  mproc::Pool pool(1);
+  global_set_before_fork = 7;  // after the fork: the worker keeps its copy
+  EXPECT_EQ(pool.apply(read_global, std::tuple{0}), 42);
+}
+
+TEST(PoolProcess, UserTypesCrossThroughCereal) {
+  mproc::Pool pool(2);
+  Point p = pool.apply(move_point, std::tuple{Point{1.5, 2, "p"}, 2.0});
+  EXPECT_DOUBLE_EQ(p.x, 3.5);
+  EXPECT_EQ(p.label, "p!");
+  auto h = pool.apply(histogram, std::tuple{std::vector<std::string>{"a", "b", "a"}});
+  EXPECT_EQ(h["a"], (std::vector<int>{0, 2}));
+  EXPECT_EQ(h["b"], (std::vector<int>{1}));
+}
+
+TEST(PoolProcess, LargeArgumentsAndResultsStreamThroughTheRing) {
+  mproc::Pool pool(2);
+  // 24 MiB each way: many times the ring's size.
+  std::vector<int> big(6 << 20);
+  std::iota(big.begin(), big.end(), 0);
+  auto reversed = pool.apply([](std::vector<int> v) { std::reverse(v.begin(), v.end()); return v; }, std::tuple{big});
+  ASSERT_EQ(reversed.size(), big.size());
+  EXPECT_EQ(reversed.front(), big.back());
+  EXPECT_EQ(reversed.back(), big.front());
+  // And the pool still works with small tasks afterwards.
+  EXPECT_EQ(pool.apply(sqr, std::tuple{9}), 81);
+}
+
+TEST(PoolProcess, ResultThatCannotBeEncodedFailsOnlyThatTask) {
+  mproc::Pool pool(2);
+  auto bad = pool.apply_async(make_unsendable, std::tuple{1});
+  auto good = pool.apply_async(sqr, std::tuple{3});
+  EXPECT_THROW((void)bad.get(), mproc::SerializationError);
+  EXPECT_EQ(good.get(), 9);
+  try {
+    (void)bad.get();
+  } catch (const mproc::SerializationError& e) {
+    EXPECT_THAT(e.what(), testing::HasSubstr("refuses to be encoded"));
+  }
+  EXPECT_EQ(pool.map(sqr, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));
+}
+
+TEST(PoolProcess, ArgumentThatCannotBeEncodedFailsOnlyThatTask) {
+  mproc::Pool pool(2);
+  auto bad = pool.apply_async(take_unsendable, std::tuple{Unsendable{5}});
+  EXPECT_TRUE(bad.ready());
+  EXPECT_THROW((void)bad.get(), mproc::SerializationError);
+  EXPECT_EQ(pool.apply(sqr, std::tuple{4}), 16);
+}
+
+TEST(PoolProcess, GetWithTimeoutOnASleepingTask) {
+  mproc::Pool pool(1);
+  auto r = pool.apply_async(sleep_ms, std::tuple{300});
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW((void)r.get(50ms), mproc::TimeoutError);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 250ms);
+  EXPECT_EQ(r.get(5s), 300);
+}
+
+TEST(PoolProcess, TerminateWhileTasksRunReturnsPromptlyAndLeavesNoProcess) {
+  auto before = mproc::test::child_pids();
+  mproc::Pool pool(2);
+  std::vector<mproc::AsyncResult<int>> running;
+  for (int i = 0; i < 6; ++i) running.push_back(pool.apply_async(sleep_ms, std::tuple{5000}));
+  std::this_thread::sleep_for(50ms);
+  auto start = std::chrono::steady_clock::now();
+  pool.terminate();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  for (auto& r : running) EXPECT_THROW((void)r.get(1s), mproc::PoolNotRunning);
+  EXPECT_EQ(mproc::test::child_pids(), before);
+  EXPECT_THROW((void)pool.apply_async(sqr, std::tuple{1}), mproc::PoolNotRunning);
+}
+
+TEST(PoolProcess, DestroyedWithWorkOutstandingFinishesItFirst) {
+  std::atomic<int> called{0};
+  std::vector<mproc::AsyncResult<int>> results;
+  {
+    mproc::Pool pool(2);
+    for (int i = 0; i < 20; ++i)
+      results.push_back(pool.apply_async(sleep_ms, std::tuple{10}, [&called](const int&) { ++called; }));
+  }
+  EXPECT_EQ(called.load(), 20);
+  for (auto& r : results) {
+    EXPECT_TRUE(r.ready());
+    EXPECT_EQ(r.get(), 10);
+  }
+}
+
+TEST(PoolProcess, WorkerKilledMidTaskCostsOnlyThatTask) {
+  mproc::Pool pool(2);
+  auto victim = pool.apply_async([](int) { ::kill(::getpid(), SIGKILL); return 0; }, std::tuple{0});
+  try {
+    (void)victim.get(5s);
+    FAIL() << "expected WorkerLost";
+  } catch (const mproc::WorkerLost& e) {
+    EXPECT_EQ(e.signal(), SIGKILL);
+    EXPECT_GT(e.pid(), 0);
+  }
+  std::vector<int> in(1000);
+  std::iota(in.begin(), in.end(), 0);
+  auto out = pool.map(sqr, in);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], i * i);
+  auto pids = pool.backend().worker_pids();
+  EXPECT_EQ(std::count(pids.begin(), pids.end(), 0), 0);
+}
+
+TEST(PoolProcess, WorkerExitingWithACodeIsReported) {
+  mproc::Pool pool(1);
+  auto r = pool.apply_async([](int code) { ::_exit(code); return 0; }, std::tuple{3});
+  try {
+    (void)r.get(5s);
+    FAIL() << "expected WorkerLost";
+  } catch (const mproc::WorkerLost& e) {
+    EXPECT_EQ(e.signal(), 0);
+    EXPECT_EQ(e.exit_code(), 3);
+  }
+  EXPECT_EQ(pool.apply(sqr, std::tuple{5}), 25);
+}
+
+TEST(PoolProcess, MaxTasksPerChildReplacesWorkersWithoutLosingTasks) {
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .maxtasksperchild = 3});
+  std::vector<int> in(60, 0);
+  auto pids = pool.map(pid_of_worker, in, 1);
+  std::set<int> distinct(pids.begin(), pids.end());
+  EXPECT_GE(distinct.size(), 20U);  // 60 tasks, at most 3 per worker
+  std::vector<int> nums(100);
+  std::iota(nums.begin(), nums.end(), 0);
+  auto sq = pool.map(sqr, nums, 1);
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(sq[static_cast<std::size_t>(i)], i * i);
+}
+
+TEST(PoolProcess, InitializerRunsInEachWorker) {
+  static int initialized = 0;
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .initializer = [] { initialized = 1; }});
+  EXPECT_EQ(initialized, 0);  // it ran in the workers, not here
+  auto seen = pool.map([](int) { return initialized; }, std::vector<int>(8, 0), 1);
+  EXPECT_EQ(seen, std::vector<int>(8, 1));
+}
+
+TEST(PoolProcess, InitializerThatThrowsFailsTheConstructorAndLeavesNoWorker) {
+  auto before = mproc::test::child_pids();
+  EXPECT_THROW(mproc::Pool(mproc::PoolOptions{.processes = 2,
+                                              .initializer = [] { throw std::invalid_argument("no config"); }}),
+               std::invalid_argument);
+  EXPECT_EQ(mproc::test::child_pids(), before);
+}
+
+TEST(PoolProcess, CallbackWaitingOnItsOwnPoolIsAnErrorNotAHang) {
+  mproc::Pool pool(2);
+  static mproc::Pool* self = nullptr;
+  self = &pool;
+  auto r = pool.apply_async(sqr, std::tuple{2}, [](const int&) { (void)self->apply(sqr, std::tuple{3}); });
+  // Either the callback ran on a thread free to wait (fine), or it was refused: never a hang.
+  try {
+    EXPECT_EQ(r.get(5s), 4);
+  } catch (const std::logic_error& e) {
+    EXPECT_THAT(e.what(), testing::HasSubstr("callback"));
+  }
+}
+
+TEST(PoolProcess, JoinLeavesNoProcessAndNoSharedMemory) {
+  auto before = mproc::test::child_pids();
+  auto shm_before = mproc::test::shm_entries();
+  {
+    mproc::Pool pool(3);
+    EXPECT_EQ(mproc::test::child_pids().size(), before.size() + 3);
+    EXPECT_EQ(pool.map(sqr, std::vector<int>{1, 2}), (std::vector<int>{1, 4}));
+    pool.close();
+    pool.join();
+    EXPECT_EQ(mproc::test::child_pids(), before);
+  }
+  EXPECT_EQ(mproc::test::shm_entries(), shm_before);
+}

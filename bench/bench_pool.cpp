@@ -1,0 +1,103 @@
+// The process Pool's four figures (issue: "How fast"): a synchronous apply round trip, 300000
+// apply_async then gathered, the article's map on a started Pool(2) next to the serial loop,
+// and a Pool(2) built, closed and joined. bench/pool_python.py measures Python's side.
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "mproc/mproc.hpp"
+
+namespace {
+
+int tiny(int x) { return x + 1; }
+
+// The article's workload: 300000 rows of 6 ints in [0, 11); count values in [4, 8] per row.
+int howmany_within_range(const std::vector<int>& row) {
+  return static_cast<int>(std::count_if(row.begin(), row.end(), [](int v) { return v >= 4 && v <= 8; }));
+}
+
+const std::vector<std::vector<int>>& article_rows() {
+  static const auto rows = [] {
+    std::mt19937 gen(110);
+    std::vector<std::vector<int>> out(300000, std::vector<int>(6));
+    for (auto& row : out)
+      for (int& v : row) v = static_cast<int>(gen() % 11);
+    return out;
+  }();
+  return rows;
+}
+
+mproc::Pool& started_pool() {
+  static mproc::Pool pool(2);
+  return pool;
+}
+
+double median(std::vector<double>& v) {
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+  return v[v.size() / 2];
+}
+
+void BM_ApplyRoundTrip(benchmark::State& state) {
+  auto& pool = started_pool();
+  std::vector<double> ns;
+  ns.reserve(1 << 20);
+  int i = 0;
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(pool.apply(tiny, std::tuple{i++}));
+    ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count());
+  }
+  state.counters["median_us"] = median(ns) / 1000;
+}
+BENCHMARK(BM_ApplyRoundTrip)->MinTime(2.0);
+
+void BM_ApplyAsync300k(benchmark::State& state) {
+  auto& pool = started_pool();
+  constexpr int kTasks = 300000;
+  std::vector<mproc::AsyncResult<int>> results;
+  results.reserve(kTasks);
+  for (auto _ : state) {
+    results.clear();
+    for (int i = 0; i < kTasks; ++i) results.push_back(pool.apply_async(tiny, std::tuple{i}));
+    long sum = 0;
+    for (auto& r : results) sum += r.get();
+    benchmark::DoNotOptimize(sum);
+  }
+  state.counters["us_per_task"] =
+      benchmark::Counter(kTasks * 1e-6, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ApplyAsync300k)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+
+void BM_ArticleMap(benchmark::State& state) {
+  auto& pool = started_pool();
+  const auto& rows = article_rows();
+  for (auto _ : state) benchmark::DoNotOptimize(pool.map(howmany_within_range, rows));
+}
+BENCHMARK(BM_ArticleMap)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_ArticleSerial(benchmark::State& state) {
+  const auto& rows = article_rows();
+  for (auto _ : state) {
+    std::vector<int> out;
+    out.reserve(rows.size());
+    for (const auto& row : rows) out.push_back(howmany_within_range(row));
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(BM_ArticleSerial)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_PoolStartStop(benchmark::State& state) {
+  for (auto _ : state) {
+    mproc::Pool pool(2);
+    pool.close();
+    pool.join();
+  }
+}
+BENCHMARK(BM_PoolStartStop)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

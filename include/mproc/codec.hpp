@@ -167,6 +167,26 @@ T decode(Reader& r) {
   }
 }
 
+// Decodes into an existing value, reusing what it owns (a vector's capacity): a worker decodes
+// every item of a chunk into one object instead of allocating one per item.
+template <class T>
+void decode_into(Reader& r, T& value) {
+  if constexpr (is_tuple_like<T>::value) {
+    std::apply([&r](auto&... xs) { (decode_into(r, xs), ...); }, value);
+  } else if constexpr (is_raw_sequence<T>::value) {
+    using E = typename T::value_type;
+    std::uint64_t n = 0;
+    r.read(&n, sizeof n);
+    if (n > r.remaining() / sizeof(E)) throw_bad_length(n, r.remaining());
+    value.resize(static_cast<std::size_t>(n));
+    r.read(value.data(), value.size() * sizeof(E));
+  } else if constexpr (std::is_move_assignable_v<T>) {
+    value = decode<T>(r);
+  } else {
+    static_assert(std::is_move_assignable_v<T>, "mproc: decode_into needs an assignable type");
+  }
+}
+
 // Exceptions cross as their registered type's name and what(); an unregistered type arrives
 // as RemoteError carrying the thrown type's name.
 void encode_exception(Writer& w, const std::exception_ptr& e);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <optional>
 #include <span>
 #include <tuple>
 #include <type_traits>
@@ -95,11 +96,17 @@ void invoke(Reader& in, Writer& out) {
       }
     }();
     in.read(&count, sizeof count);
+    std::optional<Item> item;
     for (; done < count; ++done) {
-      Item item = decode<Item>(in);
+      if constexpr (std::is_default_constructible_v<Item>) {
+        if (!item) item.emplace();
+        decode_into(in, *item);
+      } else {
+        item.emplace(decode<Item>(in));
+      }
       std::size_t mark = out.size();
       try {
-        auto result = call<S>(f, item);
+        auto result = call<S>(f, *item);
         std::uint8_t ok = 0;
         out.write(&ok, 1);
         encode(out, result);
@@ -123,7 +130,12 @@ void encode_chunk(Writer& w, const F& f, std::span<const Item> items) {
   if constexpr (is_function_pointer_v<F>) w.write(&f, sizeof f);
   auto count = static_cast<std::uint64_t>(items.size());
   w.write(&count, sizeof count);
-  for (const Item& item : items) encode(w, item);
+  if (items.empty()) return;
+  // Size the buffer once from the first item, rather than doubling through a large chunk.
+  std::size_t before = w.size();
+  encode(w, items[0]);
+  w.reserve(w.size() + (w.size() - before) * (items.size() - 1) + 64);
+  for (const Item& item : items.subspan(1)) encode(w, item);
 }
 
 }  // namespace mproc::detail

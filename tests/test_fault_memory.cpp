@@ -1,0 +1,44 @@
+// Workers under a memory limit set with setrlimit in the initializer: a stack that grows past
+// its limit kills the worker (WorkerLost); a heap allocation past RLIMIT_AS fails the task with
+// std::bad_alloc and the worker goes on.
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <string>
+#include <vector>
+
+#include "fault_check.hpp"
+
+namespace {
+
+void limit(int resource, rlim_t bytes) {
+  rlimit r{bytes, bytes};
+  if (::setrlimit(resource, &r) != 0) throw std::runtime_error("setrlimit failed");
+}
+
+// Each frame keeps a page alive, so the stack grows until the limit kills the process.
+int deep(int n) {
+  volatile char page[4096];
+  page[0] = static_cast<char>(n);
+  return n == 0 ? page[0] : deep(n - 1) + page[0];
+}
+
+}  // namespace
+
+TEST(FaultMemory, StackPastItsLimitKillsTheWorker) {
+  mproc::test::expect_worker_lost_then_recovers([](int) { return deep(1 << 20); }, {SIGSEGV, 0},
+                                                {.processes = 2, .initializer = [] { limit(RLIMIT_STACK, 1 << 20); }});
+}
+
+TEST(FaultMemory, HeapPastTheAddressSpaceLimitFailsOnlyTheTask) {
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .initializer = [] { limit(RLIMIT_AS, rlim_t{1} << 30); }});
+  auto r = pool.apply_async(
+      [](int) {
+        std::vector<std::string> hog;
+        for (;;) hog.emplace_back(std::size_t{64} << 20, 'x');
+        return 0;
+      },
+      std::tuple{0});
+  EXPECT_THROW((void)r.get(std::chrono::seconds(10)), std::bad_alloc);
+  mproc::test::expect_full_pool_works(pool, 2);
+}

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <bit>
+#include <cstring>
 #include <cstdint>
 #include <exception>
 #include <span>
@@ -114,8 +115,10 @@ void encode(Writer& w, const T& value) {
     std::apply([&w](const auto&... xs) { (encode(w, xs), ...); }, value);
   } else if constexpr (is_raw_sequence<T>::value) {
     auto n = static_cast<std::uint64_t>(value.size());
-    w.write(&n, sizeof n);
-    w.write(value.data(), value.size() * sizeof(typename T::value_type));
+    std::size_t bytes = value.size() * sizeof(typename T::value_type);
+    std::byte* p = w.grow(sizeof n + bytes);
+    std::memcpy(p, &n, sizeof n);
+    if (bytes) std::memcpy(p + sizeof n, value.data(), bytes);
   } else {
     try {
       OutputArchive ar(w);

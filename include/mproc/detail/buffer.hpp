@@ -31,6 +31,7 @@ class Writer {
   [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data_.get(), size_}; }
   [[nodiscard]] std::byte* data() noexcept { return data_.get(); }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   void clear() noexcept { size_ = 0; }
   void truncate(std::size_t size) noexcept {
     if (size < size_) size_ = size;

@@ -21,6 +21,8 @@ constexpr std::int64_t kWaitSpinNs = 100'000;     // a waiting caller collects t
 constexpr std::int64_t kResultSpinNs = 20'000;    // the result thread spins this long when idle
 constexpr std::int64_t kStreamSpinNs = 50'000;    // spin for the rest of a message before sleeping
 constexpr double kQueueAheadNs = 200'000;         // work queued on a worker ahead of what it runs
+constexpr std::size_t kSpareBuffers = 16;         // chunk buffers kept for reuse...
+constexpr std::size_t kSpareBufferMax = 64 << 20; // ...each up to this size
 
 // True on the thread that holds the collecting role, while it holds it.
 thread_local bool t_collecting = false;
@@ -234,8 +236,24 @@ void ProcessPoolCore::handle_message(Slot& slot) {
     dispatch();
   }
   record.job->deliver(record.first, record.count, r);
+  recycle(std::move(record.payload));
   std::lock_guard lock(mu_);
   if (--outstanding_ == 0) changed_.notify_all();
+}
+
+Writer ProcessPoolCore::take_buffer() {
+  std::lock_guard lock(buffers_mu_);
+  if (buffers_.empty()) return Writer{};
+  Writer w = std::move(buffers_.back());
+  buffers_.pop_back();
+  return w;
+}
+
+void ProcessPoolCore::recycle(Writer buffer) noexcept {
+  if (buffer.capacity() > kSpareBufferMax) return;
+  buffer.clear();
+  std::lock_guard lock(buffers_mu_);
+  if (buffers_.size() < kSpareBuffers) buffers_.push_back(std::move(buffer));
 }
 
 void ProcessPoolCore::release_role() noexcept {
@@ -494,6 +512,8 @@ void ProcessBackend::shutdown() noexcept {
     core_->terminate();
   }
 }
+
+Writer ProcessBackend::take_buffer() { return core_->take_buffer(); }
 
 void ProcessBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload) {
   core_->enqueue(Record{std::move(job), first, count, std::move(payload), 0});

@@ -82,6 +82,7 @@ class ProcessPoolCore final : public JobHost {
   void join();
   void terminate();
   std::vector<int> worker_pids();
+  Writer take_buffer();
 
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override;
@@ -111,6 +112,7 @@ class ProcessPoolCore final : public JobHost {
   void wake_result_thread() noexcept;
   void stop_threads();
   void kill_all();  // under mu_
+  void recycle(Writer buffer) noexcept;
 
   PoolOptions options_;
   void* memory_ = nullptr;
@@ -128,6 +130,9 @@ class ProcessPoolCore final : public JobHost {
   std::uint64_t next_seq_ = 1;       // guarded by mu_
   double avg_chunk_ns_ = 0;          // moving average of a chunk's run time; guarded by mu_
   int init_failures_ = 0;            // initializer failures in a row; guarded by mu_
+
+  std::mutex buffers_mu_;
+  std::vector<Writer> buffers_;  // spare chunk buffers; guarded by buffers_mu_
 
   std::mutex role_mu_;  // held by whoever reads the result rings: the result thread or a waiter
   std::mutex deferred_mu_;

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <climits>
@@ -222,6 +223,37 @@ void drain_nonblocking(int fd) noexcept {
   char buf[256];
   while (::read(fd, buf, sizeof buf) > 0) {
   }
+}
+
+namespace {
+std::atomic<int> g_parent_only_fds[256] = {};  // 0: free slot; else fd + 1
+}  // namespace
+
+void register_parent_only_fd(int fd) noexcept {
+  for (auto& slot : g_parent_only_fds) {
+    int expected = 0;
+    if (slot.compare_exchange_strong(expected, fd + 1)) return;
+  }
+}
+
+void unregister_parent_only_fd(int fd) noexcept {
+  for (auto& slot : g_parent_only_fds) {
+    int expected = fd + 1;
+    if (slot.compare_exchange_strong(expected, 0)) return;
+  }
+}
+
+void close_parent_only_fds() noexcept {
+  for (auto& slot : g_parent_only_fds) {
+    int v = slot.exchange(0);
+    if (v > 0) ::close(v - 1);
+  }
+}
+
+bool hung_up(int fd) noexcept {
+  pollfd p{fd, POLLIN, 0};
+  int n = ::poll(&p, 1, 0);
+  return n > 0 && (p.revents & (POLLHUP | POLLERR | POLLIN)) != 0;
 }
 
 void random_bytes(void* data, std::size_t size) {

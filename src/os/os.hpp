@@ -103,6 +103,15 @@ void set_nonblocking(int fd, bool on);
 // Reads and discards whatever a non-blocking fd holds.
 void drain_nonblocking(int fd) noexcept;
 
+// Descriptors only this process may hold, such as the write end of a watchdog pipe whose EOF
+// tells children their parent is gone. A child forked by mproc closes them all first thing.
+// Lock-free: safe to call in a child forked while another thread registers.
+void register_parent_only_fd(int fd) noexcept;
+void unregister_parent_only_fd(int fd) noexcept;
+void close_parent_only_fds() noexcept;
+// Whether the other end of a pipe is closed (poll: hang-up or end of file), without waiting.
+bool hung_up(int fd) noexcept;
+
 // Random bytes from the kernel (getrandom), for unguessable names.
 void random_bytes(void* data, std::size_t size);
 

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <string>
 
+#include "mproc/errors.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
@@ -88,7 +90,7 @@ bool Ring::has_message() const noexcept {
   return h_->head.load(std::memory_order_acquire) != h_->tail.load(std::memory_order_relaxed);
 }
 
-void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up) {
+void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std::int64_t sleep_ns) {
   out.clear();
   auto available = [this] {
     return static_cast<std::size_t>(h_->head.load(std::memory_order_acquire) - h_->tail.load(std::memory_order_relaxed));
@@ -97,7 +99,7 @@ void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up) {
     while (n > 0) {
       std::size_t got = std::min(n, available());
       if (got == 0) {
-        wait(*data_bell_, spin_ns, [&] { return available() > 0; }, give_up);
+        wait(*data_bell_, spin_ns, [&] { return available() > 0; }, give_up, sleep_ns);
         continue;
       }
       std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
@@ -110,18 +112,17 @@ void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up) {
   };
   std::uint64_t length = 0;
   take(reinterpret_cast<std::byte*>(&length), sizeof length);
+  if (length > (std::uint64_t{1} << 40)) throw SerializationError("mproc: corrupt channel: a message of " + std::to_string(length) + " bytes");
   out.reserve(static_cast<std::size_t>(length));
   take(out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
 }
 
-void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up) {
+void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up,
+                std::int64_t sleep_ns) {
   std::int64_t spin_end = now_ns() + spin_ns;
   for (unsigned i = 0;; ++i) {
     if (pred()) return;
-    if ((i & 63) == 63) {
-      if (give_up && give_up()) throw RingAbandoned{};
-      if (now_ns() > spin_end) break;
-    }
+    if ((i & 63) == 63 && now_ns() > spin_end) break;
     _mm_pause();
   }
   for (;;) {
@@ -130,7 +131,7 @@ void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& p
       bell.disarm();
       return;
     }
-    bell.sleep(10'000'000);  // 10 ms: give_up is polled at least this often
+    bell.sleep(sleep_ns);
     if (pred()) return;
     if (give_up && give_up()) throw RingAbandoned{};
   }

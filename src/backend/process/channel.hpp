@@ -56,7 +56,7 @@ class Ring {
   [[nodiscard]] bool has_message() const noexcept;
   // Consumer: reads the next whole message into out (cleared first), waiting for its bytes.
   // spin_ns: how long to spin before sleeping on the data bell. Throws RingAbandoned.
-  void receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up);
+  void receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std::int64_t sleep_ns = 10'000'000);
 
   // Empties the ring; only while neither side uses it.
   void reset() noexcept;
@@ -67,8 +67,10 @@ class Ring {
   void copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexcept;
   void copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexcept;
   std::size_t put_some(std::span<const std::byte>& src) noexcept;  // returns bytes published
-  // Waits until pred() or give_up(); sleeps on bell after spinning spin_ns.
-  static void wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up);
+  // Waits until pred() or give_up(); sleeps on bell after spinning spin_ns, in slices of
+  // sleep_ns, checking give_up() after each (not while spinning: it may cost a system call).
+  static void wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up,
+                   std::int64_t sleep_ns = 10'000'000);
 
   RingHeader* h_ = nullptr;
   std::byte* data_ = nullptr;

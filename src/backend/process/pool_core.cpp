@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <stdexcept>
@@ -41,6 +42,10 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
   os::set_nonblocking(r.get(), true);
   wake_read_ = std::move(r);
   wake_write_ = std::move(w);
+  auto [dr, dw] = os::pipe();
+  watchdog_read_ = std::move(dr);
+  watchdog_write_ = std::move(dw);
+  os::register_parent_only_fd(watchdog_write_.get());
   try {
     for (auto& slot : slots_) {
       std::lock_guard lock(mu_);
@@ -55,6 +60,7 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
       os::kill(slot->pid, SIGKILL);
       if (os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
     }
+    os::unregister_parent_only_fd(watchdog_write_.get());
     os::unmap(memory_, memory_size_);
     throw;
   }
@@ -64,6 +70,7 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
 
 ProcessPoolCore::~ProcessPoolCore() {
   if (result_thread_.joinable()) terminate();
+  os::unregister_parent_only_fd(watchdog_write_.get());
   os::unmap(memory_, memory_size_);
 }
 
@@ -94,10 +101,13 @@ void ProcessPoolCore::spawn(Slot& slot) {
   slot.shared->started_seq.store(0, std::memory_order_relaxed);
   slot.dead.store(false);
   slot.chunks_sent = 0;
-  WorkerContext ctx{&slot, shared_, &options_, parent_pid_};
+  WorkerContext ctx{&slot, shared_, &options_, parent_pid_, watchdog_read_.get()};
   os::flush_stdio();
   pid_t pid = os::fork();
-  if (pid == 0) run_worker(ctx);
+  if (pid == 0) {
+    os::close_parent_only_fds();
+    run_worker(ctx);
+  }
   slot.pid = pid;
   try {
     slot.pidfd = os::pidfd_open(pid);
@@ -131,12 +141,14 @@ void ProcessPoolCore::await_hello(Slot& slot) {
 
 void ProcessPoolCore::check_running() {
   std::lock_guard lock(mu_);
+  if (!broken_.empty()) throw PoolNotRunning(broken_);
   if (state_ != State::running)
     throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
 }
 
 void ProcessPoolCore::enqueue(Record record) {
   std::lock_guard lock(mu_);
+  if (!broken_.empty()) throw PoolNotRunning(broken_);
   if (state_ != State::running)
     throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
   pending_.push_back(std::move(record));
@@ -220,8 +232,10 @@ void ProcessPoolCore::handle_message(Slot& slot) {
   if (seq == kControlSeq) {  // a replacement worker's hello
     std::uint8_t status = 0;
     r.read(&status, 1);
+    std::exception_ptr error = status == 0 ? nullptr : decode_exception(r);
     std::lock_guard lock(mu_);
     init_failures_ = status == 0 ? 0 : init_failures_ + 1;
+    if (error) init_error_ = error;
     return;
   }
   std::int64_t took = 0;
@@ -371,17 +385,59 @@ void ProcessPoolCore::watch_loop() {
           who.push_back(s.get());
         }
     }
-    os::poll_readable(fds, std::nullopt);
+    os::poll_readable(fds, enforce_time_limits());
     if (fds[0].ready) os::drain_nonblocking(wake_read_.get());
     for (std::size_t i = 1; i < fds.size(); ++i)
       if (fds[i].ready) on_exit(*who[i]);
   }
 }
 
+std::optional<os::Nanos> ProcessPoolCore::enforce_time_limits() {
+  if (!options_.task_timeout) return std::nullopt;
+  const std::int64_t limit = options_.task_timeout->count();
+  // A chunk that starts while we sleep is noticed at the next check: at most 10 ms late.
+  std::int64_t next = 10'000'000;
+  std::lock_guard lock(mu_);
+  const std::int64_t now = now_ns();
+  for (auto& s : slots_) {
+    if (!s->alive || s->inflight.empty() || s->timed_out_seq == s->inflight.front().seq) continue;
+    if (s->shared->started_seq.load(std::memory_order_acquire) != s->inflight.front().seq) continue;
+    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + limit - now;
+    if (left <= 0) {
+      s->timed_out_seq = s->inflight.front().seq;
+      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+    } else {
+      next = std::min(next, left);
+    }
+  }
+  return os::Nanos(next);
+}
+
+void ProcessPoolCore::fail_pending_if_no_workers(std::vector<Record>& failed) {
+  if (std::any_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; })) return;
+  std::string why = "mproc: the pool has no workers left";
+  if (init_failures_ >= 3) {
+    why += ": the initializer failed " + std::to_string(init_failures_) + " times in a row";
+    try {
+      if (init_error_) std::rethrow_exception(init_error_);
+    } catch (const std::exception& e) {
+      why += std::string(" (") + e.what() + ")";
+    } catch (...) {
+    }
+  }
+  broken_ = why;
+  for (auto& r : pending_) failed.push_back(std::move(r));
+  outstanding_ -= pending_.size();
+  pending_.clear();
+}
+
 void ProcessPoolCore::on_exit(Slot& slot) {
   slot.dead.store(true);
+  wake_result_thread();  // a collector waiting for the rest of this worker's message gives up
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
   std::optional<Record> lost;
+  bool timed_out = false;
+  std::vector<Record> unrunnable;
   {
     std::lock_guard role(role_mu_);
     t_collecting = true;
@@ -395,6 +451,7 @@ void ProcessPoolCore::on_exit(Slot& slot) {
       lost = std::move(slot.inflight.front());
       slot.inflight.pop_front();
       --outstanding_;
+      timed_out = lost->seq == slot.timed_out_seq;
     }
     // Chunks it had not started go to the other workers, ahead of newer work.
     while (!slot.inflight.empty()) {
@@ -409,13 +466,29 @@ void ProcessPoolCore::on_exit(Slot& slot) {
         // Cannot replace it now (fork failed): the remaining workers carry on.
       }
     }
+    fail_pending_if_no_workers(unrunnable);
     dispatch();
     changed_.notify_all();
   }
-  if (lost)
-    lost->job->fail(lost->first, lost->count,
-                    std::make_exception_ptr(WorkerLost(slot.pid, status.signaled ? status.signal : 0,
-                                                       status.signaled ? 0 : status.code)));
+  if (lost) {
+    std::exception_ptr error =
+        timed_out ? std::make_exception_ptr(TimeoutError(
+                        "mproc: the task ran longer than its task_timeout of " +
+                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(*options_.task_timeout).count()) +
+                        " ms; its worker was killed and replaced"))
+                  : std::make_exception_ptr(WorkerLost(slot.pid, status.signaled ? status.signal : 0,
+                                                       status.signaled ? 0 : status.code));
+    lost->job->fail(lost->first, lost->count, error);
+  }
+  if (!unrunnable.empty()) {
+    std::string why;
+    {
+      std::lock_guard lock(mu_);
+      why = broken_;
+    }
+    auto error = std::make_exception_ptr(PoolNotRunning(why));
+    for (auto& r : unrunnable) r.job->fail(r.first, r.count, error);
+  }
 }
 
 // --- shutting down ----------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -58,6 +60,7 @@ struct Slot {
   long chunks_sent = 0;              // since spawned; guarded by mu_
   std::deque<Record> inflight;       // sent, result not yet read, in order; guarded by mu_
   std::atomic<bool> dead{false};     // set by the watcher as soon as it sees the exit
+  std::uint64_t timed_out_seq = 0;   // the chunk it was killed for running too long; guarded by mu_
   Writer inbox;                      // used only by the thread holding the collecting role
 };
 
@@ -67,6 +70,7 @@ struct WorkerContext {
   PoolShared* pool;
   const PoolOptions* options;
   pid_t parent;
+  int watchdog;  // read end of a pipe whose write end only the parent holds: EOF = parent gone
 };
 [[noreturn]] void run_worker(const WorkerContext& ctx) noexcept;
 
@@ -112,6 +116,8 @@ class ProcessPoolCore final : public JobHost {
   void wake_result_thread() noexcept;
   void stop_threads();
   void kill_all();  // under mu_
+  std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
+  void fail_pending_if_no_workers(std::vector<Record>& failed);  // under mu_
   void recycle(Writer buffer) noexcept;
 
   PoolOptions options_;
@@ -130,6 +136,8 @@ class ProcessPoolCore final : public JobHost {
   std::uint64_t next_seq_ = 1;       // guarded by mu_
   double avg_chunk_ns_ = 0;          // moving average of a chunk's run time; guarded by mu_
   int init_failures_ = 0;            // initializer failures in a row; guarded by mu_
+  std::exception_ptr init_error_;    // the last of them; guarded by mu_
+  std::string broken_;               // why the pool cannot run work, if it cannot; guarded by mu_
 
   std::mutex buffers_mu_;
   std::vector<Writer> buffers_;  // spare chunk buffers; guarded by buffers_mu_
@@ -139,7 +147,8 @@ class ProcessPoolCore final : public JobHost {
   std::deque<std::shared_ptr<JobBase>> deferred_;  // completions for a pool thread; guarded by deferred_mu_
   std::atomic<bool> has_deferred_{false};
 
-  os::Fd wake_read_, wake_write_;  // wakes the watcher
+  os::Fd wake_read_, wake_write_;          // wakes the watcher
+  os::Fd watchdog_read_, watchdog_write_;  // the workers' second sign of our death
   std::atomic<bool> stop_threads_{false};
   std::thread result_thread_;
   std::thread watch_thread_;

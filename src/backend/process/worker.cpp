@@ -12,7 +12,8 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::int64_t kWorkerSpinNs = 200'000;  // spin this long for the next task, then sleep
+constexpr std::int64_t kWorkerSpinNs = 200'000;     // spin this long for the next task, then sleep...
+constexpr std::int64_t kWorkerSleepNs = 100'000'000;  // ...checking on the parent at least this often
 
 // Runs the initializer and tells the parent how it went; a worker whose initializer threw exits.
 void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone) {
@@ -44,13 +45,15 @@ void run_worker(const WorkerContext& ctx) noexcept {
     if (os::getppid() != ctx.parent) os::exit_now(1);
     os::ignore_signal(SIGINT);  // Ctrl-C is the parent's to handle; workers must not each report it
     Slot& slot = *ctx.slot;
-    GiveUp parent_gone = [&ctx] { return os::getppid() != ctx.parent; };
+    // PR_SET_PDEATHSIG is the first sign of the parent's death; these are the second, for when
+    // it cannot fire (the parent was not the thread that forked, or the signal was lost).
+    GiveUp parent_gone = [&ctx] { return os::getppid() != ctx.parent || os::hung_up(ctx.watchdog); };
     if (ctx.options->initializer) say_hello(slot, *ctx.options, parent_gone);
 
     const long max_tasks = ctx.options->maxtasksperchild.value_or(0);
     Writer inbox, out;
     for (long done = 0;;) {
-      slot.tasks.receive(inbox, kWorkerSpinNs, parent_gone);
+      slot.tasks.receive(inbox, kWorkerSpinNs, parent_gone, kWorkerSleepNs);
       Reader in(inbox.bytes());
       std::uint64_t seq = 0;
       in.read(&seq, sizeof seq);

@@ -1,0 +1,71 @@
+// Limits a pool enforces on its workers: a task over its time limit, and an initializer that
+// keeps failing in replacement workers (reported, not retried forever, never a hang).
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <gmock/gmock.h>
+
+#include "fault_check.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+}  // namespace
+
+TEST(FaultLimits, TaskOverItsTimeoutFailsAndItsWorkerIsReplaced) {
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .task_timeout = 200ms});
+  auto start = std::chrono::steady_clock::now();
+  auto slow = pool.apply_async(sleep_ms, std::tuple{5000});
+  auto fast = pool.apply_async(sleep_ms, std::tuple{10});
+  try {
+    (void)slow.get(5s);
+    FAIL() << "expected TimeoutError";
+  } catch (const mproc::TimeoutError& e) {
+    EXPECT_THAT(e.what(), testing::HasSubstr("task_timeout"));
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 190ms);
+  EXPECT_LT(took, 1s);
+  EXPECT_EQ(fast.get(1s), 10);
+  mproc::test::expect_full_pool_works(pool, 2);
+}
+
+TEST(FaultLimits, InitializerFailingInReplacementsIsReportedNotRetriedForever) {
+  // Counts initializer runs across processes: the first worker starts, replacements fail.
+  auto* runs = static_cast<std::atomic<int>*>(
+      ::mmap(nullptr, sizeof(std::atomic<int>), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+  ASSERT_NE(runs, MAP_FAILED);
+  new (runs) std::atomic<int>(0);
+  static std::atomic<int>* counter = nullptr;
+  counter = runs;
+  {
+    mproc::Pool pool(mproc::PoolOptions{.processes = 1, .initializer = [] {
+                                          if (counter->fetch_add(1) >= 1) throw std::runtime_error("database gone");
+                                        }});
+    auto killer = pool.apply_async([](int) { ::kill(::getpid(), SIGKILL); return 0; }, std::tuple{0});
+    EXPECT_THROW((void)killer.get(5s), mproc::WorkerLost);
+    auto deadline = std::chrono::steady_clock::now() + 5s;
+    bool refused = false;
+    while (!refused && std::chrono::steady_clock::now() < deadline) {
+      try {
+        (void)pool.apply_async(mproc::test::square, std::tuple{2}).get(5s);
+        std::this_thread::sleep_for(10ms);  // the replacement has not failed yet
+      } catch (const mproc::PoolNotRunning& e) {
+        EXPECT_THAT(e.what(), testing::HasSubstr("database gone"));
+        refused = true;
+      }
+    }
+    EXPECT_TRUE(refused);
+    EXPECT_LE(runs->load(), 5);  // the first, then at most a few replacements
+  }
+  ::munmap(runs, sizeof(std::atomic<int>));
+}

@@ -1,0 +1,206 @@
+// sync.hpp: synchronization shared between processes, as Python's multiprocessing has them —
+//   Lock, RLock             mutual exclusion (robust: a holder that dies does not deadlock others)
+//   Semaphore, BoundedSemaphore   counters
+//   Event                   a flag processes wait for
+//   Condition               wait for a change made under a lock
+//   Barrier                 a fixed number of processes meet at a point, again and again
+// Each is a handle to state in shared memory: create it before the fork, then the parent and
+// every child (Process or Pool worker) share it; copies of a handle share the same state.
+// Every blocking call has a timeout form taking any std::chrono::duration.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "mproc/detail/shared_region.hpp"
+#include "mproc/errors.hpp"
+
+namespace mproc {
+
+namespace detail {
+struct MutexState;
+struct SemaphoreState;
+struct EventState;
+struct BarrierState;
+
+// What Lock and RLock share; see Lock.
+class BasicLock {
+ public:
+  bool acquire(bool block = true) { return acquire_ns(block ? OptNanos{} : OptNanos{0}); }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) { return acquire_ns(to_nanos(timeout)); }
+  void release();
+  [[nodiscard]] bool locked() const;
+  // True while held after an acquire that took the lock over from a process or thread that
+  // died holding it: whatever the lock guards may be half-updated.
+  [[nodiscard]] bool previous_owner_died() const noexcept;
+
+  void lock() { acquire(); }
+  bool try_lock() { return acquire(false); }
+  void unlock() { release(); }
+
+  bool acquire_ns(OptNanos timeout);
+  // For Condition: releases every level the caller holds, then takes them back.
+  unsigned release_all();
+  void reacquire(unsigned depth);
+
+ protected:
+  explicit BasicLock(bool recursive);
+
+ private:
+  std::shared_ptr<MutexState> s_;
+};
+}  // namespace detail
+
+// A mutex shared between processes (multiprocessing.Lock). Safe to use from any thread of any
+// process that inherited it. Robust: when the holder dies, the next acquire succeeds and
+// previous_owner_died() tells the new holder the guarded state may be inconsistent. Only the
+// holding thread may release it (stricter than Python): otherwise release() throws logic_error.
+class Lock : public detail::BasicLock {
+ public:
+  Lock() : BasicLock(false) {}
+};
+
+// A re-entrant Lock (multiprocessing.RLock): its holder may acquire it again, and must release
+// it as often. Same sharing and robustness as Lock.
+class RLock : public detail::BasicLock {
+ public:
+  RLock() : BasicLock(true) {}
+};
+
+// A counter that acquire() decrements, waiting while it is 0, and release() increments
+// (multiprocessing.Semaphore). Safe between threads and processes. Not robust: a unit held by a
+// process that dies is not given back.
+class Semaphore {
+ public:
+  explicit Semaphore(unsigned value = 1) : Semaphore(value, false) {}
+  bool acquire(bool block = true) { return acquire_ns(block ? detail::OptNanos{} : detail::OptNanos{0}); }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) { return acquire_ns(detail::to_nanos(timeout)); }
+  void release();
+  [[nodiscard]] unsigned get_value() const noexcept;
+
+  void lock() { acquire(); }
+  bool try_lock() { return acquire(false); }
+  void unlock() { release(); }
+
+  bool acquire_ns(detail::OptNanos timeout);
+
+ protected:
+  Semaphore(unsigned value, bool bounded);
+
+ private:
+  std::shared_ptr<detail::SemaphoreState> s_;
+};
+
+// A Semaphore that may not be released above its initial value: release() then throws
+// std::logic_error (multiprocessing.BoundedSemaphore).
+class BoundedSemaphore : public Semaphore {
+ public:
+  explicit BoundedSemaphore(unsigned value = 1) : Semaphore(value, true) {}
+};
+
+// A flag, initially false (multiprocessing.Event). Safe between threads and processes. Writes
+// made before set() are visible to any process after its wait() returns true.
+class Event {
+ public:
+  Event();
+  void set();
+  void clear();
+  [[nodiscard]] bool is_set() const noexcept;
+  bool wait() { return wait_ns({}); }
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
+
+  bool wait_ns(detail::OptNanos timeout);
+
+ private:
+  std::shared_ptr<detail::EventState> s_;
+};
+
+// A condition variable over a Lock or RLock (its own RLock by default), shared between
+// processes (multiprocessing.Condition). wait() must be called holding the lock; notify(n)
+// wakes exactly n waiters (fewer if fewer wait) and returns once they are awake, as Python's.
+class Condition {
+ public:
+  Condition() : Condition(RLock()) {}
+  explicit Condition(const Lock& lock) : Condition(static_cast<const detail::BasicLock&>(lock)) {}
+  explicit Condition(const RLock& lock) : Condition(static_cast<const detail::BasicLock&>(lock)) {}
+
+  bool acquire(bool block = true) { return lock_.acquire(block); }
+  template <class Rep, class Period>
+  bool acquire(std::chrono::duration<Rep, Period> timeout) { return lock_.acquire(timeout); }
+  void release() { lock_.release(); }
+  void lock() { lock_.lock(); }
+  bool try_lock() { return lock_.try_lock(); }
+  void unlock() { lock_.unlock(); }
+
+  bool wait() { return wait_ns({}); }
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
+  // Waits until pred() is true; returns its last value (false only on timeout).
+  template <class Pred>
+  bool wait_for(Pred pred);
+  template <class Pred, class Rep, class Period>
+  bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout);
+  void notify(unsigned n = 1);
+  void notify_all();
+
+  bool wait_ns(detail::OptNanos timeout);
+
+ private:
+  explicit Condition(const detail::BasicLock& lock);
+
+  detail::BasicLock lock_;
+  Semaphore sleeping_{0};  // waiters that have begun to wait
+  Semaphore woken_{0};     // waiters that have stopped waiting, by notify or by timeout
+  Semaphore wake_{0};      // one unit per waiter notify() wakes
+};
+
+// parties processes call wait() and all return together, as often as they like
+// (multiprocessing.Barrier). wait() returns an index in [0, parties), different for each of
+// the parties of a round. abort(), reset() or a wait() that times out break the barrier: the
+// waiters then throw BrokenBarrierError, as do later waits until reset().
+class Barrier {
+ public:
+  explicit Barrier(unsigned parties);
+  unsigned wait() { return wait_ns({}); }
+  template <class Rep, class Period>
+  unsigned wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
+  void abort();
+  void reset();
+  [[nodiscard]] bool broken() const;
+  [[nodiscard]] unsigned parties() const noexcept;
+  [[nodiscard]] unsigned n_waiting() const;
+
+  unsigned wait_ns(detail::OptNanos timeout);
+
+ private:
+  std::shared_ptr<detail::BarrierState> s_;
+};
+
+// --- definitions --------------------------------------------------------------------------------
+
+template <class Pred>
+bool Condition::wait_for(Pred pred) {
+  while (!pred()) wait();
+  return true;
+}
+
+template <class Pred, class Rep, class Period>
+bool Condition::wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
+  bool ok = pred();
+  while (!ok) {
+    auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= left.zero()) break;
+    wait(left);
+    ok = pred();
+  }
+  return ok;
+}
+
+}  // namespace mproc

@@ -1,0 +1,155 @@
+#include "os/os_ipc.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <string>
+
+namespace mproc::detail::os {
+
+namespace {
+timespec abs_monotonic(Nanos d) {
+  if (d.count() < 0) d = Nanos(0);
+  std::int64_t t = monotonic_ns() + d.count();
+  return timespec{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
+}
+void check(int rc, const char* call) {
+  if (rc != 0) throw_error(rc, call);
+}
+}  // namespace
+
+void robust_mutex_init(pthread_mutex_t* m, bool recursive) {
+  pthread_mutexattr_t attr;
+  check(::pthread_mutexattr_init(&attr), "pthread_mutexattr_init");
+  check(::pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED), "pthread_mutexattr_setpshared");
+  check(::pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST), "pthread_mutexattr_setrobust");
+  check(::pthread_mutexattr_settype(&attr, recursive ? PTHREAD_MUTEX_RECURSIVE : PTHREAD_MUTEX_ERRORCHECK),
+        "pthread_mutexattr_settype");
+  int rc = ::pthread_mutex_init(m, &attr);
+  ::pthread_mutexattr_destroy(&attr);
+  check(rc, "pthread_mutex_init");
+}
+
+LockResult robust_mutex_lock(pthread_mutex_t* m, std::optional<Nanos> timeout) {
+  int rc;
+  if (!timeout) {
+    rc = ::pthread_mutex_lock(m);
+  } else if (timeout->count() <= 0) {
+    rc = ::pthread_mutex_trylock(m);
+  } else {
+    timespec ts = abs_monotonic(*timeout);
+    rc = ::pthread_mutex_clocklock(m, CLOCK_MONOTONIC, &ts);
+  }
+  switch (rc) {
+    case 0:
+      return LockResult::acquired;
+    case EOWNERDEAD:
+      ::pthread_mutex_consistent(m);
+      return LockResult::owner_died;
+    case EBUSY:
+      return LockResult::busy;
+    case ETIMEDOUT:
+      return LockResult::timed_out;
+    case EDEADLK:
+      return LockResult::deadlock;
+    default:
+      throw_error(rc, "pthread_mutex_lock");
+  }
+}
+
+bool robust_mutex_unlock(pthread_mutex_t* m) {
+  int rc = ::pthread_mutex_unlock(m);
+  if (rc == EPERM) return false;
+  check(rc, "pthread_mutex_unlock");
+  return true;
+}
+
+pid_t robust_mutex_owner(const pthread_mutex_t* m) noexcept { return m->__data.__owner; }
+unsigned robust_mutex_depth(const pthread_mutex_t* m) noexcept { return m->__data.__count; }
+
+std::pair<Fd, Fd> stream_socketpair() {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == -1)
+    throw_error(errno, "socketpair", "AF_UNIX, SOCK_STREAM");
+  return {Fd(fds[0]), Fd(fds[1])};
+}
+
+void shutdown(int fd, bool read, bool write) noexcept {
+  if (read && write) ::shutdown(fd, SHUT_RDWR);
+  else if (read) ::shutdown(fd, SHUT_RD);
+  else if (write) ::shutdown(fd, SHUT_WR);
+}
+
+void send_all(int fd, const void* data, std::size_t size) {
+  auto p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::send(fd, p, size, MSG_NOSIGNAL);
+    if (n == -1) {
+      if (errno == EINTR) continue;
+      throw_error(errno, "send", std::to_string(fd));
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+bool read_exact(int fd, void* data, std::size_t size) {
+  auto p = static_cast<char*>(data);
+  std::size_t got = 0;
+  while (got < size) {
+    std::size_t n = read_some(fd, p + got, size - got);
+    if (n == 0) {
+      if (got == 0) return false;
+      throw_error(ECONNRESET, "read", std::to_string(fd) + ": peer closed mid-message");
+    }
+    got += n;
+  }
+  return true;
+}
+
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+pid_t gettid() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+int pidfd_poll(int pidfd, std::optional<Nanos> timeout) {
+  PollFd fd{pidfd, false};
+  return poll_readable({&fd, 1}, timeout);
+}
+
+void close_fds_from(int first) noexcept {
+  if (::syscall(SYS_close_range, static_cast<unsigned>(first), UINT_MAX, 0) == 0) return;
+  for (int fd = first; fd < 65536; ++fd) ::close(fd);
+}
+
+void redirect_std_to_devnull() noexcept {
+  int fd = ::open("/dev/null", O_RDWR);
+  if (fd < 0) return;
+  for (int i = 0; i < 3; ++i) ::dup2(fd, i);
+  if (fd > 2) ::close(fd);
+}
+
+long read_raw(int fd, void* data, std::size_t size) noexcept {
+  for (;;) {
+    ssize_t n = ::read(fd, data, size);
+    if (n == -1 && errno == EINTR) continue;
+    return static_cast<long>(n);
+  }
+}
+
+void shm_unlink_quiet(const char* name) noexcept { ::shm_unlink(name); }
+int dup2_raw(int from, int to) noexcept { return ::dup2(from, to); }
+pid_t fork_raw() noexcept { return ::fork(); }
+int setsid_raw() noexcept { return ::setsid(); }
+
+}  // namespace mproc::detail::os

@@ -1,0 +1,54 @@
+// os_ipc.hpp: more os wrappers, for the primitives (Process, Queue, Pipe, locks, shared memory):
+// process-shared robust mutexes, stream socket pairs, pidfd polling, the monotonic clock and the
+// few async-signal-safe calls the shared-memory tracker makes after fork. Same rules as os.hpp.
+#pragma once
+
+#include <pthread.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include "os/os.hpp"
+
+namespace mproc::detail::os {
+
+// --- robust, process-shared mutexes (pthread, PTHREAD_PROCESS_SHARED | PTHREAD_MUTEX_ROBUST) ---
+// The kernel's robust-futex list marks a mutex whose owner died; the next locker is told so.
+enum class LockResult { acquired, owner_died, timed_out, busy, deadlock };
+void robust_mutex_init(pthread_mutex_t* m, bool recursive);
+// timeout none: forever; Nanos(0) behaves as a try-lock. A mutex whose owner died is made
+// consistent again before owner_died is returned: the caller holds it.
+LockResult robust_mutex_lock(pthread_mutex_t* m, std::optional<Nanos> timeout);
+// Returns false when the caller does not hold the mutex (EPERM).
+bool robust_mutex_unlock(pthread_mutex_t* m);
+// glibc's own bookkeeping: the holder's thread id (0: free) and a recursive mutex's depth.
+pid_t robust_mutex_owner(const pthread_mutex_t* m) noexcept;
+unsigned robust_mutex_depth(const pthread_mutex_t* m) noexcept;
+
+// --- sockets ---------------------------------------------------------------------------------
+std::pair<Fd, Fd> stream_socketpair();  // AF_UNIX, SOCK_STREAM, both ends close-on-exec
+void shutdown(int fd, bool read, bool write) noexcept;
+// send(MSG_NOSIGNAL) until all is written: a closed peer is EPIPE, never SIGPIPE.
+void send_all(int fd, const void* data, std::size_t size);
+// Reads exactly size bytes; false when the peer closed before the first byte; throws
+// EOFError-worthy std::system_error(ECONNRESET) when it closed in the middle.
+bool read_exact(int fd, void* data, std::size_t size);
+
+// Monotonic nanoseconds.
+std::int64_t monotonic_ns() noexcept;
+pid_t gettid() noexcept;
+int pidfd_poll(int pidfd, std::optional<Nanos> timeout);  // 1 when the process has ended
+
+// --- async-signal-safe, for a child forked from a process that may run threads ---------------
+void close_fds_from(int first) noexcept;  // closes every fd >= first
+void redirect_std_to_devnull() noexcept;
+long read_raw(int fd, void* data, std::size_t size) noexcept;  // -1 on error (EINTR retried)
+void shm_unlink_quiet(const char* name) noexcept;
+int dup2_raw(int from, int to) noexcept;
+pid_t fork_raw() noexcept;  // -1 on failure
+int setsid_raw() noexcept;
+
+}  // namespace mproc::detail::os

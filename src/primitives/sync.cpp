@@ -1,0 +1,320 @@
+// The state of Lock, RLock, Semaphore, Event and Barrier, each in its own shared anonymous page.
+// Locks are glibc's robust process-shared mutexes: the kernel walks a dying thread's robust list
+// and marks every mutex it held, so the next locker gets EOWNERDEAD instead of a deadlock. The
+// counters are bare futex words (shared, not PRIVATE), woken only when someone sleeps.
+#include "mproc/sync.hpp"
+
+#include <atomic>
+#include <climits>
+#include <stdexcept>
+
+#include "mproc/errors.hpp"
+#include "os/os.hpp"
+#include "os/os_ipc.hpp"
+
+namespace mproc {
+namespace detail {
+
+struct MutexState {
+  pthread_mutex_t m;
+  bool recursive = false;
+  bool owner_died = false;             // written by the holder: this hold began with a takeover
+  std::atomic<std::uint32_t> died_pending{0};  // a takeover seen by locked(), for the next holder
+};
+
+struct SemaphoreState {
+  std::atomic<std::uint32_t> value{0};
+  std::atomic<std::uint32_t> waiters{0};
+  std::uint32_t max = 0;
+  bool bounded = false;
+};
+
+struct EventState {
+  std::atomic<std::uint32_t> flag{0};
+  std::atomic<std::uint32_t> waiters{0};
+};
+
+struct BarrierState {
+  pthread_mutex_t m;
+  std::uint32_t parties = 0;
+  std::uint32_t count = 0;                    // guarded by m
+  std::atomic<std::uint32_t> generation{0};   // advanced (under m) when a round ends; the futex
+  std::atomic<std::uint32_t> waiters{0};
+  bool broken = false;                        // guarded by m
+  bool has_broken_gen = false;                // guarded by m
+  std::uint32_t broken_gen = 0;               // guarded by m: the round that ended broken
+};
+
+namespace {
+
+// Remaining time to a deadline; nullopt stays nullopt.
+struct Deadline {
+  explicit Deadline(OptNanos timeout) : end(timeout ? std::optional(os::monotonic_ns() + *timeout) : std::nullopt) {}
+  [[nodiscard]] std::optional<os::Nanos> left() const {
+    if (!end) return std::nullopt;
+    auto d = *end - os::monotonic_ns();
+    return os::Nanos(d < 0 ? 0 : d);
+  }
+  [[nodiscard]] bool passed() const { return end && os::monotonic_ns() >= *end; }
+  std::optional<std::int64_t> end;
+};
+
+// Locks an internal mutex; a dead previous holder is ignored, since every update under these
+// mutexes is a few stores that leave the state usable.
+class Guard {
+ public:
+  explicit Guard(pthread_mutex_t* m) : m_(m) { os::robust_mutex_lock(m_, std::nullopt); }
+  ~Guard() { os::robust_mutex_unlock(m_); }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+
+ private:
+  pthread_mutex_t* m_;
+};
+
+}  // namespace
+
+// --- Lock, RLock -------------------------------------------------------------------------------
+
+BasicLock::BasicLock(bool recursive) : s_(make_shared_state<MutexState>()) {
+  os::robust_mutex_init(&s_->m, recursive);
+  s_->recursive = recursive;
+}
+
+bool BasicLock::acquire_ns(OptNanos timeout) {
+  auto r = os::robust_mutex_lock(&s_->m, timeout ? std::optional(os::Nanos(*timeout)) : std::nullopt);
+  switch (r) {
+    case os::LockResult::busy:
+    case os::LockResult::timed_out:
+      return false;
+    case os::LockResult::deadlock:
+      throw std::logic_error("mproc::Lock::acquire: this thread already holds the lock");
+    case os::LockResult::owner_died:
+      s_->owner_died = true;
+      s_->died_pending.store(0, std::memory_order_relaxed);
+      return true;
+    case os::LockResult::acquired:
+      if (!s_->recursive || os::robust_mutex_depth(&s_->m) == 1)
+        s_->owner_died = s_->died_pending.exchange(0, std::memory_order_relaxed) != 0;
+      return true;
+  }
+  return false;
+}
+
+void BasicLock::release() {
+  bool last = !s_->recursive || os::robust_mutex_depth(&s_->m) <= 1;
+  bool died = s_->owner_died;
+  if (last) s_->owner_died = false;
+  if (!os::robust_mutex_unlock(&s_->m)) {
+    s_->owner_died = died;
+    throw std::logic_error(s_->recursive ? "mproc::RLock::release: the lock is not held by this thread"
+                                         : "mproc::Lock::release: the lock is not held by this thread");
+  }
+}
+
+bool BasicLock::locked() const {
+  if (os::robust_mutex_owner(&s_->m) == os::gettid()) return true;
+  switch (os::robust_mutex_lock(&s_->m, os::Nanos(0))) {
+    case os::LockResult::acquired:
+      os::robust_mutex_unlock(&s_->m);
+      return false;
+    case os::LockResult::owner_died:
+      s_->died_pending.store(1, std::memory_order_relaxed);
+      os::robust_mutex_unlock(&s_->m);
+      return false;
+    default:
+      return true;
+  }
+}
+
+bool BasicLock::previous_owner_died() const noexcept { return s_->owner_died; }
+
+unsigned BasicLock::release_all() {
+  if (os::robust_mutex_owner(&s_->m) != os::gettid())
+    throw std::logic_error("mproc::Condition: the lock is not held by this thread");
+  unsigned depth = s_->recursive ? os::robust_mutex_depth(&s_->m) : 1;
+  for (unsigned i = 0; i < depth; ++i) release();
+  return depth;
+}
+
+void BasicLock::reacquire(unsigned depth) {
+  for (unsigned i = 0; i < depth; ++i) acquire();
+}
+
+}  // namespace detail
+
+// --- Semaphore ---------------------------------------------------------------------------------
+
+Semaphore::Semaphore(unsigned value, bool bounded) : s_(detail::make_shared_state<detail::SemaphoreState>()) {
+  s_->value.store(value);
+  s_->max = value;
+  s_->bounded = bounded;
+}
+
+bool Semaphore::acquire_ns(detail::OptNanos timeout) {
+  detail::Deadline deadline(timeout);
+  for (;;) {
+    std::uint32_t v = s_->value.load(std::memory_order_relaxed);
+    while (v > 0)
+      if (s_->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
+    if (deadline.passed()) return false;
+    s_->waiters.fetch_add(1, std::memory_order_seq_cst);
+    detail::os::futex_wait(s_->value, 0, deadline.left(), /*shared=*/true);
+    s_->waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+void Semaphore::release() {
+  if (s_->bounded) {
+    std::uint32_t v = s_->value.load(std::memory_order_relaxed);
+    do {
+      if (v >= s_->max) throw std::logic_error("mproc::BoundedSemaphore::release: released too many times");
+    } while (!s_->value.compare_exchange_weak(v, v + 1, std::memory_order_release, std::memory_order_relaxed));
+  } else {
+    s_->value.fetch_add(1, std::memory_order_release);
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (s_->waiters.load(std::memory_order_relaxed) != 0) detail::os::futex_wake(s_->value, 1, true);
+}
+
+unsigned Semaphore::get_value() const noexcept { return s_->value.load(std::memory_order_relaxed); }
+
+// --- Event -------------------------------------------------------------------------------------
+
+Event::Event() : s_(detail::make_shared_state<detail::EventState>()) {}
+
+void Event::set() {
+  s_->flag.store(1, std::memory_order_seq_cst);
+  if (s_->waiters.load(std::memory_order_seq_cst) != 0) detail::os::futex_wake(s_->flag, INT_MAX, true);
+}
+
+void Event::clear() { s_->flag.store(0, std::memory_order_seq_cst); }
+
+bool Event::is_set() const noexcept { return s_->flag.load(std::memory_order_acquire) != 0; }
+
+bool Event::wait_ns(detail::OptNanos timeout) {
+  detail::Deadline deadline(timeout);
+  for (;;) {
+    if (is_set()) return true;
+    if (deadline.passed()) return false;
+    s_->waiters.fetch_add(1, std::memory_order_seq_cst);
+    detail::os::futex_wait(s_->flag, 0, deadline.left(), true);
+    s_->waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+// --- Condition: Python's algorithm, over three semaphores -----------------------------------------
+
+Condition::Condition(const detail::BasicLock& lock) : lock_(lock) {}
+
+bool Condition::wait_ns(detail::OptNanos timeout) {
+  sleeping_.release();
+  unsigned depth = lock_.release_all();
+  bool woken = false;
+  try {
+    woken = wake_.acquire_ns(timeout);
+  } catch (...) {
+    woken_.release();
+    lock_.reacquire(depth);
+    throw;
+  }
+  woken_.release();
+  lock_.reacquire(depth);
+  return woken;
+}
+
+void Condition::notify(unsigned n) {
+  // Waiters that timed out since the last notify are no longer sleeping: count them out.
+  while (woken_.acquire(false)) sleeping_.acquire(false);
+  unsigned sleepers = 0;
+  while (sleepers < n && sleeping_.acquire(false)) {
+    wake_.release();
+    ++sleepers;
+  }
+  if (sleepers == 0) return;
+  for (unsigned i = 0; i < sleepers; ++i) woken_.acquire();
+  // A waiter that timed out just as it was woken leaves a unit behind: take it back.
+  while (wake_.acquire(false)) {
+  }
+}
+
+void Condition::notify_all() { notify(UINT_MAX); }
+
+// --- Barrier -----------------------------------------------------------------------------------
+
+namespace {
+void end_round(detail::BarrierState& s, bool broken) {
+  if (broken) {
+    s.has_broken_gen = true;
+    s.broken_gen = s.generation.load(std::memory_order_relaxed);
+  }
+  s.count = 0;
+  s.generation.fetch_add(1, std::memory_order_seq_cst);
+  if (s.waiters.load(std::memory_order_seq_cst) != 0) detail::os::futex_wake(s.generation, INT_MAX, true);
+}
+}  // namespace
+
+Barrier::Barrier(unsigned parties) : s_(detail::make_shared_state<detail::BarrierState>()) {
+  if (parties == 0) throw std::invalid_argument("mproc::Barrier: parties must be at least 1");
+  detail::os::robust_mutex_init(&s_->m, false);
+  s_->parties = parties;
+}
+
+unsigned Barrier::wait_ns(detail::OptNanos timeout) {
+  detail::Deadline deadline(timeout);
+  std::uint32_t gen;
+  unsigned index;
+  {
+    detail::Guard g(&s_->m);
+    if (s_->broken) throw BrokenBarrierError("mproc::Barrier::wait: the barrier is broken");
+    gen = s_->generation.load(std::memory_order_relaxed);
+    index = s_->count++;
+    if (s_->count == s_->parties) {
+      end_round(*s_, false);
+      return index;
+    }
+  }
+  while (s_->generation.load(std::memory_order_acquire) == gen) {
+    if (deadline.passed()) {
+      detail::Guard g(&s_->m);
+      if (s_->generation.load(std::memory_order_relaxed) == gen) {
+        s_->broken = true;
+        end_round(*s_, true);
+      }
+      break;
+    }
+    s_->waiters.fetch_add(1, std::memory_order_seq_cst);
+    detail::os::futex_wait(s_->generation, gen, deadline.left(), true);
+    s_->waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+  detail::Guard g(&s_->m);
+  if (s_->has_broken_gen && s_->broken_gen == gen)
+    throw BrokenBarrierError("mproc::Barrier::wait: the barrier was broken while waiting");
+  return index;
+}
+
+void Barrier::abort() {
+  detail::Guard g(&s_->m);
+  s_->broken = true;
+  end_round(*s_, true);
+}
+
+void Barrier::reset() {
+  detail::Guard g(&s_->m);
+  if (s_->count > 0) end_round(*s_, true);
+  s_->broken = false;
+}
+
+bool Barrier::broken() const {
+  detail::Guard g(&s_->m);
+  return s_->broken;
+}
+
+unsigned Barrier::parties() const noexcept { return s_->parties; }
+
+unsigned Barrier::n_waiting() const {
+  detail::Guard g(&s_->m);
+  return s_->count;
+}
+
+}  // namespace mproc

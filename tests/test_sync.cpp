@@ -1,0 +1,233 @@
+// Tests of Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier across processes.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "fork_helper.hpp"
+#include "mproc/shared_memory.hpp"
+#include "mproc/sync.hpp"
+
+using namespace std::chrono_literals;
+using mproc::test::exited_ok;
+using mproc::test::fork_child;
+
+TEST(sync_Lock, AcquireReleaseAndLocked) {
+  mproc::Lock lock;
+  EXPECT_FALSE(lock.locked());
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_TRUE(lock.locked());
+  EXPECT_FALSE(lock.previous_owner_died());
+  lock.release();
+  EXPECT_FALSE(lock.locked());
+  EXPECT_THROW(lock.release(), std::logic_error);
+  {
+    std::scoped_lock hold(lock);
+    EXPECT_TRUE(lock.locked());
+  }
+  EXPECT_FALSE(lock.locked());
+}
+
+TEST(sync_Lock, TimeoutAndNonBlockingAgainstAnotherProcess) {
+  mproc::Lock lock;
+  mproc::Event held, done;
+  pid_t pid = fork_child([&] {
+    lock.acquire();
+    held.set();
+    done.wait(10s);
+    lock.release();
+  });
+  ASSERT_TRUE(held.wait(10s));
+  EXPECT_TRUE(lock.locked());
+  EXPECT_FALSE(lock.acquire(false));
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(lock.acquire(100ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 90ms);
+  done.set();
+  EXPECT_TRUE(lock.acquire(10s));
+  lock.release();
+  EXPECT_TRUE(exited_ok(pid));
+}
+
+TEST(sync_Lock, MutualExclusionAcrossProcesses) {
+  mproc::Lock lock;
+  mproc::Value<long> counter(0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 4; ++i)
+    pids.push_back(fork_child([&] {
+      for (int k = 0; k < 5000; ++k) {
+        std::scoped_lock hold(lock);
+        counter.value() = counter.value() + 1;
+      }
+    }));
+  for (pid_t pid : pids) EXPECT_TRUE(exited_ok(pid));
+  EXPECT_EQ(counter.get(), 20000);
+}
+
+TEST(sync_Lock, HolderDyingDoesNotDeadlock) {
+  mproc::Lock lock;
+  mproc::Event held;
+  pid_t pid = fork_child([&] {
+    lock.acquire();
+    held.set();
+    ::pause();  // killed while holding the lock
+  });
+  ASSERT_TRUE(held.wait(10s));
+  ::kill(pid, SIGKILL);
+  mproc::test::wait_child(pid);
+  ASSERT_TRUE(lock.acquire(5s));
+  EXPECT_TRUE(lock.previous_owner_died());
+  lock.release();
+  ASSERT_TRUE(lock.acquire(5s));
+  EXPECT_FALSE(lock.previous_owner_died());
+  lock.release();
+}
+
+TEST(sync_RLock, Reentrant) {
+  mproc::RLock lock;
+  EXPECT_TRUE(lock.acquire());
+  EXPECT_TRUE(lock.acquire());
+  lock.release();
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+  EXPECT_FALSE(lock.locked());
+  EXPECT_THROW(lock.release(), std::logic_error);
+}
+
+TEST(sync_Semaphore, CountsAndTimesOut) {
+  mproc::Semaphore s(2);
+  EXPECT_TRUE(s.acquire());
+  EXPECT_TRUE(s.acquire(false));
+  EXPECT_FALSE(s.acquire(false));
+  EXPECT_FALSE(s.acquire(50ms));
+  EXPECT_EQ(s.get_value(), 0u);
+  pid_t pid = fork_child([&] { s.release(); });
+  EXPECT_TRUE(s.acquire(10s));
+  EXPECT_TRUE(exited_ok(pid));
+}
+
+TEST(sync_BoundedSemaphore, ReleasePastStartThrows) {
+  mproc::BoundedSemaphore s(1);
+  EXPECT_THROW(s.release(), std::logic_error);
+  s.acquire();
+  s.release();
+  EXPECT_EQ(s.get_value(), 1u);
+}
+
+TEST(sync_Event, SetByChildWakesParentWaitingWithTimeout) {
+  mproc::Event e;
+  EXPECT_FALSE(e.is_set());
+  EXPECT_FALSE(e.wait(20ms));
+  pid_t pid = fork_child([&] {
+    std::this_thread::sleep_for(50ms);
+    e.set();
+  });
+  EXPECT_TRUE(e.wait(10s));
+  EXPECT_TRUE(e.is_set());
+  e.clear();
+  EXPECT_FALSE(e.is_set());
+  EXPECT_TRUE(exited_ok(pid));
+}
+
+TEST(sync_Condition, NotifyTwoWakesExactlyTwoOfSix) {
+  mproc::Condition cv;
+  mproc::Value<int> waiting(0), woken(0);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 6; ++i)
+    pids.push_back(fork_child([&] {
+      std::scoped_lock hold(cv);
+      waiting.value() += 1;
+      if (cv.wait(3s)) woken.value() += 1;
+    }));
+  // Wait for all six to be inside wait().
+  for (;;) {
+    {
+      std::scoped_lock hold(cv);
+      if (waiting.value() == 6) break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  {
+    std::scoped_lock hold(cv);
+    cv.notify(2);
+  }
+  std::this_thread::sleep_for(300ms);
+  {
+    std::scoped_lock hold(cv);
+    EXPECT_EQ(woken.value(), 2);
+    cv.notify_all();
+  }
+  for (pid_t pid : pids) EXPECT_TRUE(exited_ok(pid));
+  EXPECT_EQ(woken.value(), 6);
+}
+
+TEST(sync_Condition, WaitForPredicate) {
+  mproc::Lock lock;
+  mproc::Condition cv(lock);
+  mproc::Value<int> x(0);
+  pid_t pid = fork_child([&] {
+    std::this_thread::sleep_for(20ms);
+    std::scoped_lock hold(cv);
+    x.value() = 7;
+    cv.notify_all();
+  });
+  {
+    std::scoped_lock hold(cv);
+    EXPECT_TRUE(cv.wait_for([&] { return x.value() == 7; }, 10s));
+    EXPECT_FALSE(cv.wait_for([&] { return x.value() == 8; }, 20ms));
+  }
+  EXPECT_TRUE(exited_ok(pid));
+}
+
+TEST(sync_Barrier, FiveProcessesInLockstepThousandTimes) {
+  constexpr int kParties = 5, kRounds = 1000;
+  mproc::Barrier bar(kParties);
+  mproc::Array<int> round(kParties);
+  mproc::Value<int> errors(0);
+  auto body = [&](int me) {
+    for (int r = 0; r < kRounds; ++r) {
+      round[static_cast<std::size_t>(me)] = r;
+      bar.wait();
+      for (int other = 0; other < kParties; ++other) {
+        int seen = round[static_cast<std::size_t>(other)];
+        if (seen != r && seen != r + 1) {
+          std::scoped_lock hold(errors.get_lock());
+          errors.value() += 1;
+        }
+      }
+      bar.wait();
+    }
+  };
+  std::vector<pid_t> pids;
+  for (int i = 1; i < kParties; ++i) pids.push_back(fork_child([&, i] { body(i); }));
+  body(0);
+  for (pid_t pid : pids) EXPECT_TRUE(exited_ok(pid));
+  EXPECT_EQ(errors.get(), 0);
+  EXPECT_EQ(bar.n_waiting(), 0u);
+}
+
+TEST(sync_Barrier, IndicesAbortAndReset) {
+  mproc::Barrier bar(2);
+  EXPECT_EQ(bar.parties(), 2u);
+  mproc::Value<unsigned> child_index(99);
+  pid_t pid = fork_child([&] { child_index.set(bar.wait()); });
+  unsigned mine = bar.wait();
+  EXPECT_TRUE(exited_ok(pid));
+  EXPECT_EQ(mine + child_index.get(), 1u);
+  EXPECT_THROW(bar.wait(50ms), mproc::BrokenBarrierError);
+  EXPECT_TRUE(bar.broken());
+  EXPECT_THROW(bar.wait(), mproc::BrokenBarrierError);
+  bar.reset();
+  EXPECT_FALSE(bar.broken());
+  pid = fork_child([&] {
+    std::this_thread::sleep_for(30ms);
+    bar.abort();
+  });
+  EXPECT_THROW(bar.wait(10s), mproc::BrokenBarrierError);
+  EXPECT_TRUE(exited_ok(pid));
+}

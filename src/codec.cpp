@@ -125,6 +125,7 @@ class Registry {
     add_simple<Full>();
     add_simple<BrokenBarrierError>();
     add_simple<EOFError>();
+    add_simple<Interrupted>();
   }
 
   void add(const std::type_info& type, ExceptionFactory make) {

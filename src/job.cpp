@@ -2,6 +2,8 @@
 
 #include <emmintrin.h>
 
+#include <algorithm>
+
 #include "os/os.hpp"
 
 namespace mproc::detail {
@@ -12,14 +14,16 @@ bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t curre
     if (word.load(std::memory_order_acquire) != current) return true;
     _mm_pause();
   }
+  const std::uint64_t interrupts = interrupt_count();
   while (word.load(std::memory_order_acquire) == current) {
-    std::optional<os::Nanos> left;
+    os::Nanos left = kInterruptCheck;
     if (deadline) {
       auto now = Clock::now();
       if (now >= *deadline) return false;
-      left = *deadline - now;
+      left = std::min<os::Nanos>(left, *deadline - now);
     }
     os::futex_wait(word, current, left, /*shared=*/false);
+    if (word.load(std::memory_order_acquire) == current) throw_if_interrupted(interrupts);
   }
   return true;
 }
@@ -32,9 +36,12 @@ void JobBase::record_error(const std::exception_ptr& e) noexcept {
 
 void JobBase::items_done(std::size_t count) noexcept {
   if (remaining_.fetch_sub(count, std::memory_order_acq_rel) != count) return;
-  if (host_ && has_callbacks() && !t_on_pool_thread) host_->defer_completion(shared_from_this());
-  else complete();
+  if (!host_ || !has_callbacks()) complete();
+  else if (t_on_pool_thread) host_->complete_on_pool_thread(*this);
+  else host_->defer_completion(shared_from_this());
 }
+
+void JobHost::complete_on_pool_thread(JobBase& job) noexcept { job.complete(); }
 
 void JobBase::complete() noexcept {
   try {

@@ -81,6 +81,15 @@ class BrokenBarrierError : public Error {
   using Error::Error;
 };
 
+// A blocking call (get, wait, map, join, ...) was interrupted by SIGINT: Python's
+// KeyboardInterrupt. Raised only where the program installed its own SIGINT handler before
+// building the pool; without one, SIGINT keeps its default action (the program ends, and its
+// workers with it).
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
 // recv() found the other end of a connection closed.
 class EOFError : public Error {
  public:

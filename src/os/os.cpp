@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
+#include <pthread.h>
 #include <cerrno>
 #include <cstdio>
 #include <climits>
@@ -227,7 +229,43 @@ void drain_nonblocking(int fd) noexcept {
 
 namespace {
 std::atomic<int> g_parent_only_fds[256] = {};  // 0: free slot; else fd + 1
+
+struct sigaction g_chained[NSIG];  // the program's handler, per signal we put a note in front of
+void (*g_notes[NSIG])(int);
+std::mutex g_chain_mu;  // serializes installing; never taken in a handler
+
+void chained_handler(int sig, siginfo_t* info, void* context) {
+  if (g_notes[sig]) g_notes[sig](sig);
+  const struct sigaction& program = g_chained[sig];
+  if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(sig, info, context);
+  else if (program.sa_handler != SIG_DFL && program.sa_handler != SIG_IGN) program.sa_handler(sig);
+}
 }  // namespace
+
+bool chain_signal_handler(int sig, void (*note)(int)) noexcept {
+  std::lock_guard lock(g_chain_mu);
+  struct sigaction current {};
+  if (::sigaction(sig, nullptr, &current) != 0) return false;
+  bool siginfo = (current.sa_flags & SA_SIGINFO) != 0;
+  if (siginfo && current.sa_sigaction == chained_handler) return true;
+  if (!siginfo && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) return false;
+  g_chained[sig] = current;
+  g_notes[sig] = note;
+  struct sigaction ours = current;
+  ours.sa_sigaction = chained_handler;
+  ours.sa_flags = (current.sa_flags | SA_SIGINFO) & ~(SA_RESTART | SA_RESETHAND);
+  return ::sigaction(sig, &ours, nullptr) == 0;
+}
+
+BlockSignals::BlockSignals(std::initializer_list<int> signals) noexcept {
+  static_assert(sizeof(old_) >= sizeof(sigset_t));
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : signals) sigaddset(&set, sig);
+  ::pthread_sigmask(SIG_BLOCK, &set, reinterpret_cast<sigset_t*>(old_));
+}
+
+BlockSignals::~BlockSignals() { ::pthread_sigmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(old_), nullptr); }
 
 void register_parent_only_fd(int fd) noexcept {
   for (auto& slot : g_parent_only_fds) {

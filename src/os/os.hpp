@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
@@ -102,6 +103,23 @@ void write_all(int fd, const void* data, std::size_t size);
 void set_nonblocking(int fd, bool on);
 // Reads and discards whatever a non-blocking fd holds.
 void drain_nonblocking(int fd) noexcept;
+
+// Puts note(sig) in front of the handler the program installed for sig, and makes that signal
+// interrupt system calls (no SA_RESTART). Returns false, changing nothing, where the program has
+// no handler (SIG_DFL or SIG_IGN): the default action stays. Idempotent.
+bool chain_signal_handler(int sig, void (*note)(int)) noexcept;
+
+// Blocks the given signals in the calling thread while alive; threads it creates inherit that.
+class BlockSignals {
+ public:
+  explicit BlockSignals(std::initializer_list<int> signals) noexcept;
+  ~BlockSignals();
+  BlockSignals(const BlockSignals&) = delete;
+  BlockSignals& operator=(const BlockSignals&) = delete;
+
+ private:
+  unsigned long old_[16];  // a sigset_t, without the header
+};
 
 // Descriptors only this process may hold, such as the write end of a watchdog pipe whose EOF
 // tells children their parent is gone. A child forked by mproc closes them all first thing.

@@ -43,7 +43,15 @@ Deadline deadline_after(std::chrono::duration<Rep, Period> timeout) {
 // only there; a job completed elsewhere hands its callbacks to the pool.
 inline thread_local bool t_on_pool_thread = false;
 
-// Waits on a 32-bit word: bounded spin, then a futex sleep. Implemented in src/.
+// SIGINT, where the program handles it: a count, and a check that throws Interrupted when the
+// count moved since a wait began. watch_interrupts() starts counting (pools call it).
+std::uint64_t interrupt_count() noexcept;
+void throw_if_interrupted(std::uint64_t since);
+void watch_interrupts() noexcept;
+// How often a long wait wakes to check for an interrupt.
+inline constexpr std::chrono::milliseconds kInterruptCheck{50};
+
+// Waits on a 32-bit word: bounded spin, then a futex sleep. Throws Interrupted. In src/.
 bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline);
 void wake_all(const std::atomic<std::uint32_t>& word) noexcept;
 
@@ -55,6 +63,9 @@ class JobHost {
  public:
   virtual void defer_completion(std::shared_ptr<JobBase> job) = 0;
   virtual bool wait(JobBase& job, const Deadline& deadline) = 0;
+  // Runs the callbacks of a job that one of the pool's threads finished. A pool whose threads
+  // finish jobs at the same time (ThreadPool) serializes them here; by default they run at once.
+  virtual void complete_on_pool_thread(JobBase& job) noexcept;
 
  protected:
   ~JobHost() = default;
@@ -288,12 +299,16 @@ void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
 
 template <class R>
 std::optional<R> StreamJob<R>::next(const Deadline& deadline) {
+  const std::uint64_t interrupts = interrupt_count();
   std::unique_lock lock(mu_);
   while (!has_next()) {
     if (taken_ == expected_) return std::nullopt;
-    if (!deadline) cv_.wait(lock);
-    else if (cv_.wait_until(lock, *deadline) == std::cv_status::timeout && !has_next())
-      throw TimeoutError("mproc: the next result was not ready in time");
+    auto until = Clock::now() + kInterruptCheck;
+    if (deadline && *deadline < until) until = *deadline;
+    cv_.wait_until(lock, until);
+    if (has_next()) break;
+    if (deadline && Clock::now() >= *deadline) throw TimeoutError("mproc: the next result was not ready in time");
+    throw_if_interrupted(interrupts);
   }
   Outcome outcome = ordered_ ? std::move(*results_.front()) : std::move(ready_.front());
   if (ordered_) results_.pop_front();

@@ -64,6 +64,9 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
     os::unmap(memory_, memory_size_);
     throw;
   }
+  // SIGINT goes to the program's threads, never to the pool's (they would not report it).
+  watch_interrupts();
+  os::BlockSignals block({SIGINT, SIGTERM});
   result_thread_ = std::thread([this] { result_loop(); });
   watch_thread_ = std::thread([this] { watch_loop(); });
 }
@@ -502,7 +505,9 @@ void ProcessPoolCore::join() {
   {
     std::unique_lock lock(mu_);
     if (state_ == State::running) throw std::logic_error("mproc: Pool::join: call close() or terminate() first");
-    changed_.wait(lock, [this] { return outstanding_ == 0 || state_ == State::terminated; });
+    const std::uint64_t interrupts = interrupt_count();
+    while (!changed_.wait_for(lock, kInterruptCheck, [this] { return outstanding_ == 0 || state_ == State::terminated; }))
+      throw_if_interrupted(interrupts);
     stopping_workers_ = true;
     const std::uint64_t stop = kControlSeq;
     for (auto& s : slots_)

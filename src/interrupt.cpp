@@ -1,0 +1,27 @@
+// SIGINT as Python's KeyboardInterrupt: where the program has its own SIGINT handler, mproc
+// counts each SIGINT before passing it on, and blocking waits that see the count change throw
+// Interrupted.
+#include <signal.h>
+
+#include <atomic>
+
+#include "mproc/detail/job.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+namespace {
+std::atomic<std::uint64_t> g_interrupts{0};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "counted in a signal handler");
+void note_interrupt(int) { g_interrupts.fetch_add(1, std::memory_order_relaxed); }
+}  // namespace
+
+std::uint64_t interrupt_count() noexcept { return g_interrupts.load(std::memory_order_relaxed); }
+
+void throw_if_interrupted(std::uint64_t since) {
+  if (g_interrupts.load(std::memory_order_relaxed) != since)
+    throw Interrupted("mproc: interrupted by SIGINT while waiting");
+}
+
+void watch_interrupts() noexcept { os::chain_signal_handler(SIGINT, note_interrupt); }
+
+}  // namespace mproc::detail

@@ -251,3 +251,12 @@ TEST(PoolProcess, JoinLeavesNoProcessAndNoSharedMemory) {
   }
   EXPECT_EQ(mproc::test::shm_entries(), shm_before);
 }
+
+TEST(PoolProcess, PoolBuiltOnAThreadThatExitsKeepsItsWorkers) {
+  std::unique_ptr<mproc::Pool> pool;
+  std::thread([&pool] { pool = std::make_unique<mproc::Pool>(2); }).join();
+  auto pids = pool->backend().worker_pids();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(pool->map(sqr, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));
+  EXPECT_EQ(pool->backend().worker_pids(), pids) << "workers died with the thread that built the pool";
+}

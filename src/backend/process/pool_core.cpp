@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <future>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -46,29 +47,65 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
   watchdog_read_ = std::move(dr);
   watchdog_write_ = std::move(dw);
   os::register_parent_only_fd(watchdog_write_.get());
-  try {
-    for (auto& slot : slots_) {
-      std::lock_guard lock(mu_);
-      spawn(*slot);
-    }
-    if (options_.initializer)
-      for (auto& slot : slots_) await_hello(*slot);
-  } catch (...) {
-    // No worker outlives a constructor that fails.
-    for (auto& slot : slots_) {
-      if (!slot->alive) continue;
-      os::kill(slot->pid, SIGKILL);
-      if (os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
-    }
-    os::unregister_parent_only_fd(watchdog_write_.get());
-    os::unmap(memory_, memory_size_);
-    throw;
-  }
   // SIGINT goes to the program's threads, never to the pool's (they would not report it).
   watch_interrupts();
   os::BlockSignals block({SIGINT, SIGTERM});
+  // The watcher forks every worker, the first ones included: PR_SET_PDEATHSIG ties a worker to
+  // the thread that forked it, and the watcher lives exactly as long as the pool.
+  std::promise<void> spawned;
+  auto all_spawned = spawned.get_future();
+  watch_thread_ = std::thread([this, &spawned] {
+    try {
+      std::lock_guard lock(mu_);
+      for (auto& slot : slots_) spawn(*slot);
+    } catch (...) {
+      spawned.set_exception(std::current_exception());
+      return;
+    }
+    spawned.set_value();
+    watch_loop();
+  });
+  bool watching = false;
+  std::unique_lock role(role_mu_, std::defer_lock);
+  try {
+    all_spawned.get();
+    watching = true;
+    if (options_.initializer) {
+      role.lock();  // the hellos are results: read them as the collector would
+      for (auto& slot : slots_) await_hello(*slot);
+      role.unlock();
+    }
+  } catch (...) {
+    // No worker outlives a constructor that fails.
+    {
+      std::lock_guard lock(mu_);
+      stopping_workers_ = true;
+      state_ = State::terminated;
+      kill_all();
+    }
+    if (role.owns_lock()) role.unlock();
+    abandon_start(watching);
+    throw;
+  }
   result_thread_ = std::thread([this] { result_loop(); });
-  watch_thread_ = std::thread([this] { watch_loop(); });
+}
+
+void ProcessPoolCore::abandon_start(bool watching) {
+  if (watching) {
+    std::unique_lock lock(mu_);
+    changed_.wait(lock, [this] {
+      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
+    });
+    lock.unlock();
+    stop_threads_.store(true);
+    wake_watcher();
+  }
+  watch_thread_.join();
+  for (auto& slot : slots_)
+    if (slot->alive && os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
+  os::unregister_parent_only_fd(watchdog_write_.get());
+  os::unmap(memory_, memory_size_);
+  memory_ = nullptr;
 }
 
 ProcessPoolCore::~ProcessPoolCore() {
@@ -125,12 +162,8 @@ void ProcessPoolCore::spawn(Slot& slot) {
 
 void ProcessPoolCore::await_hello(Slot& slot) {
   // Until its hello, a worker that dies can only have died starting up.
-  auto gone = [&slot] {
-    os::PollFd fd{slot.pidfd.get()};
-    return os::poll_readable({&fd, 1}, os::Nanos(0)) > 0;
-  };
   try {
-    slot.results.receive(slot.inbox, kStreamSpinNs, gone);
+    slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
   } catch (const RingAbandoned&) {
     throw std::runtime_error("mproc: worker " + std::to_string(slot.pid) + " exited while starting");
   }

@@ -175,18 +175,20 @@ void ProcessPoolCore::await_hello(Slot& slot) {
   if (status != 0) std::rethrow_exception(decode_exception(r));
 }
 
-void ProcessPoolCore::check_running() {
-  std::lock_guard lock(mu_);
+void ProcessPoolCore::throw_unless_running() const {
   if (!broken_.empty()) throw PoolNotRunning(broken_);
   if (state_ != State::running)
     throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
 }
 
+void ProcessPoolCore::check_running() {
+  std::lock_guard lock(mu_);
+  throw_unless_running();
+}
+
 void ProcessPoolCore::enqueue(Record record) {
   std::lock_guard lock(mu_);
-  if (!broken_.empty()) throw PoolNotRunning(broken_);
-  if (state_ != State::running)
-    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+  throw_unless_running();
   pending_.push_back(std::move(record));
   ++outstanding_;
   dispatch();

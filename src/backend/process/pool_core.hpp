@@ -99,6 +99,7 @@ class ProcessPoolCore final : public JobHost {
   void spawn(Slot& slot);  // under mu_ or before the threads start
   void await_hello(Slot& slot);
   void abandon_start(bool watching);  // undoes a constructor that failed
+  void throw_unless_running() const;  // under mu_; PoolNotRunning
   void dispatch();  // under mu_
   bool send(Slot& slot, Record& record);  // under mu_
   std::size_t window() const;  // chunks in flight per worker; under mu_

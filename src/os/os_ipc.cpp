@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <climits>
 #include <string>
+#include <vector>
 
 namespace mproc::detail::os {
 
@@ -124,7 +125,31 @@ pid_t gettid() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 int pidfd_poll(int pidfd, std::optional<Nanos> timeout) {
   PollFd fd{pidfd, false};
-  return poll_readable({&fd, 1}, timeout);
+  return poll_readable_once({&fd, 1}, timeout);
+}
+
+int poll_readable_once(std::span<PollFd> fds, std::optional<Nanos> timeout) {
+  constexpr std::size_t kMax = 64;
+  pollfd small[kMax];
+  std::vector<pollfd> big;
+  pollfd* p = small;
+  if (fds.size() > kMax) {
+    big.resize(fds.size());
+    p = big.data();
+  }
+  for (std::size_t i = 0; i < fds.size(); ++i) p[i] = pollfd{fds[i].fd, POLLIN, 0};
+  timespec ts{};
+  if (timeout) {
+    auto d = timeout->count() < 0 ? 0 : timeout->count();
+    ts = timespec{static_cast<time_t>(d / 1'000'000'000), static_cast<long>(d % 1'000'000'000)};
+  }
+  int n = ::ppoll(p, static_cast<nfds_t>(fds.size()), timeout ? &ts : nullptr, nullptr);
+  if (n == -1) {
+    if (errno == EINTR) n = 0;
+    else throw_error(errno, "ppoll", std::to_string(fds.size()) + " fds");
+  }
+  for (std::size_t i = 0; i < fds.size(); ++i) fds[i].ready = n > 0 && p[i].revents != 0;
+  return n;
 }
 
 void close_fds_from(int first) noexcept {

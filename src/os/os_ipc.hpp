@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "os/os.hpp"
@@ -41,6 +42,8 @@ bool read_exact(int fd, void* data, std::size_t size);
 std::int64_t monotonic_ns() noexcept;
 pid_t gettid() noexcept;
 int pidfd_poll(int pidfd, std::optional<Nanos> timeout);  // 1 when the process has ended
+// poll(2) for POLLIN once: unlike poll_readable, EINTR returns 0 (the caller tracks its deadline).
+int poll_readable_once(std::span<PollFd> fds, std::optional<Nanos> timeout);
 
 // --- async-signal-safe, for a child forked from a process that may run threads ---------------
 void close_fds_from(int first) noexcept;  // closes every fd >= first

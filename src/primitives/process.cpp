@@ -1,0 +1,214 @@
+// Process: fork in start(), a pidfd to wait on and signal, the child's identity kept in globals
+// that the fork copies and the child then rewrites.
+#include "mproc/process.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <typeinfo>
+
+#include "os/os.hpp"
+#include "os/os_ipc.hpp"
+
+namespace mproc {
+namespace {
+
+namespace os = detail::os;
+
+// This process's identity; rewritten in each child right after the fork.
+struct Self {
+  std::string name = "MainProcess";
+  bool daemon = false;
+  std::vector<int> identity;  // empty in the program itself
+  int counter = 0;            // children started so far, for their names
+  std::optional<ProcessInfo> parent;
+};
+
+Self& self() {
+  static Self s;
+  return s;
+}
+
+// The started, not yet destroyed Processes of this process, for active_children().
+std::mutex* g_registry_mu = new std::mutex;  // replaced in a child: a fork may copy it locked
+std::vector<Process*>& registry() {
+  static auto* r = new std::vector<Process*>;
+  return *r;
+}
+
+void registry_replace(Process* from, Process* to) {
+  std::lock_guard hold(*g_registry_mu);
+  auto& r = registry();
+  auto it = std::find(r.begin(), r.end(), from);
+  if (it == r.end()) {
+    if (to && !from) r.push_back(to);
+    return;
+  }
+  if (to) *it = to;
+  else r.erase(it);
+}
+
+std::string name_of(const std::vector<int>& identity) {
+  std::string name = "Process-";
+  for (std::size_t i = 0; i < identity.size(); ++i) {
+    if (i) name += ':';
+    name += std::to_string(identity[i]);
+  }
+  return name;
+}
+
+[[noreturn]] void run_child(Process::Body& body, const std::string& name) noexcept {
+  int code = 0;
+  try {
+    body.run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), typeid(e).name(), e.what());
+    code = 1;
+  } catch (...) {
+    std::fprintf(stderr, "Process %s:\nan exception that is not a std::exception\n", name.c_str());
+    code = 1;
+  }
+  os::flush_stdio();
+  os::exit_now(code);
+}
+
+}  // namespace
+
+Process::Process(ProcessOptions options, std::unique_ptr<Body> body)
+    : body_(std::move(body)), name_(std::move(options.name)), daemon_(options.daemon) {
+  identity_ = self().identity;
+  identity_.push_back(++self().counter);
+  if (name_.empty()) name_ = name_of(identity_);
+}
+
+Process::Process(Process&& other) noexcept
+    : body_(std::move(other.body_)),
+      name_(std::move(other.name_)),
+      daemon_(other.daemon_),
+      identity_(std::move(other.identity_)),
+      pid_(std::exchange(other.pid_, 0)),
+      pidfd_(std::exchange(other.pidfd_, -1)),
+      started_(std::exchange(other.started_, false)),
+      exitcode_(other.exitcode_) {
+  if (started_) registry_replace(&other, this);
+}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    this->~Process();
+    ::new (this) Process(std::move(other));
+  }
+  return *this;
+}
+
+Process::~Process() {
+  if (!started_) return;
+  try {
+    if (pidfd_ >= 0 && !exitcode_) {
+      if (daemon_) terminate();
+      join();
+    }
+  } catch (...) {
+  }
+  registry_replace(this, nullptr);
+  if (pidfd_ >= 0) os::Fd closer(pidfd_);
+}
+
+void Process::start() {
+  if (started_) throw std::logic_error("mproc::Process::start: a process can only be started once");
+  if (!body_) throw std::logic_error("mproc::Process::start: the process was moved from");
+  Self& me = self();
+  ProcessInfo parent(me.name, os::getpid(), me.daemon);
+  os::flush_stdio();
+  pid_t pid = os::fork();
+  if (pid == 0) {
+    me.parent = parent;
+    me.name = name_;
+    me.daemon = daemon_;
+    me.identity = identity_;
+    me.counter = 0;
+    g_registry_mu = new std::mutex;
+    registry().clear();
+    if (daemon_) {
+      os::set_parent_death_signal(SIGKILL);
+      if (os::getppid() != parent.pid()) os::exit_now(1);  // the parent died before the prctl
+    }
+    run_child(*body_, name_);
+  }
+  pid_ = pid;
+  try {
+    pidfd_ = os::pidfd_open(pid).release();
+  } catch (...) {
+    os::kill(pid, SIGKILL);
+    os::reap(pid);
+    throw;
+  }
+  started_ = true;
+  registry_replace(nullptr, this);
+}
+
+void Process::record(int code_or_minus_signal) noexcept { exitcode_ = code_or_minus_signal; }
+
+std::optional<int> Process::exitcode() {
+  if (exitcode_ || pidfd_ < 0) return exitcode_;
+  if (auto st = os::wait_pidfd(pidfd_, false)) record(st->signaled ? -st->signal : st->code);
+  return exitcode_;
+}
+
+bool Process::join_ns(detail::OptNanos timeout) {
+  if (!started_) throw std::logic_error("mproc::Process::join: the process was not started");
+  if (exitcode_) return true;
+  if (pidfd_ < 0) throw std::logic_error("mproc::Process::join: the process is closed");
+  if (timeout) {
+    std::int64_t end = os::monotonic_ns() + *timeout;
+    for (;;) {
+      std::int64_t left = end - os::monotonic_ns();
+      if (os::pidfd_poll(pidfd_, os::Nanos(left < 0 ? 0 : left)) > 0) break;
+      if (left <= 0) return false;
+    }
+  }
+  auto st = os::wait_pidfd(pidfd_, true);
+  record(st->signaled ? -st->signal : st->code);
+  return true;
+}
+
+bool Process::is_alive() { return started_ && !exitcode(); }
+
+void Process::signal(int sig) {
+  if (!started_ || exitcode_ || pidfd_ < 0) return;
+  os::pidfd_send_signal(pidfd_, sig);
+}
+
+void Process::terminate() { signal(SIGTERM); }
+void Process::kill() { signal(SIGKILL); }
+
+void Process::close() {
+  if (started_ && !exitcode()) throw std::logic_error("mproc::Process::close: the process is still running");
+  if (pidfd_ >= 0) os::Fd closer(std::exchange(pidfd_, -1));
+  body_.reset();
+}
+
+ProcessInfo current_process() {
+  const Self& me = self();
+  return ProcessInfo(me.name, os::getpid(), me.daemon);
+}
+
+std::optional<ProcessInfo> parent_process() { return self().parent; }
+
+std::vector<Process*> active_children() {
+  std::vector<Process*> all;
+  {
+    std::lock_guard hold(*g_registry_mu);
+    all = registry();
+  }
+  std::vector<Process*> alive;
+  for (Process* p : all)
+    if (p->is_alive()) alive.push_back(p);
+  return alive;
+}
+
+}  // namespace mproc

@@ -1,0 +1,185 @@
+// Tests of Process: exit codes, names, join with and without timeouts, signals, daemons, nesting.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mproc/process.hpp"
+#include "mproc/shared_memory.hpp"
+#include "mproc/sync.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+void copy_name(mproc::Array<char>& out, const std::string& name) {
+  std::size_t n = std::min(name.size(), out.size() - 1);
+  std::memcpy(out.begin(), name.data(), n);
+  out[n] = '\0';
+}
+
+// A process that is gone or a zombie no one will reap.
+bool gone(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return true;
+  std::string line;
+  std::getline(stat, line);
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
+}
+
+}  // namespace
+
+TEST(process_Process, ExitCodes) {
+  mproc::Process ok([] {});
+  mproc::Process threw([] { throw std::runtime_error("boom in child"); });
+  mproc::Process exited([] { std::exit(7); });
+  mproc::Process killed([] { ::raise(SIGKILL); });
+  EXPECT_FALSE(ok.exitcode().has_value());
+  for (auto* p : {&ok, &threw, &exited, &killed}) p->start();
+  for (auto* p : {&ok, &threw, &exited, &killed}) p->join();
+  EXPECT_EQ(ok.exitcode(), 0);
+  EXPECT_EQ(threw.exitcode(), 1);
+  EXPECT_EQ(exited.exitcode(), 7);
+  EXPECT_EQ(killed.exitcode(), -SIGKILL);
+  EXPECT_FALSE(ok.is_alive());
+}
+
+TEST(process_Process, ArgumentsAndCaptures) {
+  mproc::Value<int> out(0);
+  int base = 40;
+  mproc::Process p([base](mproc::Value<int> v, int a, std::string s) { v.set(base + a + static_cast<int>(s.size())); },
+                   out, 1, std::string("x"));
+  p.start();
+  p.join();
+  EXPECT_EQ(out.get(), 42);
+}
+
+TEST(process_Process, StartTwiceThrowsAndCloseWhileRunningThrows) {
+  mproc::Event go;
+  mproc::Process p([go]() mutable { go.wait(10s); });
+  p.start();
+  EXPECT_THROW(p.start(), std::logic_error);
+  EXPECT_THROW(p.close(), std::logic_error);
+  EXPECT_TRUE(p.is_alive());
+  EXPECT_FALSE(p.join(50ms));
+  go.set();
+  EXPECT_TRUE(p.join(10s));
+  EXPECT_EQ(p.exitcode(), 0);
+  p.close();
+}
+
+TEST(process_Process, NamesAndCurrentProcess) {
+  EXPECT_EQ(mproc::current_process().name(), "MainProcess");
+  EXPECT_FALSE(mproc::parent_process().has_value());
+  mproc::Array<char> seen(64), parent(64), nested(64);
+  mproc::Process named(mproc::ProcessOptions{.name = "loader"}, [&] { copy_name(seen, mproc::current_process().name()); });
+  EXPECT_EQ(named.name(), "loader");
+  mproc::Process anon([&] {
+    copy_name(parent, mproc::parent_process()->name());
+    mproc::Process inner([&] { copy_name(nested, mproc::current_process().name()); });
+    inner.start();
+    inner.join();
+  });
+  EXPECT_EQ(anon.name().rfind("Process-", 0), 0u);
+  named.start();
+  anon.start();
+  named.join();
+  anon.join();
+  EXPECT_EQ(anon.exitcode(), 0);
+  EXPECT_STREQ(seen.begin(), "loader");
+  EXPECT_STREQ(parent.begin(), "MainProcess");
+  EXPECT_EQ(std::string(nested.begin()), anon.name() + ":1");
+}
+
+TEST(process_Process, HundredStartedAndTerminatedAllReportSigterm) {
+  std::vector<mproc::Process> ps;
+  ps.reserve(100);
+  for (int i = 0; i < 100; ++i) ps.emplace_back([] { std::this_thread::sleep_for(60s); });
+  for (auto& p : ps) p.start();
+  EXPECT_EQ(mproc::active_children().size(), 100u);
+  for (auto& p : ps) p.terminate();
+  for (auto& p : ps) p.join();
+  for (auto& p : ps) EXPECT_EQ(p.exitcode(), -SIGTERM);
+  EXPECT_TRUE(mproc::active_children().empty());
+}
+
+TEST(process_Process, KillAndSentinel) {
+  mproc::Process p([] { std::this_thread::sleep_for(60s); });
+  p.start();
+  EXPECT_GT(p.pid(), 0);
+  EXPECT_GE(p.sentinel(), 0);
+  p.kill();
+  EXPECT_TRUE(p.join(10s));
+  EXPECT_EQ(p.exitcode(), -SIGKILL);
+}
+
+namespace {
+void on_usr1(int) {}
+}  // namespace
+
+TEST(process_Process, JoinSurvivesSignals) {
+  struct sigaction sa {}, old {};
+  sa.sa_handler = on_usr1;  // no SA_RESTART: blocking calls see EINTR
+  ::sigaction(SIGUSR1, &sa, &old);
+  mproc::Process p([] { std::this_thread::sleep_for(300ms); });
+  p.start();
+  std::atomic<bool> stop{false};
+  pthread_t main_thread = ::pthread_self();
+  std::thread pester([&] {
+    while (!stop) {
+      ::pthread_kill(main_thread, SIGUSR1);
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  EXPECT_FALSE(p.join(100ms));
+  p.join();
+  stop = true;
+  pester.join();
+  ::sigaction(SIGUSR1, &old, nullptr);
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+TEST(process_Process, DaemonEndsWithItsParent) {
+  mproc::Value<pid_t> daemon_pid(0);
+  mproc::Process parent([daemon_pid]() mutable {
+    mproc::Process d(mproc::ProcessOptions{.name = {}, .daemon = true}, [] { std::this_thread::sleep_for(60s); });
+    d.start();
+    daemon_pid.set(d.pid());
+    ::_exit(0);  // no destructors: only the parent-death signal can end the daemon
+  });
+  parent.start();
+  parent.join();
+  pid_t pid = daemon_pid.get();
+  ASSERT_GT(pid, 0);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!gone(pid) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(gone(pid));
+}
+
+TEST(process_Process, LockHolderDyingDoesNotDeadlock) {
+  mproc::Lock lock;
+  mproc::Event held;
+  mproc::Process p([&] {
+    lock.acquire();
+    held.set();
+    std::this_thread::sleep_for(60s);
+  });
+  p.start();
+  ASSERT_TRUE(held.wait(10s));
+  p.kill();
+  p.join();
+  ASSERT_TRUE(lock.acquire(5s));
+  EXPECT_TRUE(lock.previous_owner_died());
+  lock.release();
+}

@@ -227,9 +227,12 @@ class Progress {
     std::fflush(stderr);
     drawn_ = true;
   }
-  ~Progress() {
+  // Ends the progress line, so that what is printed next starts on a line of its own.
+  void finish() {
     if (drawn_) std::fputs("\n", stderr);
+    drawn_ = false;
   }
+  ~Progress() { finish(); }
   static double seconds_since(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   }
@@ -344,6 +347,7 @@ int demo(const Options& o) {
 #endif
   }
 
+  progress.finish();
   if (o.json)
     print_json(o, m, entries);
   else

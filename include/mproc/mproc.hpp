@@ -14,6 +14,7 @@
 #include "mproc/pool.hpp"
 #include "mproc/pool_options.hpp"
 #include "mproc/process.hpp"
+#include "mproc/queue.hpp"
 #include "mproc/shared_memory.hpp"
 #include "mproc/sync.hpp"
 

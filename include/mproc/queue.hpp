@@ -1,0 +1,108 @@
+// queue.hpp: FIFO queues shared between processes, as Python's multiprocessing has them —
+//   Queue<T>           bounded or not; put/get with timeouts; Empty and Full
+//   SimpleQueue<T>     put, get, empty: the plain unbounded queue
+//   JoinableQueue<T>   a Queue whose consumers report task_done(), for join()
+// T is any Sendable type. A queue is a handle to a ring in shared memory: create it before the
+// fork; the parent and every child share it, and copies of a handle share the same queue.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <stdexcept>
+#include <utility>
+
+#include "mproc/codec.hpp"
+#include "mproc/detail/queue_core.hpp"
+#include "mproc/errors.hpp"
+
+namespace mproc {
+
+// A multi-producer, multi-consumer FIFO queue between processes (multiprocessing.Queue). Safe
+// from any thread of any process that shares it. Items put by one thread of one process come
+// out in the order put. maxsize 0 means no item limit; the shared ring (buffer_bytes, 1 MiB by
+// default) still bounds the bytes in flight, and put() waits for room there too. A value that
+// cannot be encoded fails that put() alone (SerializationError); the queue is untouched. Robust:
+// a process that dies mid-put or mid-get leaves no half item behind.
+template <class T>
+class Queue {
+  static_assert(Sendable<T>, "mproc::Queue<T>: T must be Sendable (see codec.hpp)");
+
+ public:
+  explicit Queue(std::size_t maxsize = 0, std::size_t buffer_bytes = std::size_t{1} << 20)
+      : core_(maxsize, buffer_bytes) {}
+
+  void put(const T& x) { put_ns(x, {}); }
+  // Throws Full when no room came within timeout.
+  template <class Rep, class Period>
+  void put(const T& x, std::chrono::duration<Rep, Period> timeout) { put_ns(x, detail::to_nanos(timeout)); }
+  void put_nowait(const T& x) { put_ns(x, 0); }
+  T get() { return get_ns({}); }
+  // Throws Empty when no item came within timeout.
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) { return get_ns(detail::to_nanos(timeout)); }
+  T get_nowait() { return get_ns(0); }
+
+  [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
+  [[nodiscard]] bool empty() const noexcept { return core_.qsize() == 0; }
+  [[nodiscard]] bool full() const noexcept { return core_.full(); }
+  // This handle (in this process) may no longer put or get; others are unaffected.
+  void close() noexcept { closed_ = true; }
+
+  void put_ns(const T& x, detail::OptNanos timeout);
+  T get_ns(detail::OptNanos timeout);
+
+ protected:
+  detail::QueueCore core_;
+  bool closed_ = false;
+};
+
+// An unbounded FIFO queue between processes (multiprocessing.SimpleQueue): put, get, empty.
+// Same sharing and guarantees as Queue.
+template <class T>
+class SimpleQueue {
+ public:
+  SimpleQueue() = default;
+  void put(const T& x) { q_.put(x); }
+  T get() { return q_.get(); }
+  [[nodiscard]] bool empty() const noexcept { return q_.empty(); }
+  void close() noexcept { q_.close(); }
+
+ private:
+  Queue<T> q_;
+};
+
+// A Queue that counts unfinished items (multiprocessing.JoinableQueue): each put() adds one,
+// each task_done() removes one; join() waits until none is left. task_done() more often than
+// put() throws std::logic_error.
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  using Queue<T>::Queue;
+  void task_done() { this->core_.task_done(); }
+  void join() { this->core_.join({}); }
+  // True when every item was done within timeout.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) { return this->core_.join(detail::to_nanos(timeout)); }
+};
+
+// --- definitions --------------------------------------------------------------------------------
+
+template <class T>
+void Queue<T>::put_ns(const T& x, detail::OptNanos timeout) {
+  if (closed_) throw std::logic_error("mproc::Queue::put: the queue is closed");
+  thread_local detail::Writer w;
+  w.clear();
+  detail::encode(w, x);
+  if (!core_.put(w.bytes(), timeout)) throw Full("mproc::Queue::put: the queue is full");
+}
+
+template <class T>
+T Queue<T>::get_ns(detail::OptNanos timeout) {
+  if (closed_) throw std::logic_error("mproc::Queue::get: the queue is closed");
+  thread_local detail::Writer w;
+  if (!core_.get(w, timeout)) throw Empty("mproc::Queue::get: the queue is empty");
+  detail::Reader r(w.bytes());
+  return detail::decode<T>(r);
+}
+
+}  // namespace mproc

@@ -13,6 +13,7 @@
 #include "mproc/errors.hpp"
 #include "mproc/pool.hpp"
 #include "mproc/pool_options.hpp"
+#include "mproc/pipe.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
 #include "mproc/shared_memory.hpp"

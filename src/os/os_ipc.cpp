@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,6 +100,24 @@ void send_all(int fd, const void* data, std::size_t size) {
     p += n;
     size -= static_cast<std::size_t>(n);
   }
+}
+
+void send_all2(int fd, const void* a, std::size_t a_size, const void* b, std::size_t b_size) {
+  iovec iov[2] = {{const_cast<void*>(a), a_size}, {const_cast<void*>(b), b_size}};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  ssize_t n;
+  do {
+    n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+  } while (n == -1 && errno == EINTR);
+  if (n == -1) throw_error(errno, "sendmsg", std::to_string(fd));
+  auto sent = static_cast<std::size_t>(n);
+  if (sent < a_size) {
+    send_all(fd, static_cast<const char*>(a) + sent, a_size - sent);
+    sent = a_size;
+  }
+  send_all(fd, static_cast<const char*>(b) + (sent - a_size), b_size - (sent - a_size));
 }
 
 bool read_exact(int fd, void* data, std::size_t size) {

@@ -34,6 +34,8 @@ std::pair<Fd, Fd> stream_socketpair();  // AF_UNIX, SOCK_STREAM, both ends close
 void shutdown(int fd, bool read, bool write) noexcept;
 // send(MSG_NOSIGNAL) until all is written: a closed peer is EPIPE, never SIGPIPE.
 void send_all(int fd, const void* data, std::size_t size);
+// The same for [a][b], in one sendmsg when the socket takes it all.
+void send_all2(int fd, const void* a, std::size_t a_size, const void* b, std::size_t b_size);
 // Reads exactly size bytes; false when the peer closed before the first byte; throws
 // EOFError-worthy std::system_error(ECONNRESET) when it closed in the middle.
 bool read_exact(int fd, void* data, std::size_t size);

@@ -1,0 +1,124 @@
+// pipe.hpp: message connections between processes, as Python's multiprocessing has them —
+//   Connection<T>   one end: send/recv of T, send_bytes/recv_bytes, poll, close
+//   Pipe<T>(duplex) a connected pair of Connections
+//   wait()          waits for any of several connections or process sentinels to be ready
+#pragma once
+
+#include <chrono>
+#include <concepts>
+#include <span>
+#include <cstddef>
+#include <initializer_list>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "mproc/codec.hpp"
+#include "mproc/detail/connection_core.hpp"
+#include "mproc/errors.hpp"
+
+namespace mproc {
+
+// One end of a Pipe (multiprocessing.connection.Connection): a close-on-exec stream socket
+// carrying framed messages, so each recv() returns exactly one send(), of any size. Move-only;
+// use one end from one thread at a time. recv() after the other end closed throws EOFError;
+// send() to a closed peer throws std::system_error(EPIPE), never SIGPIPE. Signals arriving
+// during a call do not interrupt it.
+template <class T>
+class Connection {
+  static_assert(Sendable<T>, "mproc::Connection<T>: T must be Sendable (see codec.hpp)");
+
+ public:
+  Connection() = default;
+  explicit Connection(detail::ConnectionCore core) noexcept : core_(std::move(core)) {}
+
+  void send(const T& x);
+  T recv();
+  void send_bytes(std::span<const std::byte> bytes) { core_.send(bytes); }
+  void send_bytes(std::string_view bytes) { core_.send(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
+  std::vector<std::byte> recv_bytes();
+  // True when a message (or end of file) is ready; waits up to timeout; poll() does not wait.
+  bool poll() { return core_.poll(0); }
+  template <class Rep, class Period>
+  bool poll(std::chrono::duration<Rep, Period> timeout) { return core_.poll(detail::to_nanos(timeout)); }
+  void close() noexcept { core_.close(); }
+  [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
+  [[nodiscard]] bool readable() const noexcept { return core_.readable(); }
+  [[nodiscard]] bool writable() const noexcept { return core_.writable(); }
+  [[nodiscard]] int fileno() const noexcept { return core_.fileno(); }
+
+ private:
+  detail::ConnectionCore core_;
+};
+
+// A connected pair. duplex: both ends send and receive; otherwise (reader, writer), as Python.
+template <class T>
+std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
+  auto [a, b] = detail::ConnectionCore::pair(duplex);
+  return {Connection<T>(std::move(a)), Connection<T>(std::move(b))};
+}
+
+// Something wait() can wait for: a Connection, or an fd such as Process::sentinel().
+struct Waitable {
+  Waitable(int file) : fd(file) {}  // NOLINT: implicit, as Python's wait takes ints too
+  template <class C>
+    requires requires(const C& c) { { c.fileno() } -> std::convertible_to<int>; }
+  Waitable(const C& c) : fd(c.fileno()) {}  // NOLINT
+  int fd;
+};
+
+// The fds of the objects that are ready (multiprocessing.connection.wait): a connection with a
+// message or end of file, a sentinel whose process ended. Waits until one is, or timeout.
+std::vector<int> wait(std::initializer_list<Waitable> objects);
+std::vector<int> wait(std::span<const Waitable> objects);
+template <class Rep, class Period>
+std::vector<int> wait(std::span<const Waitable> objects, std::chrono::duration<Rep, Period> timeout);
+template <class Rep, class Period>
+std::vector<int> wait(std::initializer_list<Waitable> objects, std::chrono::duration<Rep, Period> timeout) {
+  return wait(std::span<const Waitable>(objects.begin(), objects.size()), timeout);
+}
+
+// --- definitions --------------------------------------------------------------------------------
+
+template <class T>
+void Connection<T>::send(const T& x) {
+  thread_local detail::Writer w;
+  w.clear();
+  detail::encode(w, x);
+  core_.send(w.bytes());
+}
+
+template <class T>
+T Connection<T>::recv() {
+  thread_local detail::Writer w;
+  core_.recv(w);
+  detail::Reader r(w.bytes());
+  return detail::decode<T>(r);
+}
+
+template <class T>
+std::vector<std::byte> Connection<T>::recv_bytes() {
+  detail::Writer w;
+  core_.recv(w);
+  auto b = w.bytes();
+  return std::vector<std::byte>(b.begin(), b.end());
+}
+
+inline std::vector<int> wait(std::span<const Waitable> objects) {
+  std::vector<int> fds;
+  for (const auto& o : objects) fds.push_back(o.fd);
+  return detail::wait_fds(fds, {});
+}
+
+inline std::vector<int> wait(std::initializer_list<Waitable> objects) {
+  return wait(std::span<const Waitable>(objects.begin(), objects.size()));
+}
+
+template <class Rep, class Period>
+std::vector<int> wait(std::span<const Waitable> objects, std::chrono::duration<Rep, Period> timeout) {
+  std::vector<int> fds;
+  for (const auto& o : objects) fds.push_back(o.fd);
+  return detail::wait_fds(fds, detail::to_nanos(timeout));
+}
+
+}  // namespace mproc

@@ -1,0 +1,111 @@
+// Benchmarks of the primitives: a Queue<int> streaming between two processes, a Pipe round trip
+// beside a bare futex round trip (the floor for any cross-process wake-up), and an uncontended
+// Lock acquire + release.
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <cstdint>
+#include <mutex>
+
+#include <benchmark/benchmark.h>
+
+#include "mproc/detail/shared_region.hpp"
+#include "mproc/pipe.hpp"
+#include "mproc/process.hpp"
+#include "mproc/queue.hpp"
+#include "mproc/sync.hpp"
+
+namespace {
+
+// Items/s of a Queue<int> fed by a producer process and drained by this one, pipelined.
+void BM_QueueIntBetweenProcesses(benchmark::State& state) {
+  mproc::Queue<int> q(0, std::size_t{1} << 20);
+  auto n = static_cast<int>(state.max_iterations);
+  mproc::Process producer([q, n]() mutable {
+    for (int i = 0; i < n; ++i) q.put(i);
+  });
+  producer.start();
+  for (auto _ : state) benchmark::DoNotOptimize(q.get());
+  producer.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_QueueIntBetweenProcesses)->UseRealTime()->Iterations(2'000'000);
+
+// One small message there and back over a Pipe, to an echoing child.
+void BM_PipeRoundTrip(benchmark::State& state) {
+  auto [here, there] = mproc::Pipe<int>();
+  mproc::Process echo([&] {
+    here.close();
+    for (;;) {
+      int v = there.recv();
+      if (v < 0) break;
+      there.send(v);
+    }
+  });
+  echo.start();
+  there.close();
+  int i = 0;
+  for (auto _ : state) {
+    here.send(i++);
+    benchmark::DoNotOptimize(here.recv());
+  }
+  here.send(-1);
+  echo.join();
+}
+BENCHMARK(BM_PipeRoundTrip)->UseRealTime();
+
+long futex(std::atomic<std::uint32_t>* w, int op, std::uint32_t v) {
+  return ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(w), op, v, nullptr, nullptr, 0);
+}
+
+// The same round trip with nothing but two futex words: sleep, wake, sleep, wake.
+void BM_FutexRoundTrip(benchmark::State& state) {
+  struct Words {
+    std::atomic<std::uint32_t> ping{0}, pong{0};
+  };
+  auto words = mproc::detail::make_shared_state<Words>();
+  Words* w = words.get();
+  mproc::Process echo([w] {
+    for (std::uint32_t seen = 0;;) {
+      while (w->ping.load() == seen) futex(&w->ping, FUTEX_WAIT, seen);
+      seen = w->ping.load();
+      w->pong.store(seen);
+      futex(&w->pong, FUTEX_WAKE, INT_MAX);
+      if (seen == UINT32_MAX) break;
+    }
+  });
+  echo.start();
+  std::uint32_t i = 0;
+  for (auto _ : state) {
+    ++i;
+    w->ping.store(i);
+    futex(&w->ping, FUTEX_WAKE, INT_MAX);
+    while (w->pong.load() != i) futex(&w->pong, FUTEX_WAIT, w->pong.load());
+  }
+  w->ping.store(UINT32_MAX);
+  futex(&w->ping, FUTEX_WAKE, INT_MAX);
+  echo.join();
+}
+BENCHMARK(BM_FutexRoundTrip)->UseRealTime();
+
+void BM_LockUncontended(benchmark::State& state) {
+  mproc::Lock lock;
+  for (auto _ : state) {
+    lock.acquire();
+    lock.release();
+  }
+}
+BENCHMARK(BM_LockUncontended);
+
+void BM_StdScopedLockOnLock(benchmark::State& state) {
+  mproc::Lock lock;
+  for (auto _ : state) std::scoped_lock hold(lock);
+}
+BENCHMARK(BM_StdScopedLockOnLock);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,35 @@
+# MpiPool (issue 8): the MPI backend, built as its own library, mproc::mpi (mproc_mpi), when MPI is
+# found, so that the core library builds and tests without MPI. Included by the top CMakeLists
+# once the mproc target exists. Switch: MPROC_MPI (on when MPI is found).
+find_package(MPI COMPONENTS CXX QUIET)
+option(MPROC_MPI "Build MpiPool (mproc::mpi) over MPI" ${MPI_CXX_FOUND})
+
+# src/backend/mpi/ is MpiPool's alone: the core library's source glob must not take it in.
+get_target_property(_mproc_sources mproc SOURCES)
+list(FILTER _mproc_sources EXCLUDE REGEX "src/backend/mpi/")
+set_property(TARGET mproc PROPERTY SOURCES ${_mproc_sources})
+
+if(NOT MPROC_MPI OR NOT MPI_CXX_FOUND)
+  message(STATUS "mproc: MPI not found (or MPROC_MPI=OFF): MpiPool (mproc::mpi) and its tests are not built")
+  return()
+endif()
+
+file(GLOB MPROC_MPI_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_LIST_DIR}/../src/backend/mpi/*.cpp)
+add_library(mproc_mpi ${MPROC_MPI_SOURCES})
+add_library(mproc::mpi ALIAS mproc_mpi)
+target_include_directories(mproc_mpi PRIVATE ${PROJECT_SOURCE_DIR}/src)
+target_link_libraries(mproc_mpi PUBLIC mproc MPI::MPI_CXX ${CMAKE_DL_LIBS} PRIVATE $<BUILD_INTERFACE:mproc_warnings>)
+
+if(MPROC_TESTS)
+  find_package(GTest REQUIRED)
+  # Tests added before the top CMakeLists' enable_testing() would be dropped.
+  enable_testing()
+  add_executable(test_mpi_pool ${PROJECT_SOURCE_DIR}/tests/mpi/test_mpi_pool.cpp)
+  target_link_libraries(test_mpi_pool PRIVATE mproc::mpi GTest::gtest mproc_warnings)
+  # gtest runs on rank 0; the other ranks serve its pools.
+  add_test(NAME mpi_pool
+           COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root ${MPIEXEC_NUMPROC_FLAG} 3
+                   $<TARGET_FILE:test_mpi_pool>)
+  set_tests_properties(mpi_pool PROPERTIES TIMEOUT 120
+                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+endif()

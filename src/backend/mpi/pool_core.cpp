@@ -1,0 +1,431 @@
+#include "backend/mpi/pool_core.hpp"
+
+#include <emmintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "backend/mpi/modules.hpp"
+#include "backend/mpi/runtime.hpp"
+#include "mproc/codec.hpp"
+#include "mproc/detail/mpi_backend.hpp"
+#include "mproc/errors.hpp"
+
+namespace mproc::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// The communication thread, with chunks in flight and nothing arriving: spins this long, then
+// yields its core until kCommYield, then naps kCommNap at a time (the ranks may share cores).
+constexpr auto kCommSpin = std::chrono::microseconds(20);
+constexpr auto kCommYield = std::chrono::milliseconds(2);
+constexpr auto kCommNap = std::chrono::microseconds(50);
+constexpr double kQueueAheadNs = 500'000;  // work queued on a rank ahead of what it runs
+constexpr std::size_t kMaxWindow = 64;     // chunks in flight per rank, at most
+constexpr std::size_t kSpareBuffers = 16;
+constexpr std::size_t kSpareBufferMax = 64 << 20;
+
+MpiTaskHeader header_of(const Writer& payload) {
+  MpiTaskHeader h;
+  std::memcpy(&h, payload.bytes().data(), sizeof h);
+  return h;
+}
+
+}  // namespace
+
+MpiPoolCore::MpiPoolCore(const PoolOptions& options) {
+  const int available = mpi::world_size() - 1;
+  if (available < 1)
+    throw std::runtime_error(
+        "mproc: MpiPool needs worker ranks, and this program runs alone: launch it as mpirun -n N ./program "
+        "(N >= 2; rank 0 holds the pool, ranks 1 .. N-1 work)");
+  PoolOptions checked = options;
+  if (!checked.processes) checked.processes = available;
+  const unsigned n = checked_pool_size(checked);
+  if (n > static_cast<unsigned>(available))
+    throw std::invalid_argument("mproc: MpiPool(" + std::to_string(n) + "): this job has only " +
+                                std::to_string(available) + " worker rank" + (available == 1 ? "" : "s") +
+                                "; launch it with mpirun -n " + std::to_string(n + 1));
+  if (options.task_timeout)
+    throw std::invalid_argument(
+        "mproc: MpiPool does not support task_timeout: a rank cannot be stopped without ending the MPI job");
+  std::uint32_t init_module = kMpiNoFunction;
+  std::uint64_t init_offset = 0;
+  if (options.initializer) {
+    auto* fn = options.initializer.target<void (*)()>();
+    if (!fn)
+      throw std::invalid_argument(
+          "mproc: MpiPool's initializer must be a plain function (void(*)()): worker ranks find it by its "
+          "address in the program; write a captureless lambda as +[] { ... }");
+    mpi::Located where = mpi::locate(reinterpret_cast<const void*>(*fn));
+    init_module = where.module;
+    init_offset = where.offset;
+  }
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(Worker{static_cast<int>(i) + 1, {}});
+  mpi::claim_pool();
+  try {
+    start_workers(init_module, init_offset);
+  } catch (...) {
+    mpi::release_pool();
+    throw;
+  }
+  comm_thread_ = std::thread([this] { comm_loop(); });
+  callback_thread_ = std::thread([this] { callback_loop(); });
+}
+
+MpiPoolCore::~MpiPoolCore() {
+  if (comm_thread_.joinable()) terminate();
+}
+
+void MpiPoolCore::start_workers(std::uint32_t init_module, std::uint64_t init_offset) {
+  Writer start;
+  start.write(&init_module, sizeof init_module);
+  start.write(&init_offset, sizeof init_offset);
+  for (auto& w : workers_) {
+    if (init_module != kMpiNoFunction) mpi::announce_modules(w.rank, init_module);
+    mpi::send(start.bytes(), w.rank, mpi::kStart);
+  }
+  std::exception_ptr failure;
+  for (auto& w : workers_) {
+    mpi::receive(mpi::wait_message(w.rank, mpi::kHello), inbox_);
+    Reader r(inbox_.bytes());
+    std::uint8_t status = 0;
+    r.read(&status, 1);
+    if (status != 0 && !failure) failure = decode_exception(r);
+  }
+  if (failure) {
+    stop_workers(false);
+    std::rethrow_exception(failure);
+  }
+}
+
+void MpiPoolCore::stop_workers(bool terminating) {
+  for (auto& w : workers_) {
+    if (terminating) mpi::send({}, w.rank, mpi::kTerminate);
+    mpi::send({}, w.rank, mpi::kStop);
+  }
+  // Results of chunks that were already running when terminate() came are dropped here.
+  for (std::size_t stopped = 0; stopped < workers_.size();) {
+    MPI_Status st = mpi::wait_message(MPI_ANY_SOURCE, MPI_ANY_TAG);
+    mpi::receive(st, inbox_);
+    if (st.MPI_TAG == mpi::kStopped) ++stopped;
+  }
+  // Every rank has taken every message we sent: the sends are complete.
+  for (auto& r : abandoned_) mpi::check(MPI_Wait(&r.request, MPI_STATUS_IGNORE), "MPI_Wait", -1);
+  abandoned_.clear();
+}
+
+// --- the communication thread -----------------------------------------------------------------
+
+void MpiPoolCore::comm_loop() {
+  std::deque<Record> pending;
+  auto last_progress = Clock::now();
+  bool terminating = false;
+  for (;;) {
+    bool progress = false;
+    bool stop = false;
+    {
+      std::lock_guard lock(mu_);
+      if (!incoming_.empty()) {
+        for (auto& r : incoming_) pending.push_back(std::move(r));
+        incoming_.clear();
+        progress = true;
+      }
+      stop = stop_requested_;
+      terminating = terminate_requested_;
+    }
+    if (terminating) {
+      abandon(pending);
+      break;
+    }
+    progress |= dispatch(pending);
+    progress |= collect();
+    const bool quiet = pending.empty() && std::all_of(workers_.begin(), workers_.end(),
+                                                      [](const Worker& w) { return w.inflight.empty(); });
+    if (quiet) {
+      if (stop) break;
+      std::unique_lock lock(mu_);
+      comm_sleeping_ = true;
+      wake_comm_.wait(lock, [this] { return !incoming_.empty() || stop_requested_ || terminate_requested_; });
+      comm_sleeping_ = false;
+      last_progress = Clock::now();
+      continue;
+    }
+    auto now = Clock::now();
+    if (progress) {
+      last_progress = now;
+      continue;
+    }
+    auto idle = now - last_progress;
+    if (idle < kCommSpin) _mm_pause();
+    else if (idle < kCommYield) std::this_thread::yield();
+    else std::this_thread::sleep_for(kCommNap);
+  }
+  stop_workers(terminating);
+}
+
+std::size_t MpiPoolCore::window() const noexcept {
+  if (avg_chunk_ns_ <= 0) return 4;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 2, kMaxWindow);
+}
+
+bool MpiPoolCore::dispatch(std::deque<Record>& pending) {
+  bool any = false;
+  const std::size_t limit = window();
+  while (!pending.empty()) {
+    Worker* best = nullptr;
+    for (auto& w : workers_)
+      if (w.inflight.size() < limit && (!best || w.inflight.size() < best->inflight.size())) best = &w;
+    if (!best) break;
+    Record& r = pending.front();
+    if (r.payload.size() > static_cast<std::size_t>(INT_MAX)) {
+      r.job->fail(r.first, r.count,
+                  std::make_exception_ptr(SerializationError(
+                      "mproc: MpiPool: a chunk over 2 GiB cannot be sent; use a smaller chunksize")));
+      pending.pop_front();
+      finished(1);
+      continue;
+    }
+    MpiTaskHeader h = header_of(r.payload);
+    h.seq = next_seq_++;
+    std::memcpy(r.payload.data(), &h.seq, sizeof h.seq);
+    std::uint32_t upto = h.invoker_module;
+    if (h.function_module != kMpiNoFunction) upto = std::max(upto, h.function_module);
+    mpi::announce_modules(best->rank, upto);
+    mpi::check(MPI_Isend(r.payload.data(), static_cast<int>(r.payload.size()), MPI_BYTE, best->rank, mpi::kTask,
+                         mpi::comm(), &r.request),
+               "MPI_Isend", best->rank);
+    best->inflight.push_back(std::move(r));
+    pending.pop_front();
+    any = true;
+  }
+  return any;
+}
+
+bool MpiPoolCore::collect() {
+  bool any = false;
+  for (int i = 0; i < 64; ++i) {
+    int flag = 0;
+    MPI_Status st{};
+    mpi::check(MPI_Iprobe(MPI_ANY_SOURCE, mpi::kResult, mpi::comm(), &flag, &st), "MPI_Iprobe", -1);
+    if (!flag) break;
+    mpi::receive(st, inbox_);
+    handle_result(workers_.at(static_cast<std::size_t>(st.MPI_SOURCE - 1)));
+    any = true;
+  }
+  return any;
+}
+
+void MpiPoolCore::handle_result(Worker& w) {
+  Reader r(inbox_.bytes());
+  std::uint64_t seq = 0;
+  std::int64_t took = 0;
+  r.read(&seq, sizeof seq);
+  r.read(&took, sizeof took);
+  if (w.inflight.empty() || header_of(w.inflight.front().payload).seq != seq) {
+    std::fprintf(stderr, "mproc: rank 0: rank %d sent a result for a task it was not given; ending the job\n", w.rank);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  Record rec = std::move(w.inflight.front());
+  w.inflight.pop_front();
+  mpi::check(MPI_Wait(&rec.request, MPI_STATUS_IGNORE), "MPI_Wait", w.rank);
+  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
+  rec.job->deliver(rec.first, rec.count, r);
+  recycle(std::move(rec.payload));
+  finished(1);
+}
+
+void MpiPoolCore::abandon(std::deque<Record>& pending) {
+  auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
+  std::size_t n = 0;
+  for (auto& r : pending) {
+    r.job->fail(r.first, r.count, error);
+    ++n;
+  }
+  pending.clear();
+  for (auto& w : workers_) {
+    for (auto& r : w.inflight) {
+      r.job->fail(r.first, r.count, error);
+      r.job.reset();
+      abandoned_.push_back(std::move(r));  // its send completes when the rank takes it
+      ++n;
+    }
+    w.inflight.clear();
+  }
+  finished(n);
+}
+
+void MpiPoolCore::finished(std::size_t records) {
+  std::lock_guard lock(mu_);
+  outstanding_ -= records;
+  if (outstanding_ == 0) changed_.notify_all();
+}
+
+// --- callbacks ------------------------------------------------------------------------------
+
+void MpiPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
+  {
+    std::lock_guard lock(deferred_mu_);
+    if (!callbacks_stop_) {
+      deferred_.push_back(std::move(job));
+      deferred_cv_.notify_one();
+      return;
+    }
+  }
+  job->complete();  // the pool is gone: nobody else will
+}
+
+void MpiPoolCore::callback_loop() {
+  t_on_pool_thread = true;
+  std::unique_lock lock(deferred_mu_);
+  for (;;) {
+    deferred_cv_.wait(lock, [this] { return !deferred_.empty() || callbacks_stop_; });
+    if (deferred_.empty()) return;
+    std::deque<std::shared_ptr<JobBase>> jobs;
+    jobs.swap(deferred_);
+    lock.unlock();
+    for (auto& job : jobs) job->complete();
+    jobs.clear();
+    lock.lock();
+  }
+}
+
+// --- the caller's side ----------------------------------------------------------------------
+
+void MpiPoolCore::check_running() {
+  std::lock_guard lock(mu_);
+  if (state_ != State::running)
+    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+}
+
+void MpiPoolCore::enqueue(Record record) {
+  std::lock_guard lock(mu_);
+  if (state_ != State::running)
+    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+  incoming_.push_back(std::move(record));
+  ++outstanding_;
+  if (comm_sleeping_) wake_comm_.notify_one();
+}
+
+void MpiPoolCore::close() {
+  std::lock_guard lock(mu_);
+  if (state_ == State::running) state_ = State::closed;
+}
+
+void MpiPoolCore::join() {
+  {
+    std::unique_lock lock(mu_);
+    if (state_ == State::running) throw std::logic_error("mproc: MpiPool::join: call close() or terminate() first");
+    changed_.wait(lock, [this] { return outstanding_ == 0 || state_ == State::terminated; });
+    stop_requested_ = true;
+    wake_comm_.notify_one();
+  }
+  stop_threads();
+}
+
+void MpiPoolCore::terminate() {
+  std::deque<Record> dropped;
+  {
+    std::lock_guard lock(mu_);
+    state_ = State::terminated;
+    terminate_requested_ = true;
+    dropped.swap(incoming_);
+    outstanding_ -= dropped.size();
+    wake_comm_.notify_one();
+    changed_.notify_all();
+  }
+  auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
+  for (auto& r : dropped) r.job->fail(r.first, r.count, error);
+  stop_threads();
+}
+
+void MpiPoolCore::stop_threads() {
+  std::lock_guard lock(threads_mu_);
+  if (comm_thread_.joinable()) comm_thread_.join();
+  {
+    std::lock_guard dl(deferred_mu_);
+    callbacks_stop_ = true;
+    deferred_cv_.notify_all();
+  }
+  if (callback_thread_.joinable()) {
+    callback_thread_.join();
+    mpi::release_pool();  // the ranks have stopped: another pool may start
+  }
+}
+
+std::vector<int> MpiPoolCore::worker_ranks() const {
+  std::vector<int> ranks;
+  for (const auto& w : workers_) ranks.push_back(w.rank);
+  return ranks;
+}
+
+Writer MpiPoolCore::take_buffer() {
+  std::lock_guard lock(buffers_mu_);
+  if (buffers_.empty()) return Writer{};
+  Writer w = std::move(buffers_.back());
+  buffers_.pop_back();
+  return w;
+}
+
+void MpiPoolCore::recycle(Writer buffer) noexcept {
+  if (buffer.capacity() > kSpareBufferMax) return;
+  buffer.clear();
+  std::lock_guard lock(buffers_mu_);
+  if (buffers_.size() < kSpareBuffers) buffers_.push_back(std::move(buffer));
+}
+
+// --- MpiBackend -------------------------------------------------------------------------------
+
+void mpi_name_functions(Writer& payload, bool has_function) {
+  static_assert(sizeof(Invoker) == sizeof(std::uint64_t) && sizeof(void (*)()) == sizeof(std::uint64_t));
+  std::byte* chunk = payload.data() + sizeof(MpiTaskHeader);
+  auto rename = [](std::byte* at) {
+    std::uintptr_t addr = 0;
+    std::memcpy(&addr, at, sizeof addr);
+    mpi::Located where = mpi::locate(reinterpret_cast<const void*>(addr));
+    std::memcpy(at, &where.offset, sizeof where.offset);
+    return where.module;
+  };
+  MpiTaskHeader h;
+  h.invoker_module = rename(chunk);
+  h.function_module = has_function ? rename(chunk + sizeof(Invoker)) : kMpiNoFunction;
+  std::memcpy(payload.data(), &h, sizeof h);
+}
+
+MpiBackend::MpiBackend(PoolOptions options) {
+  mpi::ensure_started();
+  if (mpi::world_rank() != 0) mpi::serve_forever();
+  core_ = std::make_unique<MpiPoolCore>(options);
+}
+MpiBackend::~MpiBackend() = default;
+unsigned MpiBackend::size() const noexcept { return core_->size(); }
+JobHost* MpiBackend::host() noexcept { return core_.get(); }
+void MpiBackend::check_running() const { core_->check_running(); }
+void MpiBackend::close() { core_->close(); }
+void MpiBackend::join() { core_->join(); }
+void MpiBackend::terminate() { core_->terminate(); }
+std::vector<int> MpiBackend::worker_ranks() const { return core_->worker_ranks(); }
+
+void MpiBackend::shutdown() noexcept {
+  try {
+    core_->close();
+    core_->join();
+  } catch (...) {
+    core_->terminate();
+  }
+}
+
+Writer MpiBackend::take_buffer() { return core_->take_buffer(); }
+
+void MpiBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload) {
+  core_->enqueue(MpiPoolCore::Record{std::move(job), first, count, std::move(payload), MPI_REQUEST_NULL});
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,202 @@
+// MpiPool under mpirun: gtest runs on rank 0 only; the other ranks serve its pools. ctest runs
+// this as `mpirun -n 3 test_mpi_pool`, so each pool has two worker ranks.
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mproc/mpi_pool.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+int sqr(int x) { return x * x; }
+int mul(int a, int b) { return a * b; }
+int rank_of_worker(int) { return mproc::mpi::rank(); }
+int fail_on_seven(int x) {
+  if (x == 7) throw std::out_of_range("seven is out of range");
+  return x;
+}
+std::string greet(const std::string& name, int times) {
+  std::string out;
+  for (int i = 0; i < times; ++i) out += "hello " + name + ";";
+  return out;
+}
+
+class OddNumber : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+int reject_odd(int x) {
+  if (x % 2) throw OddNumber("odd: " + std::to_string(x));
+  return x / 2;
+}
+
+int initialized_on_worker = 0;
+void set_initialized() { initialized_on_worker = 17; }
+int read_initialized(int) { return initialized_on_worker; }
+
+int set_before_serve = 0;  // set by main() on every rank before the workers start serving
+int read_set_before_serve(int) { return set_before_serve; }
+
+}  // namespace
+
+TEST(MpiPool, ApplyRunsOnAWorkerRank) {
+  mproc::MpiPool pool;
+  EXPECT_EQ(pool.processes(), 2U);
+  EXPECT_EQ(pool.apply(sqr, std::tuple{5}), 25);
+  int rank = pool.apply(rank_of_worker, std::tuple{0});
+  EXPECT_TRUE(rank == 1 || rank == 2) << rank;
+  EXPECT_EQ(pool.apply(greet, std::tuple{std::string("mpi"), 2}), "hello mpi;hello mpi;");
+  EXPECT_EQ(pool.apply([] { return 3; }), 3);  // a captureless lambda: no function pointer sent
+}
+
+TEST(MpiPool, MapKeepsOrderAtEveryChunksize) {
+  mproc::MpiPool pool;
+  std::vector<int> in(1000);
+  std::iota(in.begin(), in.end(), 0);
+  std::vector<int> want;
+  for (int x : in) want.push_back(x * x);
+  for (std::size_t chunksize : {0, 1, 7, 1000}) EXPECT_EQ(pool.map(sqr, in, chunksize), want) << chunksize;
+  EXPECT_TRUE(pool.map(sqr, std::vector<int>{}).empty());
+}
+
+TEST(MpiPool, MapUsesEveryWorkerRank) {
+  mproc::MpiPool pool;
+  auto ranks = pool.map(rank_of_worker, std::vector<int>(200, 0), 1);
+  std::set<int> distinct(ranks.begin(), ranks.end());
+  EXPECT_FALSE(distinct.count(0));
+  EXPECT_EQ(pool.backend().worker_ranks(), (std::vector<int>{1, 2}));
+}
+
+TEST(MpiPool, Starmap) {
+  mproc::MpiPool pool;
+  std::vector<std::pair<int, int>> pairs;
+  for (int i = 0; i < 100; ++i) pairs.emplace_back(i, i + 1);
+  auto out = pool.starmap(mul, pairs, 9);
+  ASSERT_EQ(out.size(), 100U);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(out[static_cast<std::size_t>(i)], i * (i + 1));
+}
+
+TEST(MpiPool, ApplyAsyncWithCallback) {
+  mproc::MpiPool pool;
+  std::atomic<int> got{0};
+  std::atomic<int> errors{0};
+  auto r = pool.apply_async(sqr, std::tuple{9}, [&](const int& v) { got = v; },
+                            [&](std::exception_ptr) { ++errors; });
+  EXPECT_EQ(r.get(), 81);
+  pool.close();
+  pool.join();  // callbacks have run by now
+  EXPECT_EQ(got.load(), 81);
+  EXPECT_EQ(errors.load(), 0);
+}
+
+TEST(MpiPool, ErrorCallbackAndMapAsync) {
+  mproc::MpiPool pool;
+  std::atomic<bool> error_seen{false};
+  auto bad = pool.apply_async(fail_on_seven, std::tuple{7}, {}, [&](std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::out_of_range&) {
+      error_seen = true;
+    } catch (...) {
+    }
+  });
+  std::vector<int> sum_seen;
+  auto m = pool.map_async(sqr, std::vector<int>{1, 2, 3}, 1, [&](const std::vector<int>& v) { sum_seen = v; });
+  EXPECT_EQ(m.get(), (std::vector<int>{1, 4, 9}));
+  EXPECT_THROW((void)bad.get(), std::out_of_range);
+  pool.close();
+  pool.join();
+  EXPECT_TRUE(error_seen.load());
+  EXPECT_EQ(sum_seen, (std::vector<int>{1, 4, 9}));
+}
+
+TEST(MpiPool, Imap) {
+  mproc::MpiPool pool;
+  std::vector<int> in(300);
+  std::iota(in.begin(), in.end(), 0);
+  std::vector<int> got;
+  for (int x : pool.imap(sqr, in)) got.push_back(x);
+  ASSERT_EQ(got.size(), 300U);
+  for (int i = 0; i < 300; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], i * i);
+  std::multiset<int> unordered;
+  for (int x : pool.imap_unordered(sqr, in, 4)) unordered.insert(x);
+  EXPECT_EQ(unordered, std::multiset<int>(got.begin(), got.end()));
+}
+
+TEST(MpiPool, ExceptionsComeBackAsTheirType) {
+  mproc::MpiPool pool;
+  try {
+    (void)pool.apply(fail_on_seven, std::tuple{7});
+    FAIL() << "no exception";
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "seven is out of range");
+  }
+  EXPECT_THROW(pool.map(fail_on_seven, std::vector<int>{1, 2, 7, 9}, 1), std::out_of_range);
+  EXPECT_THROW(pool.apply(reject_odd, std::tuple{3}), OddNumber);
+  EXPECT_EQ(pool.apply(reject_odd, std::tuple{4}), 2);
+  EXPECT_EQ(pool.apply(sqr, std::tuple{3}), 9);  // the pool goes on
+}
+
+TEST(MpiPool, CloseJoinAndAfter) {
+  mproc::MpiPool pool;
+  auto r = pool.map_async(sqr, std::vector<int>(500, 3), 10);
+  pool.close();
+  EXPECT_THROW(pool.apply(sqr, std::tuple{1}), mproc::PoolNotRunning);
+  pool.join();  // submitted work is finished, not dropped
+  EXPECT_EQ(r.get(), std::vector<int>(500, 9));
+}
+
+TEST(MpiPool, Terminate) {
+  mproc::MpiPool pool;
+  auto r = pool.map_async(sqr, std::vector<int>(2000, 2), 1);
+  pool.terminate();
+  r.wait();
+  if (!r.successful()) {
+    EXPECT_THROW((void)r.get(), mproc::PoolNotRunning);
+  }
+  mproc::MpiPool next;  // the ranks are free again
+  EXPECT_EQ(next.apply(sqr, std::tuple{4}), 16);
+}
+
+TEST(MpiPool, Initializer) {
+  mproc::MpiPool pool(mproc::PoolOptions{.processes = 2, .initializer = set_initialized});
+  EXPECT_EQ(pool.map(read_initialized, std::vector<int>(20, 0), 1), std::vector<int>(20, 17));
+}
+
+TEST(MpiPool, WorkersSeeStateSetBeforeServing) {
+  mproc::MpiPool pool;
+  EXPECT_EQ(pool.apply(read_set_before_serve, std::tuple{0}), 99);
+}
+
+TEST(MpiPool, OptionsChecked) {
+  EXPECT_THROW(mproc::MpiPool(3), std::invalid_argument);  // only two worker ranks
+  EXPECT_THROW(mproc::MpiPool(0), std::invalid_argument);
+  EXPECT_THROW(mproc::MpiPool(mproc::PoolOptions{.task_timeout = 1s}), std::invalid_argument);
+  int captured = 1;
+  EXPECT_THROW(mproc::MpiPool(mproc::PoolOptions{.initializer = [captured] { (void)captured; }}), std::invalid_argument);
+  mproc::MpiPool one(1);
+  EXPECT_EQ(one.processes(), 1U);
+  EXPECT_THROW(mproc::MpiPool(1), std::logic_error);  // one pool at a time
+  EXPECT_EQ(one.map(rank_of_worker, std::vector<int>(10, 0)), std::vector<int>(10, 1));
+}
+
+int main(int argc, char** argv) {
+  set_before_serve = 99;
+  mproc::register_exception<OddNumber>();
+  mproc::mpi::serve();  // worker ranks stay here until rank 0 exits
+  testing::InitGoogleTest(&argc, argv);
+  return RUN_ALL_TESTS();
+}

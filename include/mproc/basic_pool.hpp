@@ -91,8 +91,9 @@ class BasicPool {
       typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  // A lazy range of f(x) in input order. Input is read as results are consumed, a few chunks
-  // ahead; an exception from the input or from a task is thrown where the loop reaches it.
+  // A lazy range of f(x) in input order. Input is read as results are consumed, up to
+  // max(64, 8 x workers) chunks ahead; an exception from the input or from a task is thrown
+  // where the loop reaches it.
   // A range taken by lvalue reference must outlive the returned range.
   template <class F, std::ranges::input_range Range>
   auto imap(F&& f, Range&& range, std::size_t chunksize = 1);
@@ -196,7 +197,7 @@ class ImapRange {
   V input_;
   std::optional<std::ranges::iterator_t<V>> it_;  // set on first use: V may move before then
   std::size_t chunksize_;
-  std::size_t window_;  // items kept in flight ahead of the consumer
+  std::size_t window_;  // items in flight ahead of the consumer: enough chunks to keep every worker busy
   std::shared_ptr<StreamJob<R>> job_;
   std::optional<R> current_;
 };
@@ -234,6 +235,10 @@ void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job,
   } catch (...) {
     // The pool stopped midway: what was not submitted fails, so the job still completes.
     job->fail(first + i, items.size() - i, std::current_exception());
+    // Tasks already submitted may read the caller's items (a synchronous map on a backend
+    // that does not copy them): they finish before the caller unwinds.
+    if constexpr (!Backend::copies_arguments)
+      if (!keep_alive) job->wait(std::nullopt);
     throw;
   }
 }
@@ -290,7 +295,10 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
     // The caller's items stay valid for as long as tasks read them.
     return start(f, std::span<const Item>(std::ranges::data(range), std::ranges::size(range)), nullptr);
   } else if constexpr (Backend::copies_arguments) {
-    std::vector<Item> items(std::ranges::begin(range), std::ranges::end(range));
+    // Element by element: an input range's end may be a sentinel of another type.
+    std::vector<Item> items;
+    if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
+    for (auto&& x : range) items.push_back(std::forward<decltype(x)>(x));
     return start(f, items, nullptr);
   } else {
     auto owned = std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
@@ -369,7 +377,7 @@ ImapRange<Pool, S, Fn, V>::ImapRange(Pool& pool, Fn fn, V input, std::size_t chu
       fn_(std::make_shared<const Fn>(std::move(fn))),
       input_(std::move(input)),
       chunksize_(std::max<std::size_t>(1, chunksize)),
-      window_(chunksize_ * std::max<std::size_t>(4, 2 * std::size_t{pool.processes()})),
+      window_(chunksize_ * std::max<std::size_t>(64, 8 * std::size_t{pool.processes()})),
       job_(std::make_shared<StreamJob<R>>(pool.backend().host(), ordered)) {}
 
 template <class Pool, Style S, class Fn, class V>

@@ -49,7 +49,8 @@ class Reader {
   explicit Reader(std::span<const std::byte> bytes) noexcept : p_(bytes.data()), end_(p_ + bytes.size()) {}
 
   void read(void* out, std::size_t n) {
-    std::memcpy(out, take(n), n);
+    const std::byte* p = take(n);
+    if (n) std::memcpy(out, p, n);  // an empty vector's data() may be null: memcpy(nullptr, p, 0) is UB
   }
   // Consumes n bytes and returns where they start.
   const std::byte* take(std::size_t n) {

@@ -86,7 +86,7 @@ void invoke(Reader& in, Writer& out) {
   std::uint64_t count = 0;
   std::size_t done = 0;
   try {
-    F f = [&in] {
+    F f = [&] {
       if constexpr (is_function_pointer_v<F>) {
         F p = nullptr;
         in.read(&p, sizeof p);

@@ -86,12 +86,15 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   void complete() noexcept;
 
   [[nodiscard]] bool ready() const noexcept { return state_.load(std::memory_order_acquire) == kDone; }
-  // Waits until ready or the deadline passes; returns ready().
+  // What a waiter waits for: completion (ready()), or for a stream its next result.
+  [[nodiscard]] virtual bool satisfied() noexcept { return ready(); }
+  // Waits until satisfied or the deadline passes; returns satisfied(). Hosts may make progress
+  // meanwhile (a process pool's waiter collects results itself).
   bool wait(const Deadline& deadline) {
-    return ready() || (host_ ? host_->wait(*this, deadline) : wait_plain(deadline));
+    return satisfied() || (host_ ? host_->wait(*this, deadline) : wait_plain(deadline));
   }
-  // Plain wait on the job's state word, for hosts with nothing better to do.
-  bool wait_plain(const Deadline& deadline);
+  // Sleeps until satisfied, for hosts with nothing better to do meanwhile. Throws Interrupted.
+  virtual bool wait_plain(const Deadline& deadline);
   [[nodiscard]] bool successful() const noexcept { return !error_; }
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
   // For a host that must not block its pool: a caller waiting on this job from a pool thread.
@@ -248,6 +251,13 @@ class StreamJob final : public TypedJob<R> {
   // Throws TimeoutError when none is ready by the deadline.
   std::optional<R> next(const Deadline& deadline);
 
+  // A waiter is satisfied when a result can be taken, or when none can ever come.
+  [[nodiscard]] bool satisfied() noexcept override {
+    std::lock_guard lock(mu_);
+    return has_next() || taken_ == expected_;
+  }
+  bool wait_plain(const Deadline& deadline) override;
+
  private:
   using Outcome = std::variant<R, std::exception_ptr>;
 
@@ -299,24 +309,36 @@ void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
 
 template <class R>
 std::optional<R> StreamJob<R>::next(const Deadline& deadline) {
+  for (;;) {
+    std::unique_lock lock(mu_);
+    if (has_next()) {
+      Outcome outcome = ordered_ ? std::move(*results_.front()) : std::move(ready_.front());
+      if (ordered_) results_.pop_front();
+      else ready_.pop_front();
+      ++taken_;
+      lock.unlock();
+      if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
+      return std::move(std::get<0>(outcome));
+    }
+    if (taken_ == expected_) return std::nullopt;
+    lock.unlock();
+    if (!this->wait(deadline)) throw TimeoutError("mproc: the next result was not ready in time");
+  }
+}
+
+template <class R>
+bool StreamJob<R>::wait_plain(const Deadline& deadline) {
   const std::uint64_t interrupts = interrupt_count();
   std::unique_lock lock(mu_);
-  while (!has_next()) {
-    if (taken_ == expected_) return std::nullopt;
+  while (!(has_next() || taken_ == expected_)) {
     auto until = Clock::now() + kInterruptCheck;
     if (deadline && *deadline < until) until = *deadline;
     cv_.wait_until(lock, until);
-    if (has_next()) break;
-    if (deadline && Clock::now() >= *deadline) throw TimeoutError("mproc: the next result was not ready in time");
+    if (has_next() || taken_ == expected_) break;
+    if (deadline && Clock::now() >= *deadline) return false;
     throw_if_interrupted(interrupts);
   }
-  Outcome outcome = ordered_ ? std::move(*results_.front()) : std::move(ready_.front());
-  if (ordered_) results_.pop_front();
-  else ready_.pop_front();
-  ++taken_;
-  lock.unlock();
-  if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));
-  return std::move(std::get<0>(outcome));
+  return true;
 }
 
 }  // namespace detail

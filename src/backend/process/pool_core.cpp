@@ -28,6 +28,9 @@ constexpr std::size_t kSpareBufferMax = 64 << 20; // ...each up to this size
 
 // True on the thread that holds the collecting role, while it holds it.
 thread_local bool t_collecting = false;
+// True on a pool's result thread: the collector of last resort, which must never sleep waiting
+// for someone else to collect.
+thread_local bool t_result_thread = false;
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
@@ -195,8 +198,10 @@ void ProcessPoolCore::enqueue(Record record) {
 }
 
 std::size_t ProcessPoolCore::window() const {
-  if (avg_chunk_ns_ <= 0) return 2;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 2, 256);
+  // Long chunks go one at a time, as Python's workers pull them, so none waits behind a slow
+  // one while another worker idles; short ones are queued ahead, to hide the round trip.
+  if (avg_chunk_ns_ <= 0) return 1;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 1, 256);
 }
 
 void ProcessPoolCore::dispatch() {
@@ -320,21 +325,48 @@ bool ProcessPoolCore::wait(JobBase& job, const Deadline& deadline) {
   if (t_collecting)
     throw std::logic_error(
         "mproc: a callback cannot wait for a result of its own pool: it runs on the thread that collects them");
+  if (t_result_thread) return collect_until(job, deadline);  // a callback waiting on its pool
   // Whoever waits collects: with the result thread asleep, a synchronous call involves just
   // this thread and one worker, with no wake-up in between.
   if (role_mu_.try_lock()) {
     t_collecting = true;
     shared_->doorbell.disarm();
     const std::int64_t spin_end = now_ns() + kWaitSpinNs;
-    for (unsigned idle = 0; !job.ready();) {
+    for (unsigned idle = 0; !job.satisfied();) {
       if (drain()) continue;
       if ((++idle & 63) == 0 && (now_ns() > spin_end || (deadline && Clock::now() >= *deadline))) break;
       _mm_pause();
     }
     release_role();
-    if (job.ready()) return true;
+    if (job.satisfied()) return true;
   }
   return job.wait_plain(deadline);
+}
+
+bool ProcessPoolCore::collect_until(JobBase& job, const Deadline& deadline) {
+  std::unique_lock role(role_mu_);  // others hold it only briefly: they hand it back
+  t_collecting = true;
+  while (!job.satisfied()) {
+    if (drain()) continue;
+    std::int64_t slice = 10'000'000;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now()).count();
+      if (left <= 0) break;
+      slice = std::min<std::int64_t>(slice, left);
+    }
+    shared_->doorbell.arm();
+    if (any_results()) {
+      shared_->doorbell.disarm();
+      continue;
+    }
+    t_collecting = false;
+    role.unlock();
+    shared_->doorbell.sleep(slice);
+    role.lock();
+    t_collecting = true;
+  }
+  t_collecting = false;
+  return job.satisfied();
 }
 
 void ProcessPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
@@ -363,6 +395,7 @@ void ProcessPoolCore::wake_result_thread() noexcept {
 
 void ProcessPoolCore::result_loop() {
   t_on_pool_thread = true;
+  t_result_thread = true;
   std::unique_lock role(role_mu_);
   t_collecting = true;
   std::int64_t idle_since = now_ns();
@@ -411,7 +444,9 @@ void ProcessPoolCore::wake_watcher() noexcept {
 }
 
 void ProcessPoolCore::watch_loop() {
-  t_on_pool_thread = true;
+  // Not a callback thread: completions it causes (a lost task) go to the result thread, so that
+  // callbacks run one at a time and the watcher is never held up by one.
+  t_on_pool_thread = false;
   while (!stop_threads_.load()) {
     std::vector<os::PollFd> fds{{wake_read_.get()}};
     std::vector<Slot*> who{nullptr};
@@ -527,6 +562,7 @@ void ProcessPoolCore::on_exit(Slot& slot) {
     auto error = std::make_exception_ptr(PoolNotRunning(why));
     for (auto& r : unrunnable) r.job->fail(r.first, r.count, error);
   }
+  wake_result_thread();  // for completions deferred while this thread held the role
 }
 
 // --- shutting down ----------------------------------------------------------------------------

@@ -110,6 +110,7 @@ class ProcessPoolCore final : public JobHost {
   bool any_results() const noexcept;
   void run_deferred();
   void release_role() noexcept;  // hands collecting back to the result thread
+  bool collect_until(JobBase& job, const Deadline& deadline);  // the result thread's own waits
 
   void result_loop();
   void watch_loop();

@@ -16,6 +16,7 @@
 #include "mproc/pipe.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
+#include "mproc/thread_pool.hpp"
 #include "mproc/shared_memory.hpp"
 #include "mproc/sync.hpp"
 

@@ -1,0 +1,342 @@
+#include "backend/thread/pool_core.hpp"
+
+#include <emmintrin.h>
+
+#include <chrono>
+#include <stdexcept>
+
+#include "mproc/errors.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr auto kWorkerSpin = 50us;  // an idle worker looks for work this long, then sleeps
+constexpr auto kCallerSpin = 50us;  // a caller outside the pool watches its job this long, then sleeps
+constexpr auto kHelpSlice = 200us;  // a worker waiting on a job looks for other work this often
+constexpr auto kSleepSafetyNet = std::chrono::duration_cast<os::Nanos>(100ms);  // not the wake-up path
+
+// Which pool, and which of its workers, the current thread is.
+thread_local ThreadPoolCore* t_pool = nullptr;
+thread_local unsigned t_index = 0;
+// The pool whose callback mutex the current thread holds: a callback that waits on its pool
+// may finish other jobs, whose callbacks then run nested rather than deadlock.
+thread_local const ThreadPoolCore* t_in_callbacks = nullptr;
+
+// A job finished outside the pool, sent to a worker to run its callbacks.
+void run_completion(ThreadTask& task) noexcept { t_pool->complete_on_pool_thread(*task.job); }
+
+}  // namespace
+
+ThreadPoolCore::ThreadPoolCore(PoolOptions options) : options_(std::move(options)) {
+  const unsigned n = checked_pool_size(options_);
+  if (options_.task_timeout)
+    throw std::invalid_argument("mproc: ThreadPool cannot enforce task_timeout: a thread cannot be killed");
+  for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+  try {
+    for (unsigned i = 0; i < n; ++i) workers_[i]->thread = std::thread([this, i] { worker_loop(i); });
+  } catch (...) {
+    terminate();
+    throw;
+  }
+  if (!options_.initializer) return;
+  std::exception_ptr error;
+  {
+    std::unique_lock lock(start_mu_);
+    started_cv_.wait(lock, [&] { return started_ == n; });
+    error = init_error_;
+  }
+  if (error) {
+    terminate();
+    std::rethrow_exception(error);
+  }
+}
+
+ThreadPoolCore::~ThreadPoolCore() {
+  try {
+    terminate();  // a no-op after join()
+  } catch (...) {
+    // Only a pool's own thread gets here, destroying its pool: nothing sensible remains.
+  }
+}
+
+void ThreadPoolCore::throw_not_running(std::uint32_t state) const {
+  throw PoolNotRunning(state == kTerminated ? "mproc: the pool was terminated" : "mproc: the pool is closed");
+}
+
+void ThreadPoolCore::check_running() const {
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  if (s != kRunning) throw_not_running(s);
+}
+
+// --- queues and workers ----------------------------------------------------------------------
+
+void ThreadPoolCore::enqueue(ThreadTask&& task) {
+  // pushing_ first, then the state: stop_pushes() sets the state, then waits for pushing_ to be 0.
+  pushing_.fetch_add(1, std::memory_order_seq_cst);
+  std::uint32_t s = state_.load(std::memory_order_seq_cst);
+  if (s != kRunning) {
+    pushing_.fetch_sub(1, std::memory_order_release);
+    throw_not_running(s);
+  }
+  // A worker's own submissions stay with it (others steal them if idle); outside ones rotate.
+  unsigned target = t_pool == this ? t_index : next_.fetch_add(1, std::memory_order_relaxed) % size();
+  try {
+    workers_[target]->queue.push(std::move(task));
+  } catch (...) {
+    pushing_.fetch_sub(1, std::memory_order_release);
+    throw;
+  }
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the push before the look at sleepers_
+  wake_one(target);
+  pushing_.fetch_sub(1, std::memory_order_release);
+}
+
+void ThreadPoolCore::stop_pushes() noexcept {
+  while (pushing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+}
+
+bool ThreadPoolCore::find_task(unsigned index, ThreadTask& out) {
+  if (workers_[index]->queue.pop(out, false)) return true;
+  const unsigned n = size();
+  for (unsigned k = 1; k < n; ++k) {
+    unsigned j = index + k < n ? index + k : index + k - n;
+    if (workers_[j]->queue.pop(out, true)) return true;
+  }
+  return false;
+}
+
+bool ThreadPoolCore::all_empty() const noexcept {
+  for (const auto& w : workers_)
+    if (!w->queue.empty()) return false;
+  return true;
+}
+
+void ThreadPoolCore::run(ThreadTask& task) noexcept {
+  if (task.run != &run_completion && state_.load(std::memory_order_relaxed) == kTerminated)
+    task.job->fail(task.first, task.count,
+                   std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task started")));
+  else
+    task.run(task);
+  // Let go of the job and the arguments now, not when the slot is next reused.
+  task.job.reset();
+  task.keep_alive.reset();
+}
+
+void ThreadPoolCore::worker_loop(unsigned index) {
+  t_pool = this;
+  t_index = index;
+  t_on_pool_thread = true;
+  if (options_.initializer) {
+    std::exception_ptr error;
+    try {
+      options_.initializer();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    std::lock_guard lock(start_mu_);
+    if (error && !init_error_) init_error_ = error;
+    if (++started_ == size()) started_cv_.notify_all();
+  }
+  Worker& me = *workers_[index];
+  ThreadTask task;
+  for (;;) {
+    if (find_task(index, task)) {
+      run(task);
+      continue;
+    }
+    // The next task is often a moment away: look again for a while before sleeping.
+    bool found = false;
+    const auto spin_end = Clock::now() + kWorkerSpin;
+    for (unsigned i = 1;; ++i) {
+      if (find_task(index, task)) {
+        found = true;
+        break;
+      }
+      if ((i & 15) == 0 && (stop_.load(std::memory_order_acquire) || Clock::now() >= spin_end)) break;
+      _mm_pause();
+    }
+    if (found) {
+      run(task);
+      continue;
+    }
+    // After stop_ nothing is pushed, so empty queues stay empty.
+    if (stop_.load(std::memory_order_acquire)) {
+      if (all_empty()) return;
+      continue;
+    }
+    sleep(me);
+  }
+}
+
+// --- sleeping and waking ---------------------------------------------------------------------
+
+void ThreadPoolCore::sleep(Worker& w) {
+  w.asleep.store(1, std::memory_order_seq_cst);
+  sleepers_.fetch_add(1, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // announce, then look: a push either sees us or is seen
+  if (!all_empty() || stop_.load(std::memory_order_seq_cst)) {
+    claim(w);  // if a waker got there first, it already did
+    return;
+  }
+  while (w.asleep.load(std::memory_order_acquire) == 1) {
+    if (!os::futex_wait(w.asleep, 1, kSleepSafetyNet, false)) {
+      claim(w);
+      return;
+    }
+  }
+}
+
+bool ThreadPoolCore::claim(Worker& w) noexcept {
+  std::uint32_t one = 1;
+  if (!w.asleep.compare_exchange_strong(one, 0, std::memory_order_seq_cst)) return false;
+  sleepers_.fetch_sub(1, std::memory_order_relaxed);
+  return true;
+}
+
+void ThreadPoolCore::wake_one(unsigned prefer) noexcept {
+  if (sleepers_.load(std::memory_order_seq_cst) == 0) return;
+  const unsigned n = size();
+  for (unsigned k = 0; k < n; ++k) {
+    Worker& w = *workers_[prefer + k < n ? prefer + k : prefer + k - n];
+    if (w.asleep.load(std::memory_order_relaxed) == 1 && claim(w)) {
+      os::futex_wake(w.asleep, 1, false);
+      return;
+    }
+  }
+}
+
+void ThreadPoolCore::wake_all() noexcept {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  for (auto& w : workers_)
+    if (claim(*w)) os::futex_wake(w->asleep, 1, false);
+}
+
+// --- JobHost ---------------------------------------------------------------------------------
+
+void ThreadPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
+  // Only a thread outside the pool gets here (empty input, a submission that failed midway).
+  pushing_.fetch_add(1, std::memory_order_seq_cst);
+  std::uint32_t s = state_.load(std::memory_order_seq_cst);
+  if (s == kRunning || s == kClosed) {
+    ThreadTask task;
+    task.run = &run_completion;
+    task.job = std::move(job);
+    unsigned target = next_.fetch_add(1, std::memory_order_relaxed) % size();
+    workers_[target]->queue.push(std::move(task));
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    wake_one(target);
+    pushing_.fetch_sub(1, std::memory_order_release);
+    return;
+  }
+  pushing_.fetch_sub(1, std::memory_order_release);
+  // The workers are leaving or gone: run the callbacks here, still one at a time.
+  complete_on_pool_thread(*job);
+}
+
+void ThreadPoolCore::complete_on_pool_thread(JobBase& job) noexcept {
+  if (t_in_callbacks == this) {
+    job.complete();
+    return;
+  }
+  std::lock_guard lock(callback_mu_);
+  const ThreadPoolCore* outer = t_in_callbacks;
+  t_in_callbacks = this;
+  job.complete();
+  t_in_callbacks = outer;
+}
+
+bool ThreadPoolCore::wait(JobBase& job, const Deadline& deadline) {
+  if (t_pool != this) {
+    // Watch the job without announcing a waiter, so that the worker finishing it need not
+    // make a wake-up call; sleep only if it takes longer.
+    const auto spin_end = Clock::now() + kCallerSpin;
+    for (unsigned i = 1; !job.ready(); ++i) {
+      if ((i & 63) == 0) {
+        auto now = Clock::now();
+        if (now >= spin_end || (deadline && now >= *deadline)) return job.wait_plain(deadline);
+      }
+      _mm_pause();
+    }
+    return true;
+  }
+  // One of our workers waits (a task or a callback using its own pool): it runs other tasks
+  // meanwhile, so a pool never deadlocks on its own waits for want of a free worker.
+  ThreadTask task;
+  while (!job.ready()) {
+    if (find_task(t_index, task)) {
+      run(task);
+      continue;
+    }
+    auto now = Clock::now();
+    if (deadline && now >= *deadline) return job.ready();
+    Deadline slice = now + kHelpSlice;
+    if (deadline && *deadline < *slice) slice = deadline;
+    if (job.wait_plain(slice)) return true;
+  }
+  return true;
+}
+
+// --- life cycle ------------------------------------------------------------------------------
+
+void ThreadPoolCore::close() noexcept {
+  std::uint32_t s = kRunning;
+  state_.compare_exchange_strong(s, kClosed, std::memory_order_seq_cst);
+}
+
+void ThreadPoolCore::join() {
+  if (t_pool == this) throw std::logic_error("mproc: ThreadPool::join: a task or callback cannot join its own pool");
+  if (state_.load(std::memory_order_acquire) == kRunning)
+    throw std::logic_error("mproc: Pool::join: call close() or terminate() first");
+  std::uint32_t s = kClosed;
+  state_.compare_exchange_strong(s, kDraining, std::memory_order_seq_cst);
+  stop_pushes();
+  join_threads();
+}
+
+void ThreadPoolCore::terminate() {
+  if (t_pool == this)
+    throw std::logic_error("mproc: ThreadPool::terminate: a task or callback cannot terminate its own pool");
+  state_.store(kTerminated, std::memory_order_seq_cst);
+  stop_pushes();
+  join_threads();
+}
+
+void ThreadPoolCore::join_threads() {
+  std::lock_guard lock(lifecycle_mu_);
+  if (joined_) return;
+  stop_.store(true, std::memory_order_seq_cst);
+  wake_all();
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+  joined_ = true;
+}
+
+// --- ThreadBackend ---------------------------------------------------------------------------
+
+ThreadBackend::ThreadBackend(PoolOptions options) : core_(std::make_unique<ThreadPoolCore>(std::move(options))) {}
+ThreadBackend::~ThreadBackend() = default;
+unsigned ThreadBackend::size() const noexcept { return core_->size(); }
+JobHost* ThreadBackend::host() noexcept { return core_.get(); }
+void ThreadBackend::check_running() const { core_->check_running(); }
+void ThreadBackend::enqueue(ThreadTask&& task) { core_->enqueue(std::move(task)); }
+void ThreadBackend::close() { core_->close(); }
+void ThreadBackend::join() { core_->join(); }
+void ThreadBackend::terminate() { core_->terminate(); }
+
+void ThreadBackend::shutdown() noexcept {
+  try {
+    core_->close();
+    core_->join();
+  } catch (...) {
+    try {
+      core_->terminate();
+    } catch (...) {
+      // Called from the pool's own thread: the core's destructor is left to try again.
+    }
+  }
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,81 @@
+// pool_core.hpp: ThreadPoolCore — a thread pool's workers, their queues, the sleep/wake
+// protocol, the pool's life cycle, and the JobHost that serializes callbacks.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "backend/thread/task_queue.hpp"
+#include "mproc/detail/job.hpp"
+#include "mproc/pool_options.hpp"
+
+namespace mproc::detail {
+
+class ThreadPoolCore final : public JobHost {
+ public:
+  explicit ThreadPoolCore(PoolOptions options);
+  ~ThreadPoolCore();
+
+  unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  void check_running() const;
+  void enqueue(ThreadTask&& task);
+  void close() noexcept;
+  void join();
+  void terminate();
+
+  // JobHost
+  void defer_completion(std::shared_ptr<JobBase> job) override;
+  void complete_on_pool_thread(JobBase& job) noexcept override;
+  bool wait(JobBase& job, const Deadline& deadline) override;
+
+ private:
+  enum State : std::uint32_t { kRunning, kClosed, kDraining, kTerminated };
+
+  struct Worker {
+    TaskQueue queue;
+    // The worker's futex word: 1 while it sleeps or is about to. Whoever turns it back to 0
+    // (a waker, or the worker itself) takes it off sleepers_.
+    alignas(64) std::atomic<std::uint32_t> asleep{0};
+    std::thread thread;
+  };
+
+  void worker_loop(unsigned index);
+  bool find_task(unsigned index, ThreadTask& out);
+  void run(ThreadTask& task) noexcept;
+  bool all_empty() const noexcept;
+  void sleep(Worker& w);
+  bool claim(Worker& w) noexcept;  // wakes w if it sleeps; returns whether it did
+  void wake_one(unsigned prefer) noexcept;
+  void wake_all() noexcept;
+  // Makes pushes stop: after this, no task is added to any queue.
+  void stop_pushes() noexcept;
+  void join_threads();
+  [[noreturn]] void throw_not_running(std::uint32_t state) const;
+
+  PoolOptions options_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+
+  alignas(64) std::atomic<std::uint32_t> state_{kRunning};
+  std::atomic<std::uint32_t> pushing_{0};  // threads between the state check and the push
+  std::atomic<std::uint32_t> next_{0};     // round robin for pushes from outside the pool
+  alignas(64) std::atomic<std::uint32_t> sleepers_{0};
+  std::atomic<bool> stop_{false};          // set once no more pushes can happen: workers exit when idle
+
+  std::mutex callback_mu_;  // held while a job's callbacks run: one at a time
+
+  std::mutex start_mu_;
+  std::condition_variable started_cv_;
+  unsigned started_ = 0;           // workers past their initializer; guarded by start_mu_
+  std::exception_ptr init_error_;  // the first initializer failure; guarded by start_mu_
+
+  std::mutex lifecycle_mu_;  // held while the threads are joined
+  bool joined_ = false;      // guarded by lifecycle_mu_
+};
+
+}  // namespace mproc::detail

@@ -33,3 +33,10 @@ if(MPROC_TESTS)
   set_tests_properties(mpi_pool PROPERTIES TIMEOUT 120
                        ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
 endif()
+
+if(MPROC_BENCH)
+  # Not bench_*.cpp: bench/CMakeLists links those with the core library only.
+  add_executable(mpi_overhead ${PROJECT_SOURCE_DIR}/bench/mpi_overhead.cpp)
+  set_target_properties(mpi_overhead PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
+  target_link_libraries(mpi_overhead PRIVATE mproc::mpi mproc_warnings)
+endif()

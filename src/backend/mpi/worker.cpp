@@ -1,11 +1,13 @@
 // A worker rank's side of MpiPool: wait for rank 0; for each pool, run its initializer, then its
 // chunks in the order they come, sending each chunk's results back; leave when rank 0 exits.
 #include <chrono>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include "backend/mpi/modules.hpp"
 #include "backend/mpi/runtime.hpp"
@@ -101,10 +103,53 @@ void say_hello(const ModuleMap& modules, const Writer& msg) {
   send(out.bytes(), 0, kHello);
 }
 
+// Results on their way to rank 0: sent without waiting, so that the next chunk runs while
+// rank 0 takes this one (a result over MPI's eager limit waits for rank 0 to receive it).
+class Outbox {
+ public:
+  Outbox() : slots_(8) {}
+  Outbox(const Outbox&) = delete;
+  Outbox& operator=(const Outbox&) = delete;
+  ~Outbox() { flush(); }
+
+  // A buffer whose earlier send has completed.
+  Writer& next() {
+    Slot& s = slots_[next_];
+    check(MPI_Wait(&s.request, MPI_STATUS_IGNORE), "MPI_Wait", 0);
+    return s.buffer;
+  }
+  void send_next(int tag) {
+    Slot& s = slots_[next_];
+    next_ = (next_ + 1) % slots_.size();
+    if (s.buffer.size() > static_cast<std::size_t>(INT_MAX)) {
+      // Too large for one message: each item fails instead.
+      Reader in(s.buffer.bytes());
+      Writer small;
+      small.write(in.take(2 * sizeof(std::uint64_t)), 2 * sizeof(std::uint64_t));
+      write_item_error(small, std::make_exception_ptr(SerializationError(
+                                  "mproc: MpiPool: a chunk's results exceed 2 GiB; use a smaller chunksize")));
+      s.buffer = std::move(small);
+    }
+    check(MPI_Isend(s.buffer.data(), static_cast<int>(s.buffer.size()), MPI_BYTE, 0, tag, comm(), &s.request),
+          "MPI_Isend", 0);
+  }
+  void flush() noexcept {
+    for (auto& s : slots_) check(MPI_Wait(&s.request, MPI_STATUS_IGNORE), "MPI_Wait", 0);
+  }
+
+ private:
+  struct Slot {
+    Writer buffer;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
+  std::vector<Slot> slots_;
+  std::size_t next_ = 0;
+};
+
 // One pool, from its start message to its stop.
 void serve_pool(ModuleMap& modules, Writer& msg) {
   say_hello(modules, msg);
-  Writer out;
+  Outbox outbox;
   bool terminating = false;
   for (;;) {
     MPI_Status st = wait_message(0, MPI_ANY_TAG);
@@ -123,8 +168,8 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
           }
         }
         if (terminating) break;
-        run_chunk(modules, msg, out);
-        send(out.bytes(), 0, kResult);
+        run_chunk(modules, msg, outbox.next());
+        outbox.send_next(kResult);
         break;
       }
       case kModule:
@@ -134,9 +179,11 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
         terminating = true;
         break;
       case kStop:
+        outbox.flush();
         send({}, 0, kStopped);
         return;
       case kExit:
+        outbox.flush();
         leave();
       default:
         break;

@@ -1,0 +1,106 @@
+// fuzz_channel: libFuzzer target for the channel's frame reader. The first byte picks the ring's
+// capacity (64 B .. 8 KiB); the rest is what a producer wrote into the ring: u64 length prefixes and
+// message bytes, arbitrary. The ring lives in ordinary memory; this file plays the producer,
+// copying the input in as space frees, and give_up() refills the ring, or ends the wait once the
+// input is spent, so receive() can never hang. A frame reader given any bytes may only deliver
+// messages, throw mproc::SerializationError, or be abandoned (RingAbandoned) at the end of input.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <span>
+#include <vector>
+
+#include "backend/process/channel.hpp"
+#include "mproc/errors.hpp"
+
+namespace {
+
+using mproc::detail::Bell;
+using mproc::detail::Ring;
+using mproc::detail::RingAbandoned;
+using mproc::detail::RingHeader;
+using mproc::detail::Writer;
+
+// The producer's side of a ring, over the same memory the Ring reads.
+class Producer {
+ public:
+  Producer(RingHeader& header, std::span<std::byte> data, std::span<const std::byte> input)
+      : header_(header), data_(data), input_(input) {}
+
+  // Copies as much of the remaining input as fits; returns how many bytes it published.
+  std::size_t feed() {
+    std::uint64_t head = header_.head.load(std::memory_order_relaxed);
+    std::uint64_t tail = header_.tail.load(std::memory_order_acquire);
+    std::size_t free = data_.size() - static_cast<std::size_t>(head - tail);
+    std::size_t n = std::min(free, input_.size());
+    for (std::size_t i = 0; i < n; ++i) data_[static_cast<std::size_t>(head + i) & (data_.size() - 1)] = input_[i];
+    input_ = input_.subspan(n);
+    header_.head.store(head + n, std::memory_order_release);
+    return n;
+  }
+  [[nodiscard]] bool spent() const { return input_.empty(); }
+
+ private:
+  RingHeader& header_;
+  std::span<std::byte> data_;
+  std::span<const std::byte> input_;
+};
+
+// KNOWN BUG (reported; src/backend/process/channel.cpp, Ring::receive): the reader believes any
+// length prefix up to 2^40 and reserves that much before a single byte of the message arrives, so
+// an 8-byte corrupt prefix asks for up to 1 TiB (ASan: allocation-size-too-big at length 2^40;
+// libFuzzer: out-of-memory above -malloc_limit_mb). Until it is fixed, inputs whose frames promise
+// more than kMaxMessage (and no more than the reader's own 2^40 limit) are skipped; lengths past
+// 2^40 still reach the reader, which must refuse them. MPROC_FUZZ_STRICT=1 lifts the skip.
+constexpr std::uint64_t kMaxMessage = 1 << 20;
+constexpr std::uint64_t kReaderLimit = std::uint64_t{1} << 40;
+
+bool promises_huge_message(std::span<const std::byte> stream) {
+  while (stream.size() >= sizeof(std::uint64_t)) {
+    std::uint64_t length = 0;
+    std::memcpy(&length, stream.data(), sizeof length);
+    if (length > kMaxMessage && length <= kReaderLimit) return true;
+    if (length > kReaderLimit) return false;  // the reader stops here
+    stream = stream.subspan(sizeof length);
+    stream = stream.subspan(static_cast<std::size_t>(std::min<std::uint64_t>(length, stream.size())));
+  }
+  return false;
+}
+
+const bool strict = std::getenv("MPROC_FUZZ_STRICT") != nullptr;
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  std::size_t capacity = std::size_t{64} << (data[0] % 8);
+  std::span<const std::byte> input(reinterpret_cast<const std::byte*>(data) + 1, size - 1);
+  if (!strict && promises_huge_message(input)) return -1;  // not kept in the corpus
+
+  RingHeader header;
+  Bell data_bell;
+  std::vector<std::byte> ring_data(capacity);
+  Ring ring(&header, ring_data.data(), capacity, &data_bell);
+  Producer producer(header, ring_data, input);
+  producer.feed();
+
+  // Called after each (1 ns) sleep on the data bell: refill, or give up when nothing is left.
+  auto give_up = [&producer] { return producer.feed() == 0 && producer.spent(); };
+  Writer message;
+  std::size_t delivered = 0;
+  try {
+    while (ring.has_message() || !producer.spent()) {
+      ring.receive(message, /*spin_ns=*/0, give_up, /*sleep_ns=*/1);
+      delivered += message.size();
+      if (delivered > size) __builtin_trap();  // more bytes out than went in
+      producer.feed();
+    }
+  } catch (const RingAbandoned&) {
+    // The input ended inside a message.
+  } catch (const mproc::SerializationError&) {
+    // A length prefix no sender could have written.
+  }
+  return 0;
+}

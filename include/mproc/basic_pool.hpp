@@ -237,8 +237,7 @@ void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job,
     job->fail(first + i, items.size() - i, std::current_exception());
     // Tasks already submitted may read the caller's items (a synchronous map on a backend
     // that does not copy them): they finish before the caller unwinds.
-    if constexpr (!Backend::copies_arguments)
-      if (!keep_alive) job->wait(std::nullopt);
+    if constexpr (!Backend::copies_arguments) job->wait(std::nullopt);
     throw;
   }
 }
@@ -293,7 +292,14 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
   };
   if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
     // The caller's items stay valid for as long as tasks read them.
-    return start(f, std::span<const Item>(std::ranges::data(range), std::ranges::size(range)), nullptr);
+    std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
+    if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
+      return start(f, items, nullptr);
+    } else {
+      // A function reference decays to a pointer, which must outlive this frame.
+      auto fn = std::make_shared<const Fn>(f);
+      return start(*fn, items, fn);
+    }
   } else if constexpr (Backend::copies_arguments) {
     // Element by element: an input range's end may be a sentinel of another type.
     std::vector<Item> items;

@@ -34,6 +34,7 @@ void Bell::sleep(std::int64_t timeout_ns) noexcept {
 }
 
 void Ring::copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexcept {
+  if (n == 0) return;  // src may be null: an empty span
   std::size_t off = static_cast<std::size_t>(at) & mask_;
   std::size_t first = std::min(n, capacity() - off);
   std::memcpy(data_ + off, src, first);
@@ -41,6 +42,7 @@ void Ring::copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexce
 }
 
 void Ring::copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexcept {
+  if (n == 0) return;
   std::size_t off = static_cast<std::size_t>(at) & mask_;
   std::size_t first = std::min(n, capacity() - off);
   std::memcpy(dst, data_ + off, first);

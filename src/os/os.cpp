@@ -253,7 +253,7 @@ bool chain_signal_handler(int sig, void (*note)(int)) noexcept {
   g_notes[sig] = note;
   struct sigaction ours = current;
   ours.sa_sigaction = chained_handler;
-  ours.sa_flags = (current.sa_flags | SA_SIGINFO) & ~(SA_RESTART | SA_RESETHAND);
+  ours.sa_flags = (current.sa_flags | SA_SIGINFO) & ~static_cast<int>(SA_RESTART | SA_RESETHAND);
   return ::sigaction(sig, &ours, nullptr) == 0;
 }
 

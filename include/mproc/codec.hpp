@@ -1,7 +1,9 @@
 // codec.hpp: Sendable, the concept of a type that can cross a process boundary, and the
-// encode/decode that carry it. Trivially copyable types travel as their bytes; tuples, pairs,
-// strings and vectors of such types have fast paths; everything else goes through cereal's
-// binary format, so a user type with a serialize(Archive&) member just works.
+// encode/decode (in detail) that carry it. Trivially copyable types travel as their bytes;
+// strings, vectors of trivially copyable types, and tuples and pairs of Sendable types have fast
+// paths; everything else goes through cereal's binary format, so a user type with a
+// serialize(Archive&) member (and a default constructor) just works. Decoding checks every
+// length against the bytes received and throws SerializationError rather than trust a frame.
 #pragma once
 
 #include <array>
@@ -81,7 +83,10 @@ template <class T> struct sendable_tuple : std::false_type {};
 
 }  // namespace detail
 
-// A type that can be an argument or a result of a task run in another process.
+// A type that can be an argument or a result of a task run in another process, or an item of a
+// Queue or Pipe. Pointers, references, spans and string_views are refused (their targets would
+// not travel), but only at the top: a trivially copyable struct holding a pointer is sent as its
+// bytes, and the pointer means nothing in the receiving process.
 template <class T>
 concept Sendable = !detail::refers_elsewhere_v<T> &&
                    (detail::is_raw_v<T> || std::is_same_v<T, bool> || detail::is_raw_sequence<T>::value ||

@@ -3,11 +3,12 @@
 
 namespace mproc {
 
-// Logical CPUs of the machine (Python's os.cpu_count()).
+// Logical CPUs of the machine that are online (Python's os.cpu_count()); 1 if unknown.
 unsigned cpu_count() noexcept;
 
-// CPUs this process may use: its affinity mask, lowered further by a cgroup CPU quota
-// (Python 3.13's os.process_cpu_count(), plus the quota). Pool's default size.
+// CPUs this process may use: its affinity mask, lowered further by a cgroup v2 CPU quota
+// (/sys/fs/cgroup/cpu.max, rounded up: as a container sees its own) — Python 3.13's
+// os.process_cpu_count(), plus the quota. Pool's default size. Never less than 1.
 unsigned process_cpu_count() noexcept;
 
 }  // namespace mproc

@@ -1,6 +1,14 @@
-// errors.hpp: Error and the errors derived from it — TimeoutError, RemoteError, WorkerLost,
-// SerializationError, PoolNotRunning, Empty, Full, BrokenBarrierError, EOFError — and
-// register_exception<T>(), which lets a user exception type cross a process boundary intact.
+// errors.hpp: the errors mproc throws, and how a task's exception crosses back —
+//   Error                 the base of mproc's own errors (a std::runtime_error)
+//   TimeoutError, Empty, Full, BrokenBarrierError, EOFError   as Python names them
+//   RemoteError           a task threw a type this process cannot rebuild
+//   WorkerLost            the worker process died while it ran the task
+//   SerializationError    a value could not be encoded or decoded
+//   PoolNotRunning        the pool takes no more work, or dropped this work
+//   Interrupted           a pool call saw SIGINT (Python's KeyboardInterrupt)
+//   register_exception<T>()   lets a user exception type cross a process boundary intact
+// Plain errors are standard: bad arguments throw std::invalid_argument, calls in the wrong state
+// std::logic_error, failed system calls std::system_error naming the call.
 #pragma once
 
 #include <sys/types.h>
@@ -12,7 +20,9 @@
 
 namespace mproc {
 
-// The base of every error mproc raises itself. Catch this to catch them all.
+// The base of mproc's own error types; catch it to catch them all. Not the base of the standard
+// errors mproc throws (invalid_argument, logic_error, system_error), nor of a task's own
+// exception, which is rethrown as its own type.
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -24,8 +34,10 @@ class TimeoutError : public Error {
   using Error::Error;
 };
 
-// A task threw a type that mproc cannot rebuild in this process: not a standard exception and
-// not registered with register_exception<T>(). type_name() is the thrown type's name.
+// A task threw a type that mproc cannot rebuild in this process: not one of the standard types
+// it knows (matched exactly: a subclass of std::runtime_error is not rebuilt as one) and not
+// registered with register_exception<T>(). type_name() is the thrown type's demangled name,
+// what() its message.
 class RemoteError : public Error {
  public:
   RemoteError(std::string type_name, const std::string& what)
@@ -37,7 +49,9 @@ class RemoteError : public Error {
 };
 
 // The worker process died while it ran the task: killed by signal(), or exited with
-// exit_code(). The pool replaces the worker; other tasks are unaffected.
+// exit_code(). Every task of the chunk it was running fails with it; the pool replaces the
+// worker, and chunks queued on it but not started run elsewhere. (Over task_timeout, the task
+// gets TimeoutError instead.)
 class WorkerLost : public Error {
  public:
   WorkerLost(pid_t pid, int signal, int exit_code);
@@ -51,13 +65,16 @@ class WorkerLost : public Error {
   int exit_code_;
 };
 
-// An argument, result or exception could not be encoded or decoded. Fails that task only.
+// An argument, result or exception could not be encoded or decoded. In a pool it fails the
+// tasks concerned (at most the rest of their chunk), never the pool.
 class SerializationError : public Error {
  public:
   using Error::Error;
 };
 
-// Work was submitted to a pool after close() or terminate().
+// The pool cannot run this work: submitted after close() or terminate(); unfinished when
+// terminate() was called; or the pool has no workers left because the initializer kept failing
+// in replacements (what() says why).
 class PoolNotRunning : public Error {
  public:
   using Error::Error;
@@ -75,22 +92,24 @@ class Full : public Error {
   using Error::Error;
 };
 
-// A Barrier was aborted or reset while a process waited on it.
+// Barrier::wait() on a barrier that is broken (abort(), or a wait that timed out) or that was
+// broken or reset while this call waited.
 class BrokenBarrierError : public Error {
  public:
   using Error::Error;
 };
 
-// A blocking call (get, wait, map, join, ...) was interrupted by SIGINT: Python's
-// KeyboardInterrupt. Raised only where the program installed its own SIGINT handler before
-// building the pool; without one, SIGINT keeps its default action (the program ends, and its
-// workers with it).
+// A blocking pool call (get, wait, map, imap, join, ...) saw SIGINT: Python's
+// KeyboardInterrupt. Raised only where the program installed its own SIGINT handler before it
+// built a Pool (that handler still runs); without one, SIGINT keeps its default action (the
+// program ends, and its workers with it). Queues, locks, pipes and Process are not interrupted.
 class Interrupted : public Error {
  public:
   using Error::Error;
 };
 
-// recv() found the other end of a connection closed.
+// Connection::recv() found the other end closed: every copy of it, in every process, or the
+// peer closed in the middle of a message.
 class EOFError : public Error {
  public:
   using Error::Error;
@@ -103,8 +122,9 @@ void register_exception_type(const std::type_info& type, ExceptionFactory make);
 }  // namespace detail
 
 // Lets exceptions of type T, thrown in a task, be rethrown in the parent as T with the same
-// what(). T must be constructible from a std::string. Register before the pool or process is
-// started (a forked worker inherits the registry). Registering a type twice is harmless.
+// what(). T must be constructible from a std::string. Register before the pool is built: the
+// worker must know T to send it by name (it inherits the registry at its fork), else it arrives
+// as RemoteError. Twice is harmless; past 256 types in all, throws std::length_error.
 template <class T>
 void register_exception() {
   static_assert(std::is_base_of_v<std::exception, T>,

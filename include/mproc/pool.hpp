@@ -6,10 +6,13 @@
 
 namespace mproc {
 
-// A pool of worker processes, forked when the pool is built. Functions cross by address, so
-// they must be plain functions, captureless lambdas or empty function objects; arguments and
-// results must be Sendable (see codec.hpp). A worker that dies costs only the task it ran
-// (WorkerLost) and is replaced. Safe to share between threads; not usable in a forked child.
+// A pool of worker processes, forked when the pool is built (and again for each replacement):
+// a worker sees this program as it was at its own fork (docs/process-safety.md). Functions cross
+// by address, so they must be plain functions, captureless lambdas or empty function objects
+// (a capturing lambda does not compile); arguments and results must be Sendable (codec.hpp).
+// A worker that dies costs only the chunk it ran (WorkerLost) and is replaced; workers die with
+// the program (docs/failure-and-recovery.md). Safe to share between threads; not usable in a
+// forked child. The destructor finishes submitted work; terminate() is explicit.
 using Pool = BasicPool<detail::ProcessBackend>;
 
 }  // namespace mproc

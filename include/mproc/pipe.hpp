@@ -1,6 +1,7 @@
 // pipe.hpp: message connections between processes, as Python's multiprocessing has them —
 //   Connection<T>   one end: send/recv of T, send_bytes/recv_bytes, poll, close
 //   Pipe<T>(duplex) a connected pair of Connections
+//   Waitable        what wait() takes: a Connection, or a file descriptor such as a sentinel
 //   wait()          waits for any of several connections or process sentinels to be ready
 #pragma once
 
@@ -21,9 +22,10 @@ namespace mproc {
 
 // One end of a Pipe (multiprocessing.connection.Connection): a close-on-exec stream socket
 // carrying framed messages, so each recv() returns exactly one send(), of any size. Move-only;
-// use one end from one thread at a time. recv() after the other end closed throws EOFError;
-// send() to a closed peer throws std::system_error(EPIPE), never SIGPIPE. Signals arriving
-// during a call do not interrupt it.
+// use one end from one thread at a time (concurrent sends may interleave). A fork copies the
+// descriptor: recv() throws EOFError only once every copy of the other end, in every process,
+// is closed, so close the end a process does not use. send() to a closed peer throws
+// std::system_error (EPIPE), never SIGPIPE. Signals arriving during a call do not interrupt it.
 template <class T>
 class Connection {
   static_assert(Sendable<T>, "mproc::Connection<T>: T must be Sendable (see codec.hpp)");
@@ -32,15 +34,21 @@ class Connection {
   Connection() = default;
   explicit Connection(detail::ConnectionCore core) noexcept : core_(std::move(core)) {}
 
+  // Blocks while the socket buffer is full, until the peer reads: a message larger than the
+  // buffer sent to oneself, from the thread that would receive it, never returns.
   void send(const T& x);
+  // Blocks until a whole message arrives; EOFError once the peer is closed.
   T recv();
   void send_bytes(std::span<const std::byte> bytes) { core_.send(bytes); }
   void send_bytes(std::string_view bytes) { core_.send(std::as_bytes(std::span(bytes.data(), bytes.size()))); }
   std::vector<std::byte> recv_bytes();
-  // True when a message (or end of file) is ready; waits up to timeout; poll() does not wait.
+  // True when data (or end of file) is ready to read; waits up to timeout; poll() does not
+  // wait. Ready may mean the start of a message whose rest is still coming: recv() then waits.
   bool poll() { return core_.poll(0); }
   template <class Rep, class Period>
   bool poll(std::chrono::duration<Rep, Period> timeout) { return core_.poll(detail::to_nanos(timeout)); }
+  // Closes this process's copy only; later calls throw std::logic_error, as does sending on a
+  // read-only end or receiving on a write-only one.
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
   [[nodiscard]] bool readable() const noexcept { return core_.readable(); }
@@ -52,6 +60,7 @@ class Connection {
 };
 
 // A connected pair. duplex: both ends send and receive; otherwise (reader, writer), as Python.
+// Make it before the fork that must share it; it names nothing, so nothing is left behind.
 template <class T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
   auto [a, b] = detail::ConnectionCore::pair(duplex);
@@ -67,8 +76,9 @@ struct Waitable {
   int fd;
 };
 
-// The fds of the objects that are ready (multiprocessing.connection.wait): a connection with a
-// message or end of file, a sentinel whose process ended. Waits until one is, or timeout.
+// The fds of the objects that are ready (multiprocessing.connection.wait): a connection with
+// data or end of file, a sentinel whose process ended. Waits until one is, or until timeout
+// (then an empty vector). Signals do not end the wait early.
 std::vector<int> wait(std::initializer_list<Waitable> objects);
 std::vector<int> wait(std::span<const Waitable> objects);
 template <class Rep, class Period>

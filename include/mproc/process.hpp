@@ -24,17 +24,20 @@ namespace mproc {
 
 // Options of a Process. Every field has a default.
 struct ProcessOptions {
-  std::string name;     // empty: "Process-N" (in a child: "Process-M:N", as Python)
-  bool daemon = false;  // a daemon child is killed when the thread that started it exits
+  std::string name;  // empty: "Process-N" (in a child: "Process-M:N", as Python)
+  // A daemon child gets SIGKILL when the thread that called start() exits (PR_SET_PDEATHSIG),
+  // however it exits. A non-daemon child outlives a parent that dies without joining it.
+  bool daemon = false;
 };
 
 // Runs a callable with its arguments in a child forked by start() (multiprocessing.Process).
 // The callable and arguments are copied into the Process and reach the child through fork, so
-// any callable works, captures included; shared state (Queue, Lock, Value...) must exist
-// before start(). Move-only; one thread uses a Process at a time. exitcode(): 0 after a normal
-// return, n after std::exit(n), 1 when the callable threw (its what() goes to stderr), -N when
-// killed by signal N. A Process destroyed while its child runs joins it (a daemon: terminates it
-// first).
+// any callable works, captures included (the child has its own copy of what they refer to);
+// shared state (Queue, Lock, Value...) must exist before start(). Move-only; one thread uses a
+// Process at a time. exitcode(): 0 after a normal return, n after std::exit(n), 1 when the
+// callable threw (its type and what() go to stderr), -N when killed by signal N. After the
+// callable returns the child leaves with _exit(): no static destructors or atexit handlers run
+// there. A Process destroyed while its child runs joins it (a daemon: SIGTERM first).
 class Process {
  public:
   template <class F, class... Args>
@@ -52,26 +55,35 @@ class Process {
 
   // Forks the child. A second start() throws std::logic_error.
   void start();
-  // Waits for the child to end (signals arriving meanwhile do not interrupt it).
+  // Waits for the child to end and reaps it; signals arriving meanwhile do not interrupt it.
+  // Throws std::logic_error before start().
   void join() { join_ns({}); }
   // Waits at most timeout; true when the child has ended.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) { return join_ns(detail::to_nanos(timeout)); }
+  // Started and not yet ended; a child that has ended is reaped here.
   [[nodiscard]] bool is_alive();
-  void terminate();  // SIGTERM
-  void kill();       // SIGKILL
-  // Releases the pidfd; throws std::logic_error while the child runs.
+  // Send SIGTERM / SIGKILL through the pidfd (never to a recycled pid); no effect before start()
+  // or once the child's end was seen. Neither waits: join() after.
+  void terminate();
+  void kill();
+  // Releases the pidfd and the callable; throws std::logic_error while the child runs. The
+  // exit code stays; sentinel() is -1 from now on.
   void close();
 
+  // nullopt before start() and while the child runs; reaps it once it has ended.
   [[nodiscard]] std::optional<int> exitcode();
+  // 0 before start().
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] bool daemon() const noexcept { return daemon_; }
   // A pidfd, readable once the child has ended: for mproc::wait() or poll(). -1 before start().
   [[nodiscard]] int sentinel() const noexcept { return pidfd_; }
 
+  // Both join forms: nullopt waits forever.
   bool join_ns(detail::OptNanos timeout);
 
+  // The type-erased callable and its arguments; not for users.
   struct Body {
     virtual ~Body() = default;
     virtual void run() = 0;
@@ -108,12 +120,13 @@ class ProcessInfo {
   bool daemon_;
 };
 
-// This process: "MainProcess" in the program itself, the Process's name in a child.
+// This process: "MainProcess" in the program itself, the Process's name in a child. A Pool
+// worker is not a Process: it reports "MainProcess", with its own pid.
 [[nodiscard]] ProcessInfo current_process();
-// The process that started this one; nullopt in the program itself.
+// The Process's parent, in a child of start(); nullopt in the program itself and in Pool workers.
 [[nodiscard]] std::optional<ProcessInfo> parent_process();
 // The Processes this process started that are still running (finished ones are reaped). The
-// pointers are valid while those Process objects live.
+// pointers are valid while those Process objects live; safe to call from any thread.
 [[nodiscard]] std::vector<Process*> active_children();
 
 // --- definitions --------------------------------------------------------------------------------

@@ -2,8 +2,9 @@
 //   Queue<T>           bounded or not; put/get with timeouts; Empty and Full
 //   SimpleQueue<T>     put, get, empty: the plain unbounded queue
 //   JoinableQueue<T>   a Queue whose consumers report task_done(), for join()
-// T is any Sendable type. A queue is a handle to a ring in shared memory: create it before the
-// fork; the parent and every child share it, and copies of a handle share the same queue.
+// T is any Sendable type. A queue is a handle to a ring in an anonymous shared mapping: create
+// it before the fork (a queue made later is unknown to running workers); the parent and every
+// child share it, and copies of a handle share the same queue. Nothing is named or left behind.
 #pragma once
 
 #include <chrono>
@@ -20,9 +21,11 @@ namespace mproc {
 // A multi-producer, multi-consumer FIFO queue between processes (multiprocessing.Queue). Safe
 // from any thread of any process that shares it. Items put by one thread of one process come
 // out in the order put. maxsize 0 means no item limit; the shared ring (buffer_bytes, 1 MiB by
-// default) still bounds the bytes in flight, and put() waits for room there too. A value that
-// cannot be encoded fails that put() alone (SerializationError); the queue is untouched. Robust:
-// a process that dies mid-put or mid-get leaves no half item behind.
+// default, rounded up to a power of two) still bounds the bytes in flight, and put() waits for
+// room there too. put() copies the item in before returning (no feeder thread, unlike Python).
+// A value that cannot be encoded fails that put() alone (SerializationError); one that could
+// never fit the ring throws std::length_error. The lock is robust: a process that dies inside
+// put() or get() does not leave the queue locked, and a half-copied item is never published.
 template <class T>
 class Queue {
   static_assert(Sendable<T>, "mproc::Queue<T>: T must be Sendable (see codec.hpp)");
@@ -31,23 +34,30 @@ class Queue {
   explicit Queue(std::size_t maxsize = 0, std::size_t buffer_bytes = std::size_t{1} << 20)
       : core_(maxsize, buffer_bytes) {}
 
+  // Blocks while the queue is full; no timeout, not interrupted by signals.
   void put(const T& x) { put_ns(x, {}); }
   // Throws Full when no room came within timeout.
   template <class Rep, class Period>
   void put(const T& x, std::chrono::duration<Rep, Period> timeout) { put_ns(x, detail::to_nanos(timeout)); }
+  // Throws Full at once when there is no room.
   void put_nowait(const T& x) { put_ns(x, 0); }
+  // Blocks while the queue is empty; no timeout, not interrupted by signals.
   T get() { return get_ns({}); }
   // Throws Empty when no item came within timeout.
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) { return get_ns(detail::to_nanos(timeout)); }
+  // Throws Empty at once when there is no item.
   T get_nowait() { return get_ns(0); }
 
+  // A snapshot: other processes may change it before the caller acts on it.
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
   [[nodiscard]] bool empty() const noexcept { return core_.qsize() == 0; }
   [[nodiscard]] bool full() const noexcept { return core_.full(); }
-  // This handle (in this process) may no longer put or get; others are unaffected.
+  // This handle object may no longer put or get (they throw std::logic_error); other handles,
+  // copies included, and other processes are unaffected. Items already put stay.
   void close() noexcept { closed_ = true; }
 
+  // The put and get forms: nullopt waits forever, 0 does not wait.
   void put_ns(const T& x, detail::OptNanos timeout);
   T get_ns(detail::OptNanos timeout);
 
@@ -73,12 +83,14 @@ class SimpleQueue {
 
 // A Queue that counts unfinished items (multiprocessing.JoinableQueue): each put() adds one,
 // each task_done() removes one; join() waits until none is left. task_done() more often than
-// put() throws std::logic_error.
+// put() throws std::logic_error. The count is shared like the items; a consumer that dies
+// before its task_done() leaves join() waiting: use the timeout form where that can happen.
 template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   using Queue<T>::Queue;
   void task_done() { this->core_.task_done(); }
+  // Blocks until every item put was marked done.
   void join() { this->core_.join({}); }
   // True when every item was done within timeout.
   template <class Rep, class Period>

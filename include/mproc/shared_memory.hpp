@@ -19,18 +19,22 @@
 
 namespace mproc {
 
-// A named block of shared memory. create() names it "psm_" and 128 random bits (or a name you
-// give), O_EXCL, mode 0600; attach() maps an existing block by name. The object owns its mapping
-// and is move-only; it is safe to use from several threads (it is only memory: guard the bytes
-// yourself). Cleanup: a block created in this program is unlinked by unlink(), or, at the latest,
-// by a tracker process once every process of the program that could use it has ended, even if
-// they crashed (see src/primitives/tracker.cpp).
+// A named block of shared memory. create() names it "psm_" and 128 random bits in hex (or a name
+// you give), O_EXCL, mode 0600; attach() maps an existing block by name. The object owns its
+// mapping and is move-only; its accessors may be used from several threads, but close() and
+// moves must not race them (the bytes are only memory: guard them yourself). Cleanup: a block
+// created here is unlinked by unlink(), or at the latest by a tracker process once the creating
+// process and all it forked since its first create() have ended, even if they crashed (see
+// src/primitives/tracker.cpp); attach() elsewhere does not extend that, and a name over 253
+// characters is not tracked.
 class SharedMemory {
  public:
-  // size 0 throws std::invalid_argument; an existing name throws std::system_error(file_exists).
+  // size 0 or an empty name throws std::invalid_argument; an existing name throws
+  // std::system_error (file_exists). A leading '/' in name is dropped.
   [[nodiscard]] static SharedMemory create(std::size_t size);
   [[nodiscard]] static SharedMemory create(std::size_t size, std::string_view name);
-  // A missing name throws std::system_error(no_such_file_or_directory).
+  // Maps the whole block. A missing name throws std::system_error (no_such_file_or_directory);
+  // an empty block std::invalid_argument.
   [[nodiscard]] static SharedMemory attach(std::string_view name);
 
   SharedMemory(SharedMemory&& other) noexcept;
@@ -39,13 +43,15 @@ class SharedMemory {
   SharedMemory& operator=(const SharedMemory&) = delete;
   ~SharedMemory() { close(); }
 
+  // nullptr after close().
   [[nodiscard]] std::byte* data() const noexcept { return data_; }
   [[nodiscard]] std::span<std::byte> buf() const noexcept { return {data_, size_}; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }  // no leading slash
-  // Unmaps this process's view; the block stays until unlink().
+  // Unmaps this process's view (the destructor does it too); the block stays until unlink().
   void close() noexcept;
-  // Removes the name (the memory lives on while mapped). Once, by one process.
+  // Removes the name (the memory lives on while mapped) and tells the tracker. Once, by one
+  // process: a second unlink() throws std::system_error (no_such_file_or_directory).
   void unlink();
 
  private:
@@ -56,8 +62,9 @@ class SharedMemory {
   std::size_t size_ = 0;
 };
 
-// One T (trivially copyable) shared between processes, with an RLock for compound updates.
-// get() and set() take the lock; copies of a Value share the same T.
+// One T (trivially copyable) in an anonymous shared mapping, with an RLock for compound updates
+// (multiprocessing.Value). get() and set() take the lock; copies of a Value share the same T and
+// lock. Create it before the fork; it names nothing, so nothing is left behind.
 template <class T>
 class Value {
   static_assert(std::is_trivially_copyable_v<T>, "mproc::Value<T>: T must be trivially copyable");
@@ -75,8 +82,9 @@ class Value {
   mutable RLock lock_;
 };
 
-// n Ts (trivially copyable) shared between processes, zeroed or copied from a list, with an
-// RLock. Element access does not lock: take get_lock() around updates that must be atomic.
+// n Ts (trivially copyable) in an anonymous shared mapping, zeroed or copied from a list, with
+// an RLock (multiprocessing.Array). Element access does not lock: take get_lock() around updates
+// that must be atomic. Copies share the elements and lock. Create it before the fork.
 template <class T>
 class Array {
   static_assert(std::is_trivially_copyable_v<T>, "mproc::Array<T>: T must be trivially copyable");

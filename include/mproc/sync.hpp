@@ -4,9 +4,11 @@
 //   Event                   a flag processes wait for
 //   Condition               wait for a change made under a lock
 //   Barrier                 a fixed number of processes meet at a point, again and again
-// Each is a handle to state in shared memory: create it before the fork, then the parent and
-// every child (Process or Pool worker) share it; copies of a handle share the same state.
-// Every blocking call has a timeout form taking any std::chrono::duration.
+// Each is a handle to state in an anonymous shared mapping: create it before the fork, then the
+// parent and every child (Process or Pool worker) share it; copies of a handle share the same
+// state, and nothing is named or left behind. Every wait has a timeout form taking any
+// std::chrono::duration (Condition::notify() has none: it waits for the waiters it wakes).
+// Waits are not interrupted by signals.
 #pragma once
 
 #include <chrono>
@@ -29,10 +31,13 @@ struct BarrierState;
 // What Lock and RLock share; see Lock.
 class BasicLock {
  public:
+  // True once held; false when block is false and another holds it, or on timeout.
   bool acquire(bool block = true) { return acquire_ns(block ? OptNanos{} : OptNanos{0}); }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) { return acquire_ns(to_nanos(timeout)); }
+  // Throws std::logic_error unless this thread holds the lock.
   void release();
+  // Whether any thread of any process holds it: a snapshot.
   [[nodiscard]] bool locked() const;
   // True while held after an acquire that took the lock over from a process or thread that
   // died holding it: whatever the lock guards may be half-updated.
@@ -42,6 +47,7 @@ class BasicLock {
   bool try_lock() { return acquire(false); }
   void unlock() { release(); }
 
+  // The acquire forms: nullopt waits forever, 0 does not wait.
   bool acquire_ns(OptNanos timeout);
   // For Condition: releases every level the caller holds, then takes them back.
   unsigned release_all();
@@ -56,9 +62,10 @@ class BasicLock {
 }  // namespace detail
 
 // A mutex shared between processes (multiprocessing.Lock). Safe to use from any thread of any
-// process that inherited it. Robust: when the holder dies, the next acquire succeeds and
-// previous_owner_died() tells the new holder the guarded state may be inconsistent. Only the
-// holding thread may release it (stricter than Python): otherwise release() throws logic_error.
+// process that inherited it. Robust: when the holding thread or process dies, the next acquire
+// succeeds and previous_owner_died() tells the new holder the guarded state may be
+// inconsistent. Stricter than Python: only the holding thread may release it, and any acquire
+// by the thread that holds it (blocking or not) throws std::logic_error instead of deadlocking.
 class Lock : public detail::BasicLock {
  public:
   Lock() : BasicLock(false) {}
@@ -72,8 +79,8 @@ class RLock : public detail::BasicLock {
 };
 
 // A counter that acquire() decrements, waiting while it is 0, and release() increments
-// (multiprocessing.Semaphore). Safe between threads and processes. Not robust: a unit held by a
-// process that dies is not given back.
+// (multiprocessing.Semaphore). Safe between threads and processes; any thread may release.
+// Not robust: a unit held by a process that dies is not given back.
 class Semaphore {
  public:
   explicit Semaphore(unsigned value = 1) : Semaphore(value, false) {}
@@ -81,12 +88,14 @@ class Semaphore {
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) { return acquire_ns(detail::to_nanos(timeout)); }
   void release();
+  // A snapshot of the counter.
   [[nodiscard]] unsigned get_value() const noexcept;
 
   void lock() { acquire(); }
   bool try_lock() { return acquire(false); }
   void unlock() { release(); }
 
+  // The acquire forms: nullopt waits forever, 0 does not wait.
   bool acquire_ns(detail::OptNanos timeout);
 
  protected:
@@ -104,17 +113,20 @@ class BoundedSemaphore : public Semaphore {
 };
 
 // A flag, initially false (multiprocessing.Event). Safe between threads and processes. Writes
-// made before set() are visible to any process after its wait() returns true.
+// made before set() are visible to any process after its wait() returns true. A waiter that
+// wakes to find the flag already cleared again goes on waiting.
 class Event {
  public:
   Event();
   void set();
   void clear();
   [[nodiscard]] bool is_set() const noexcept;
+  // Returns true once the flag is set; the timeout form false when it was not set in time.
   bool wait() { return wait_ns({}); }
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
 
+  // The wait forms: nullopt waits forever.
   bool wait_ns(detail::OptNanos timeout);
 
  private:
@@ -122,8 +134,10 @@ class Event {
 };
 
 // A condition variable over a Lock or RLock (its own RLock by default), shared between
-// processes (multiprocessing.Condition). wait() must be called holding the lock; notify(n)
-// wakes exactly n waiters (fewer if fewer wait) and returns once they are awake, as Python's.
+// processes (multiprocessing.Condition); copies share it. wait() must be called holding the lock
+// (else std::logic_error); notify(n) wakes exactly n waiters (fewer if fewer wait) and returns
+// once they are awake, as Python's. Not robust: a waiter killed while it waits can leave a
+// later notify() blocked for good.
 class Condition {
  public:
   Condition() : Condition(RLock()) {}
@@ -138,6 +152,8 @@ class Condition {
   bool try_lock() { return lock_.try_lock(); }
   void unlock() { lock_.unlock(); }
 
+  // Releases the lock (every level of an RLock), waits for a notify, takes the lock back.
+  // true when notified; the timeout form false on timeout. Wakes only on notify: re-check.
   bool wait() { return wait_ns({}); }
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
@@ -146,9 +162,11 @@ class Condition {
   bool wait_for(Pred pred);
   template <class Pred, class Rep, class Period>
   bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout);
+  // Blocks until the waiters it woke are awake. Does not check that the caller holds the lock.
   void notify(unsigned n = 1);
   void notify_all();
 
+  // The wait forms: nullopt waits forever.
   bool wait_ns(detail::OptNanos timeout);
 
  private:
@@ -161,9 +179,11 @@ class Condition {
 };
 
 // parties processes call wait() and all return together, as often as they like
-// (multiprocessing.Barrier). wait() returns an index in [0, parties), different for each of
-// the parties of a round. abort(), reset() or a wait() that times out break the barrier: the
-// waiters then throw BrokenBarrierError, as do later waits until reset().
+// (multiprocessing.Barrier); safe between threads and processes. wait() returns an index in
+// [0, parties), different for each of the parties of a round. abort() or a wait() that times out
+// breaks the barrier: its waiters, the one that timed out included, and every later wait() throw
+// BrokenBarrierError until reset(). reset() fails the current waiters the same way and makes the
+// barrier usable again. Barrier(0) throws std::invalid_argument.
 class Barrier {
  public:
   explicit Barrier(unsigned parties);
@@ -174,8 +194,10 @@ class Barrier {
   void reset();
   [[nodiscard]] bool broken() const;
   [[nodiscard]] unsigned parties() const noexcept;
+  // Parties waiting in the current round: a snapshot.
   [[nodiscard]] unsigned n_waiting() const;
 
+  // The wait forms: nullopt waits forever.
   unsigned wait_ns(detail::OptNanos timeout);
 
  private:

@@ -10,17 +10,23 @@ namespace mproc {
 
 // Every field has a default; set the ones you need with designated initializers:
 // mproc::Pool pool(mproc::PoolOptions{.processes = 3, .maxtasksperchild = 10});
+// The pool's constructor checks them and throws std::invalid_argument for a bad value.
 struct PoolOptions {
-  // Number of workers. Unset: process_cpu_count(). Zero or negative throws std::invalid_argument.
+  // Number of workers. Unset: process_cpu_count(). Zero, negative or over 4096 throws.
   std::optional<int> processes{};
   // Runs once in each new worker before its first task (also in workers that replace others).
-  // In a process pool it runs in the child, so it may set up per-process state.
+  // In a process pool it runs in the child, forked after it was made, so it may capture anything
+  // that outlives the pool, and set up per-process state. If it throws in a first worker, the
+  // pool's constructor throws that exception (docs/failure-and-recovery.md for replacements).
+  // MpiPool needs a plain function here.
   std::function<void()> initializer{};
   // A worker leaves after this many tasks (a chunk of a map counts as one task, as in Python)
-  // and is replaced. Unset: no limit. Zero or negative throws std::invalid_argument.
+  // and is replaced; nothing is lost. Unset: no limit. Zero or negative throws. ThreadPool
+  // ignores it (its threads are never replaced).
   std::optional<long> maxtasksperchild{};
-  // A task running longer fails with TimeoutError; its worker is killed and replaced (process
-  // pools; a thread cannot be killed, so ThreadPool rejects this option). Unset: no limit.
+  // A task running longer fails with TimeoutError; its worker is killed and replaced. Process
+  // pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
+  // Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
 };
 

@@ -1,6 +1,8 @@
 // main.cpp: the `mproc` command. `mproc demo` is bench/article.py in C++: the article's matrix,
 // counted serially and then with a pool in each of the article's ways, checked and timed. Its
 // options, modes, timing rules and --json schema are those written at the top of article.py.
+// The modes themselves are in demo.hpp; --pool mpi (demo_mpi.cpp) runs them on an MpiPool under
+// mpirun.
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,124 +24,20 @@
 
 #include <CLI/CLI.hpp>
 #include <mproc/mproc.hpp>
-
-#if __has_include(<mproc/thread_pool.hpp>)
 #include <mproc/thread_pool.hpp>
-#define MPROC_DEMO_THREAD_POOL 1
-#else
-#define MPROC_DEMO_THREAD_POOL 0
-#endif
 
+#include "demo.hpp"
 #include "matrix.hpp"
 
 namespace {
 
-using mproc::tool::howmany_within_range;
+using mproc::tool::Counts;
 using mproc::tool::Matrix;
-using Row = std::vector<int>;
-using Counts = std::vector<int>;
-using Indexed = std::pair<std::int64_t, int>;  // (row index, count)
+using mproc::tool::ModeRun;
 
 const std::vector<std::string> kModes = {"serial",        "apply",     "map",
                                          "starmap",       "apply_async", "starmap_async",
                                          "map_async",     "imap",      "imap_unordered"};
-
-// The bounds for the row-only functions (map, map_async, imap, imap_unordered). A Pool's
-// functions cannot capture, so where Python uses functools.partial these read globals instead.
-// main() sets them BEFORE any pool is built: forked workers inherit the values at fork time, and
-// a value set afterwards would exist only in this process.
-int g_minimum = 4;
-int g_maximum = 8;
-
-// --- the article's task functions: plain functions, so that their address can reach a worker ---
-
-int count_row(const Row& row) { return howmany_within_range(row, g_minimum, g_maximum); }
-
-int count_args(const Row& row, int minimum, int maximum) {
-  return howmany_within_range(row, minimum, maximum);
-}
-
-Indexed count_indexed(std::int64_t i, const Row& row, int minimum, int maximum) {
-  return {i, howmany_within_range(row, minimum, maximum)};
-}
-
-Indexed count_enumerated(const std::pair<std::int64_t, Row>& item) {
-  return {item.first, howmany_within_range(item.second, g_minimum, g_maximum)};
-}
-
-Counts counts_of(std::vector<Indexed> results) {
-  std::sort(results.begin(), results.end(),
-            [](const Indexed& a, const Indexed& b) { return a.first < b.first; });
-  Counts counts;
-  counts.reserve(results.size());
-  for (const auto& r : results) counts.push_back(r.second);
-  return counts;
-}
-
-// --- the modes: each returns the counts in row order -------------------------------------------
-
-template <class P>
-Counts run_mode(const std::string& mode, P& pool, const Matrix& m, int mn, int mx) {
-  const auto& data = m.data;
-  if (mode == "apply") {
-    Counts counts;
-    counts.reserve(data.size());
-    for (const auto& row : data) counts.push_back(pool.apply(count_args, std::tuple{row, mn, mx}));
-    return counts;
-  }
-  if (mode == "map") return pool.map(count_row, data);
-  if (mode == "starmap") {
-    std::vector<std::tuple<Row, int, int>> args;
-    args.reserve(data.size());
-    for (const auto& row : data) args.emplace_back(row, mn, mx);
-    return pool.starmap(count_args, args);
-  }
-  if (mode == "apply_async") {
-    std::vector<Indexed> results;
-    results.reserve(data.size());
-    std::mutex mu;  // guards results; callbacks run on a pool thread
-    auto collect = [&](const Indexed& r) {
-      std::lock_guard lock(mu);
-      results.push_back(r);
-    };
-    std::vector<mproc::AsyncResult<Indexed>> pending;
-    pending.reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i)
-      pending.push_back(pool.apply_async(
-          count_indexed, std::tuple{static_cast<std::int64_t>(i), data[i], mn, mx}, collect));
-    for (const auto& r : pending) r.wait();  // the callback has run when wait() returns
-    std::lock_guard lock(mu);
-    return counts_of(std::move(results));
-  }
-  if (mode == "starmap_async") {
-    std::vector<std::tuple<std::int64_t, Row, int, int>> args;
-    args.reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i)
-      args.emplace_back(static_cast<std::int64_t>(i), data[i], mn, mx);
-    auto results = pool.starmap_async(count_indexed, args).get();
-    Counts counts;
-    counts.reserve(results.size());
-    for (const auto& r : results) counts.push_back(r.second);
-    return counts;
-  }
-  if (mode == "map_async") return pool.map_async(count_row, data).get();
-  if (mode == "imap") {
-    Counts counts;
-    counts.reserve(data.size());
-    for (int c : pool.imap(count_row, data)) counts.push_back(c);
-    return counts;
-  }
-  if (mode == "imap_unordered") {
-    std::vector<std::pair<std::int64_t, Row>> items;
-    items.reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i) items.emplace_back(static_cast<std::int64_t>(i), data[i]);
-    std::vector<Indexed> results;
-    results.reserve(data.size());
-    for (const Indexed& r : pool.imap_unordered(count_enumerated, items)) results.push_back(r);
-    return counts_of(std::move(results));
-  }
-  throw std::logic_error("unknown mode " + mode);
-}
 
 // --- the program -------------------------------------------------------------------------------
 
@@ -152,8 +50,9 @@ struct Options {
   int minimum = 4;
   int maximum = 8;
   int processes = static_cast<int>(mproc::process_cpu_count());
+  bool processes_given = false;  // --processes on the command line; else an MpiPool takes every worker rank
   std::string modes;
-  std::string pool = MPROC_DEMO_THREAD_POOL ? "all" : "process";
+  std::string pool = "all";
   std::string input;
   bool json = false;
 };
@@ -161,6 +60,7 @@ struct Options {
 struct Entry {
   std::string mode;
   std::string pool;
+  unsigned workers = 0;  // the pool's processes(); 0 for serial
   double seconds = 0;
   double per_task_us = 0;
   double speedup = 1;
@@ -194,15 +94,63 @@ std::vector<std::string> parse_modes(const std::string& list) {
   return modes;
 }
 
-std::vector<std::string> parse_pools(const std::string& pool) {
-  if (pool == "process") return {"process"};
-#if MPROC_DEMO_THREAD_POOL
-  if (pool == "thread") return {"thread"};
-  if (pool == "all") return {"process", "thread"};
-  throw UsageError("--pool must be process, thread or all, not '" + pool + "'");
-#else
-  throw UsageError("--pool must be process (this build has no ThreadPool), not '" + pool + "'");
-#endif
+// The ranks of the MPI job this process was launched in by mpirun (Open MPI or an MPICH-style
+// launcher), from its environment, without starting MPI: 1 when not launched by mpirun.
+int launched_ranks() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
+    if (const char* v = std::getenv(name)) return std::max(1, std::atoi(v));
+  return 1;
+}
+int launched_rank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"})
+    if (const char* v = std::getenv(name)) return std::atoi(v);
+  return 0;
+}
+
+const std::vector<std::string> kPools = {"process", "thread", "mpi"};  // the order they run in
+
+// --pool: one kind, a comma-separated list, or all: process and thread, and mpi when this build
+// has it and the program was launched by mpirun with worker ranks.
+std::vector<std::string> parse_pools(const std::string& list) {
+  std::vector<std::string> wanted;
+  std::stringstream in(list);
+  std::string p;
+  while (std::getline(in, p, ',')) {
+    p.erase(0, p.find_first_not_of(" \t"));
+    p.erase(p.find_last_not_of(" \t") + 1);
+    if (p.empty()) continue;
+    if (p == "all") {
+      wanted.insert(wanted.end(), {"process", "thread"});
+      if (mproc::tool::mpi_built() && launched_ranks() > 1) wanted.push_back("mpi");
+    } else if (std::find(kPools.begin(), kPools.end(), p) != kPools.end()) {
+      wanted.push_back(p);
+    } else {
+      throw UsageError("--pool must be process, thread, mpi or all (or a comma-separated list), not '" + p + "'");
+    }
+  }
+  if (wanted.empty()) throw UsageError("--pool is empty; give process, thread, mpi or all");
+  std::vector<std::string> pools;
+  for (const auto& name : kPools)
+    if (std::find(wanted.begin(), wanted.end(), name) != wanted.end()) pools.push_back(name);
+  return pools;
+}
+
+// Under mpirun, every rank runs main(). With mpi among the pools, the worker ranks serve from
+// here and never return; rank 0 goes on alone. Without it, N ranks would each run the whole demo.
+void enter_mpi(const std::vector<std::string>& pools) {
+  if (std::find(pools.begin(), pools.end(), "mpi") == pools.end()) {
+    if (launched_ranks() > 1) {
+      if (launched_rank() != 0) std::exit(2);  // rank 0 says why
+      throw UsageError("launched by mpirun with " + std::to_string(launched_ranks()) +
+                       " ranks, but --pool does not include mpi: add it (--pool mpi or all), or run without mpirun");
+    }
+    return;
+  }
+  if (!mproc::tool::mpi_built())
+    throw UsageError("--pool mpi: this mproc was built without MPI (configure found no MPI, or MPROC_MPI=OFF)");
+  if (mproc::tool::mpi_start() < 2)
+    throw UsageError("--pool mpi needs worker ranks: launch it as mpirun -n 3 mproc demo --pool mpi "
+                     "(rank 0 runs the demo, ranks 1 .. N-1 are the pool)");
 }
 
 void validate(const Options& o) {
@@ -245,11 +193,12 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
-Entry make_entry(const std::string& mode, const std::string& pool, double seconds, const Counts& counts,
-                 const Counts& reference, double serial_seconds, std::size_t rows) {
+Entry make_entry(const std::string& mode, const std::string& pool, unsigned workers, double seconds,
+                 const Counts& counts, const Counts& reference, double serial_seconds, std::size_t rows) {
   Entry e;
   e.mode = mode;
   e.pool = pool;
+  e.workers = workers;
   e.seconds = seconds;
   e.per_task_us = seconds / static_cast<double>(rows) * 1e6;
   e.speedup = serial_seconds > 0 && seconds > 0 ? serial_seconds / seconds : 1.0;
@@ -259,18 +208,22 @@ Entry make_entry(const std::string& mode, const std::string& pool, double second
   return e;
 }
 
-template <class P>
-void run_pool(const std::string& kind, const Options& o, const Matrix& m, const std::vector<std::string>& modes,
-              const Counts& reference, double serial_seconds, std::vector<Entry>& entries, Progress& progress) {
-  P pool(o.processes);  // started here, outside every mode's timing
-  for (const auto& mode : modes) {
-    if (mode == "serial") continue;
-    auto start = std::chrono::steady_clock::now();
-    Counts counts = run_mode(mode, pool, m, o.minimum, o.maximum);
-    double seconds = Progress::seconds_since(start);
-    entries.push_back(make_entry(mode, kind, seconds, counts, reference, serial_seconds, m.rows));
-    progress.step(mode + " " + kind);
+// Every mode on one pool of the given kind, started here, outside every mode's timing.
+std::vector<ModeRun> run_pool(const std::string& kind, const Options& o, const Matrix& m,
+                              const std::vector<std::string>& modes, unsigned& workers, Progress& progress) {
+  auto step = [&](const std::string& mode) { progress.step(mode + " " + kind); };
+  if (kind == "process") {
+    mproc::Pool pool(o.processes);
+    workers = pool.processes();
+    return mproc::tool::run_modes(pool, m, modes, o.minimum, o.maximum, step);
   }
+  if (kind == "thread") {
+    mproc::ThreadPool pool(o.processes);
+    workers = pool.processes();
+    return mproc::tool::run_modes(pool, m, modes, o.minimum, o.maximum, step);
+  }
+  return mproc::tool::run_mpi_modes(o.processes_given ? o.processes : 0, workers, m, modes, o.minimum, o.maximum,
+                                    step);
 }
 
 std::string json_list(const Counts& v) {
@@ -292,7 +245,8 @@ void print_json(const Options& o, const Matrix& m, const std::vector<Entry>& ent
   for (std::size_t i = 0; i < entries.size(); ++i) {
     const Entry& e = entries[i];
     std::cout << (i ? ", " : "") << "{\"mode\": \"" << e.mode << "\", \"pool\": \"" << e.pool
-              << "\", \"seconds\": " << json_number(e.seconds) << ", \"per_task_us\": " << json_number(e.per_task_us)
+              << "\", \"workers\": " << e.workers << ", \"seconds\": " << json_number(e.seconds)
+              << ", \"per_task_us\": " << json_number(e.per_task_us)
               << ", \"speedup\": " << json_number(e.speedup) << ", \"first10\": " << json_list(e.first10)
               << ", \"total\": " << e.total << ", \"ok\": " << (e.ok ? "true" : "false") << "}";
   }
@@ -306,7 +260,11 @@ void print_report(const Options& o, const Matrix& m, const std::vector<Entry>& e
   else
     std::printf("data: %zu x %zu from %s; first row %s\n", m.rows, m.cols, o.input.c_str(),
                 json_list(m.data[0]).c_str());
-  std::printf("counting values within [%d, %d]; pools of %d workers\n\n", o.minimum, o.maximum, o.processes);
+  std::string sizes;
+  for (const auto& e : entries)
+    if (e.pool != "none" && sizes.find(e.pool + " ") == std::string::npos)
+      sizes += (sizes.empty() ? "" : ", ") + e.pool + " " + std::to_string(e.workers);
+  std::printf("counting values within [%d, %d]; workers per pool: %s\n\n", o.minimum, o.maximum, sizes.c_str());
   for (const auto& e : entries)
     std::printf("%-15s %-8s %s\n", e.mode.c_str(), e.pool.c_str(), json_list(e.first10).c_str());
   std::printf("\n%-15s %-8s %10s %12s %8s %8s  %s\n", "mode", "pool", "seconds", "per task us", "speedup", "total",
@@ -320,31 +278,29 @@ int demo(const Options& o) {
   validate(o);
   auto modes = parse_modes(o.modes);
   auto pools = parse_pools(o.pool);
+  mproc::tool::g_minimum = o.minimum;  // before any pool is built, or any rank serves: see g_minimum
+  mproc::tool::g_maximum = o.maximum;
+  enter_mpi(pools);  // under mpirun, only rank 0 goes past this line
+
   Matrix m = o.input.empty()
                  ? mproc::tool::random_matrix(static_cast<std::size_t>(o.rows), static_cast<std::size_t>(o.cols),
                                               o.low, o.high, o.seed)
                  : mproc::tool::load_matrix(o.input);
   if (m.rows == 0) throw std::runtime_error(o.input + ": no rows");
 
-  g_minimum = o.minimum;  // before any pool is built: see g_minimum
-  g_maximum = o.maximum;
-
   Progress progress(1 + (modes.size() - 1) * pools.size());
   std::vector<Entry> entries;
   auto start = std::chrono::steady_clock::now();
   Counts reference = mproc::tool::count_serial(m, o.minimum, o.maximum);
   double serial_seconds = Progress::seconds_since(start);
-  entries.push_back(make_entry("serial", "none", serial_seconds, reference, reference, 0, m.rows));
+  entries.push_back(make_entry("serial", "none", 0, serial_seconds, reference, reference, 0, m.rows));
   progress.step("serial");
 
-  // The process pool first: it forks its workers before any ThreadPool thread exists.
+  // The process pool first (see kPools): it forks its workers before any ThreadPool thread exists.
   for (const auto& kind : pools) {
-    if (kind == "process")
-      run_pool<mproc::Pool>(kind, o, m, modes, reference, serial_seconds, entries, progress);
-#if MPROC_DEMO_THREAD_POOL
-    else
-      run_pool<mproc::ThreadPool>(kind, o, m, modes, reference, serial_seconds, entries, progress);
-#endif
+    unsigned workers = 0;
+    for (const ModeRun& run : run_pool(kind, o, m, modes, workers, progress))
+      entries.push_back(make_entry(run.mode, kind, workers, run.seconds, run.counts, reference, serial_seconds, m.rows));
   }
 
   progress.finish();
@@ -378,14 +334,20 @@ int main(int argc, char** argv) {
   sub->add_option("--seed", o.seed, "RandomState seed")->capture_default_str();
   sub->add_option("--min", o.minimum, "range minimum")->capture_default_str();
   sub->add_option("--max", o.maximum, "range maximum")->capture_default_str();
-  sub->add_option("--processes", o.processes, "workers in each pool")->capture_default_str();
+  CLI::Option* processes = sub->add_option("--processes", o.processes,
+                  "workers in each pool (default: the CPUs this process may use; for mpi, every worker rank)")
+      ->capture_default_str();
   sub->add_option("--modes", o.modes, "comma-separated modes (default: all; serial always runs)");
-  sub->add_option("--pool", o.pool, "process, thread or all")->capture_default_str();
+  sub->add_option("--pool", o.pool,
+                  "process, thread, mpi (under mpirun), or a comma-separated list; all: process and thread, "
+                  "and mpi when launched by mpirun")
+      ->capture_default_str();
   sub->add_option("--input", o.input, "read the matrix from a CSV or .npy file instead");
   sub->add_flag("--json", o.json, "print one JSON object (bench/article.py's schema) instead of a table");
 
   try {
     app.parse(argc, argv);
+    o.processes_given = processes->count() > 0;
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }

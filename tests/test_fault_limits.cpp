@@ -1,5 +1,6 @@
-// Limits a pool enforces on its workers: a task over its time limit, and an initializer that
-// keeps failing in replacement workers (reported, not retried forever, never a hang).
+// Limits a pool enforces on its workers: a task over its time limit (the pool's, or one call's
+// TaskTimeout), and an initializer that keeps failing in replacement workers (reported, not
+// retried forever, never a hang).
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -30,13 +31,44 @@ TEST(FaultLimits, TaskOverItsTimeoutFailsAndItsWorkerIsReplaced) {
     (void)slow.get(5s);
     FAIL() << "expected TimeoutError";
   } catch (const mproc::TimeoutError& e) {
-    EXPECT_THAT(e.what(), testing::HasSubstr("task_timeout"));
+    EXPECT_THAT(e.what(), testing::HasSubstr("time limit of 200 ms"));
   }
   auto took = std::chrono::steady_clock::now() - start;
   EXPECT_GE(took, 190ms);
   EXPECT_LT(took, 1s);
   EXPECT_EQ(fast.get(1s), 10);
   mproc::test::expect_full_pool_works(pool, 2);
+}
+
+TEST(FaultLimits, PerCallTimeoutKillsOnlyThatCallsTask) {
+  mproc::Pool pool(2);  // no pool-wide limit
+  auto start = std::chrono::steady_clock::now();
+  auto slow = pool.apply_async(sleep_ms, std::tuple{5000}, mproc::TaskTimeout(200ms));
+  auto untimed = pool.apply_async(sleep_ms, std::tuple{400});  // longer than 200 ms, but not limited
+  try {
+    (void)slow.get(5s);
+    FAIL() << "expected TimeoutError";
+  } catch (const mproc::TimeoutError& e) {
+    EXPECT_THAT(e.what(), testing::HasSubstr("time limit of 200 ms"));
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_GE(took, 190ms);
+  EXPECT_LT(took, 1s);
+  EXPECT_EQ(untimed.get(5s), 400);
+  // Every chunk of a map under its limit: all results, no worker killed.
+  std::vector<int> ms(8, 5);
+  EXPECT_EQ(pool.map(sleep_ms, ms, 2, mproc::TaskTimeout(2s)), ms);
+  EXPECT_THROW((void)pool.starmap(sleep_ms, std::vector{std::tuple{3000}}, 1, mproc::TaskTimeout(100ms)),
+               mproc::TimeoutError);
+  mproc::test::expect_full_pool_works(pool, 2);
+}
+
+TEST(FaultLimits, PerCallTimeoutReplacesThePoolsLimit) {
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .task_timeout = 100ms});
+  EXPECT_EQ(pool.apply(sleep_ms, std::tuple{300}, mproc::TaskTimeout(3s)), 300);
+  EXPECT_THROW((void)pool.apply(sleep_ms, std::tuple{300}), mproc::TimeoutError);
+  EXPECT_THROW((void)pool.apply(sleep_ms, std::tuple{1}, mproc::TaskTimeout(0ms)), std::invalid_argument);
+  EXPECT_THROW((void)pool.map_async(sleep_ms, std::vector{1}, 0, mproc::TaskTimeout(-1s)), std::invalid_argument);
 }
 
 TEST(FaultLimits, InitializerFailingInReplacementsIsReportedNotRetriedForever) {

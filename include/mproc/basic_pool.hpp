@@ -12,6 +12,7 @@
 #include <optional>
 #include <ranges>
 #include <span>
+#include <stdexcept>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -68,6 +69,15 @@ class BasicPool {
       typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
+  // As apply and apply_async, with a time limit for this task (see TaskTimeout).
+  template <class F, class Args>
+  detail::apply_result_t<F, Args> apply(F&& f, Args&& args, TaskTimeout limit);
+  template <class F, class Args>
+  AsyncResult<detail::apply_result_t<F, Args>> apply_async(
+      F&& f, Args&& args, TaskTimeout limit,
+      typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
+      std::function<void(std::exception_ptr)> error_callback = {});
+
   // [f(x) for x in range], computed in chunks (chunksize 0: Python's default, n / (4 x workers)
   // rounded up). The input may be any input range; it is read here, in the caller's thread.
   template <class F, std::ranges::input_range Range>
@@ -80,6 +90,16 @@ class BasicPool {
       typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
+  // As map and map_async, with a time limit for each chunk (see TaskTimeout).
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range, std::size_t chunksize,
+                                                                         TaskTimeout limit);
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> map_async(
+      F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+      typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
+      std::function<void(std::exception_ptr)> error_callback = {});
+
   // [f(a, b, ...) for (a, b, ...) in range]; items are tuples, pairs or arrays.
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range,
@@ -88,6 +108,16 @@ class BasicPool {
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
       F&& f, Range&& range, std::size_t chunksize = 0,
+      typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
+      std::function<void(std::exception_ptr)> error_callback = {});
+
+  // As starmap and starmap_async, with a time limit for each chunk (see TaskTimeout).
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range, std::size_t chunksize,
+                                                                           TaskTimeout limit);
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
+      F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
       typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
@@ -122,12 +152,21 @@ class BasicPool {
     Items items;
   };
 
+  using Limit = std::optional<std::chrono::nanoseconds>;  // a call's TaskTimeout, checked
+
   template <class Fn>
   static constexpr void check_function();
+  static Limit checked(TaskTimeout limit);
+  template <class F, class Args, class R = detail::apply_result_t<F, Args>>
+  AsyncResult<R> start_apply(F&& f, Args&& args, Limit limit, typename detail::ValueJob<R>::Callback callback,
+                             std::function<void(std::exception_ptr)> error_callback);
   template <detail::Style S, bool Sync, class F, class Range, class R = detail::map_result_t<S, F, Range>>
-  std::shared_ptr<detail::ListJob<R>> start_list(F&& f, Range&& range, std::size_t chunksize,
+  std::shared_ptr<detail::ListJob<R>> start_list(F&& f, Range&& range, std::size_t chunksize, Limit limit,
                                                  typename detail::ListJob<R>::Callback callback,
                                                  std::function<void(std::exception_ptr)> error_callback);
+  // A synchronous map or starmap: its results, or the first failure rethrown.
+  template <detail::Style S, class F, class Range>
+  std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
   template <detail::Style S, class Fn, class Item, class R>
   void submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
               std::size_t first, std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
@@ -243,10 +282,23 @@ void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job,
 }
 
 template <class Backend>
+auto BasicPool<Backend>::checked(TaskTimeout limit) -> Limit {
+  if constexpr (!requires { requires Backend::kills_tasks; })
+    throw std::invalid_argument("mproc: TaskTimeout needs a process pool: a running thread or rank cannot be killed");
+  if (limit.limit.count() <= 0) throw std::invalid_argument("mproc: TaskTimeout must be positive");
+  return limit.limit;
+}
+
+template <class Backend>
 template <class F, class Args>
 detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args) {
-  auto result = apply_async(std::forward<F>(f), std::forward<Args>(args));
-  return result.get();
+  return start_apply(std::forward<F>(f), std::forward<Args>(args), std::nullopt, {}, {}).get();
+}
+
+template <class Backend>
+template <class F, class Args>
+detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args, TaskTimeout limit) {
+  return start_apply(std::forward<F>(f), std::forward<Args>(args), checked(limit), {}, {}).get();
 }
 
 template <class Backend>
@@ -254,12 +306,31 @@ template <class F, class Args>
 AsyncResult<detail::apply_result_t<F, Args>> BasicPool<Backend>::apply_async(
     F&& f, Args&& args, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
+  return start_apply(std::forward<F>(f), std::forward<Args>(args), std::nullopt, std::move(callback),
+                     std::move(error_callback));
+}
+
+template <class Backend>
+template <class F, class Args>
+AsyncResult<detail::apply_result_t<F, Args>> BasicPool<Backend>::apply_async(
+    F&& f, Args&& args, TaskTimeout limit,
+    typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  return start_apply(std::forward<F>(f), std::forward<Args>(args), checked(limit), std::move(callback),
+                     std::move(error_callback));
+}
+
+template <class Backend>
+template <class F, class Args, class R>
+AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
+                                               typename detail::ValueJob<R>::Callback callback,
+                                               std::function<void(std::exception_ptr)> error_callback) {
   using Fn = std::decay_t<F>;
   using Item = std::decay_t<Args>;
-  using R = detail::apply_result_t<F, Args>;
   check_function<Fn>();
   backend_.check_running();
   auto job = std::make_shared<detail::ValueJob<R>>(backend_.host(), std::move(callback), std::move(error_callback));
+  job->set_task_timeout(limit);
   if constexpr (Backend::copies_arguments) {
     const Fn& fn = f;
     submit<detail::Style::star>(std::shared_ptr<detail::TypedJob<R>>(job), fn, std::span<const Item>(&args, 1), 0, 1,
@@ -276,7 +347,7 @@ AsyncResult<detail::apply_result_t<F, Args>> BasicPool<Backend>::apply_async(
 template <class Backend>
 template <detail::Style S, bool Sync, class F, class Range, class R>
 std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
-    F&& f, Range&& range, std::size_t chunksize, typename detail::ListJob<R>::Callback callback,
+    F&& f, Range&& range, std::size_t chunksize, Limit limit, typename detail::ListJob<R>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   using Fn = std::decay_t<F>;
   using Item = std::ranges::range_value_t<Range>;
@@ -286,6 +357,7 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
   auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive) {
     auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), items.size(), std::move(callback),
                                                     std::move(error_callback));
+    job->set_task_timeout(limit);
     submit<S>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
               chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
     return job;
@@ -314,13 +386,28 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
 }
 
 template <class Backend>
-template <class F, std::ranges::input_range Range>
-std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
-                                                                                           std::size_t chunksize) {
-  auto job = start_list<detail::Style::single, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, {}, {});
+template <detail::Style S, class F, class Range>
+std::vector<detail::map_result_t<S, F, Range>> BasicPool<Backend>::run_list(F&& f, Range&& range, std::size_t chunksize,
+                                                                             Limit limit) {
+  auto job = start_list<S, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, limit, {}, {});
   job->wait(std::nullopt);
   if (!job->successful()) std::rethrow_exception(job->error());
   return job->take();
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
+                                                                                           std::size_t chunksize) {
+  return run_list<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt);
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
+                                                                                           std::size_t chunksize,
+                                                                                           TaskTimeout limit) {
+  return run_list<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit));
 }
 
 template <class Backend>
@@ -331,17 +418,35 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> 
     std::function<void(std::exception_ptr)> error_callback) {
   using R = detail::map_result_t<detail::Style::single, F, Range>;
   return AsyncResult<std::vector<R>>(start_list<detail::Style::single, false>(
-      std::forward<F>(f), std::forward<Range>(range), chunksize, std::move(callback), std::move(error_callback)));
+      std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt, std::move(callback),
+      std::move(error_callback)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> BasicPool<Backend>::map_async(
+    F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+    typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  using R = detail::map_result_t<detail::Style::single, F, Range>;
+  return AsyncResult<std::vector<R>>(start_list<detail::Style::single, false>(
+      std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit), std::move(callback),
+      std::move(error_callback)));
 }
 
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
                                                                                              std::size_t chunksize) {
-  auto job = start_list<detail::Style::star, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, {}, {});
-  job->wait(std::nullopt);
-  if (!job->successful()) std::rethrow_exception(job->error());
-  return job->take();
+  return run_list<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt);
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
+                                                                                             std::size_t chunksize,
+                                                                                             TaskTimeout limit) {
+  return run_list<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit));
 }
 
 template <class Backend>
@@ -352,7 +457,20 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
     std::function<void(std::exception_ptr)> error_callback) {
   using R = detail::map_result_t<detail::Style::star, F, Range>;
   return AsyncResult<std::vector<R>>(start_list<detail::Style::star, false>(
-      std::forward<F>(f), std::forward<Range>(range), chunksize, std::move(callback), std::move(error_callback)));
+      std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt, std::move(callback),
+      std::move(error_callback)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> BasicPool<Backend>::starmap_async(
+    F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+    typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback) {
+  using R = detail::map_result_t<detail::Style::star, F, Range>;
+  return AsyncResult<std::vector<R>>(start_list<detail::Style::star, false>(
+      std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit), std::move(callback),
+      std::move(error_callback)));
 }
 
 template <class Backend>

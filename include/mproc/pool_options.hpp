@@ -1,5 +1,5 @@
 // pool_options.hpp: PoolOptions — how a pool is built: its size, a per-worker initializer,
-// the recycling limit and a task time limit.
+// the recycling limit and a task time limit. TaskTimeout — a time limit for one call's tasks.
 #pragma once
 
 #include <chrono>
@@ -28,6 +28,18 @@ struct PoolOptions {
   // pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
   // Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
+};
+
+// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:
+//   pool.apply(f, args, mproc::TaskTimeout(2s));  pool.map(f, xs, 100, mproc::TaskTimeout(1s));
+// As there, a task is a chunk of a map, and one running longer fails with TimeoutError while its
+// worker is killed and replaced. Process pools only: other pools throw std::invalid_argument.
+struct TaskTimeout {
+  // Zero or negative throws std::invalid_argument.
+  template <class Rep, class Period>
+  explicit TaskTimeout(std::chrono::duration<Rep, Period> duration)
+      : limit(std::chrono::duration_cast<std::chrono::nanoseconds>(duration)) {}
+  std::chrono::nanoseconds limit;
 };
 
 namespace detail {

@@ -99,6 +99,10 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
   // For a host that must not block its pool: a caller waiting on this job from a pool thread.
   [[nodiscard]] const std::atomic<std::uint32_t>& state_word() const noexcept { return state_; }
+  // A time limit for each of this job's tasks, in place of the pool's (TaskTimeout); set before
+  // the job's first task is submitted.
+  [[nodiscard]] std::optional<std::chrono::nanoseconds> task_timeout() const noexcept { return task_timeout_; }
+  void set_task_timeout(std::optional<std::chrono::nanoseconds> limit) noexcept { task_timeout_ = limit; }
 
  protected:
   // Records the first error; the job fails with it.
@@ -116,6 +120,7 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   std::atomic<bool> failed_{false};
   std::exception_ptr error_;  // written once, by whoever set failed_, before remaining_ reaches 0
   std::atomic<std::uint32_t> state_{kPending};
+  std::optional<std::chrono::nanoseconds> task_timeout_;
 };
 
 // Storage for one result per item. R that is not default-constructible, and bool (whose

@@ -20,6 +20,7 @@ class ProcessBackend {
  public:
   static constexpr bool sends_functions = true;   // by address: valid in every forked worker
   static constexpr bool copies_arguments = true;  // encoded in submit()
+  static constexpr bool kills_tasks = true;       // task_timeout and TaskTimeout are enforced
 
   explicit ProcessBackend(PoolOptions options);
   ProcessBackend(const ProcessBackend&) = delete;

@@ -192,6 +192,14 @@ void ProcessPoolCore::check_running() {
 void ProcessPoolCore::enqueue(Record record) {
   std::lock_guard lock(mu_);
   throw_unless_running();
+  if (auto limit = record.job->task_timeout()) {
+    record.limit_ns = limit->count();
+    // The watcher sleeps without a deadline until some call needs its checks.
+    if (!per_call_limits_) wake_watcher();
+    per_call_limits_ = true;
+  } else if (options_.task_timeout) {
+    record.limit_ns = options_.task_timeout->count();
+  }
   pending_.push_back(std::move(record));
   ++outstanding_;
   dispatch();
@@ -466,18 +474,19 @@ void ProcessPoolCore::watch_loop() {
 }
 
 std::optional<os::Nanos> ProcessPoolCore::enforce_time_limits() {
-  if (!options_.task_timeout) return std::nullopt;
-  const std::int64_t limit = options_.task_timeout->count();
+  std::lock_guard lock(mu_);
+  if (!options_.task_timeout && !per_call_limits_) return std::nullopt;
   // A chunk that starts while we sleep is noticed at the next check: at most 10 ms late.
   std::int64_t next = 10'000'000;
-  std::lock_guard lock(mu_);
   const std::int64_t now = now_ns();
   for (auto& s : slots_) {
-    if (!s->alive || s->inflight.empty() || s->timed_out_seq == s->inflight.front().seq) continue;
-    if (s->shared->started_seq.load(std::memory_order_acquire) != s->inflight.front().seq) continue;
-    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + limit - now;
+    if (!s->alive || s->inflight.empty()) continue;
+    const Record& running = s->inflight.front();
+    if (!running.limit_ns || s->timed_out_seq == running.seq) continue;
+    if (s->shared->started_seq.load(std::memory_order_acquire) != running.seq) continue;
+    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running.limit_ns - now;
     if (left <= 0) {
-      s->timed_out_seq = s->inflight.front().seq;
+      s->timed_out_seq = running.seq;
       os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
     } else {
       next = std::min(next, left);
@@ -545,10 +554,9 @@ void ProcessPoolCore::on_exit(Slot& slot) {
   }
   if (lost) {
     std::exception_ptr error =
-        timed_out ? std::make_exception_ptr(TimeoutError(
-                        "mproc: the task ran longer than its task_timeout of " +
-                        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(*options_.task_timeout).count()) +
-                        " ms; its worker was killed and replaced"))
+        timed_out ? std::make_exception_ptr(TimeoutError("mproc: the task ran longer than its time limit of " +
+                                                         std::to_string(lost->limit_ns / 1'000'000) +
+                                                         " ms; its worker was killed and replaced"))
                   : std::make_exception_ptr(WorkerLost(slot.pid, status.signaled ? status.signal : 0,
                                                        status.signaled ? 0 : status.code));
     lost->job->fail(lost->first, lost->count, error);

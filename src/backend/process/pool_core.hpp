@@ -45,6 +45,7 @@ struct Record {
   std::size_t count = 0;
   Writer payload;  // kept until the result arrives, to resend if the worker is lost first
   std::uint64_t seq = 0;
+  std::int64_t limit_ns = 0;  // its time limit once started; 0: none
 };
 
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
@@ -138,6 +139,7 @@ class ProcessPoolCore final : public JobHost {
   std::size_t outstanding_ = 0;      // records pending or in flight; guarded by mu_
   std::uint64_t next_seq_ = 1;       // guarded by mu_
   double avg_chunk_ns_ = 0;          // moving average of a chunk's run time; guarded by mu_
+  bool per_call_limits_ = false;     // a call has had its own TaskTimeout; guarded by mu_
   int init_failures_ = 0;            // initializer failures in a row; guarded by mu_
   std::exception_ptr init_error_;    // the last of them; guarded by mu_
   std::string broken_;               // why the pool cannot run work, if it cannot; guarded by mu_

@@ -1,0 +1,31 @@
+// What only ThreadPool does: it runs any callable, captures included, and refuses time limits,
+// since a running thread cannot be killed. Everything it shares with Pool is in test_behaviour.
+#include <chrono>
+#include <stdexcept>
+#include <tuple>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "mproc/mproc.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+int twice(int x) { return 2 * x; }
+}  // namespace
+
+TEST(ThreadPool, CapturingLambdasRunAndSeeTheCallersState) {
+  mproc::ThreadPool pool(2);
+  int offset = 40;
+  EXPECT_EQ(pool.apply([&offset](int x) { return x + offset; }, std::tuple{2}), 42);
+  EXPECT_EQ(pool.map([offset](int x) { return x + offset; }, std::vector{1, 2}), (std::vector{41, 42}));
+}
+
+TEST(ThreadPool, TimeLimitsAreRefused) {
+  EXPECT_THROW(mproc::ThreadPool(mproc::PoolOptions{.processes = 1, .task_timeout = 1s}), std::invalid_argument);
+  mproc::ThreadPool pool(1);
+  EXPECT_THROW((void)pool.apply(twice, std::tuple{1}, mproc::TaskTimeout(1s)), std::invalid_argument);
+  EXPECT_THROW((void)pool.map(twice, std::vector{1}, 1, mproc::TaskTimeout(1s)), std::invalid_argument);
+  EXPECT_EQ(pool.apply(twice, std::tuple{4}), 8);  // the pool goes on
+}

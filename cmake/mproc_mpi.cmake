@@ -32,6 +32,25 @@ if(MPROC_TESTS)
                    $<TARGET_FILE:test_mpi_pool>)
   set_tests_properties(mpi_pool PROPERTIES TIMEOUT 120
                        ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+
+  # MPI's failure model: a worker rank that dies mid-task ends the whole job (no hang), and the
+  # user reads which rank died, of what, and why the job ended with it.
+  add_executable(mpi_rank_death ${PROJECT_SOURCE_DIR}/tests/mpi/mpi_rank_death.cpp)
+  target_link_libraries(mpi_rank_death PRIVATE mproc::mpi mproc_warnings)
+  foreach(how abort segv exit)
+    add_test(NAME mpi_rank_death_${how}
+             COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root ${MPIEXEC_NUMPROC_FLAG} 3
+                     $<TARGET_FILE:mpi_rank_death> ${how})
+  endforeach()
+  set_tests_properties(mpi_rank_death_abort PROPERTIES
+                       PASS_REGULAR_EXPRESSION "worker rank 1 of an MpiPool died of SIGABRT \\(6\\) while running a task")
+  set_tests_properties(mpi_rank_death_segv PROPERTIES
+                       PASS_REGULAR_EXPRESSION "worker rank 1 of an MpiPool died of SIGSEGV \\(11\\) while running a task")
+  set_tests_properties(mpi_rank_death_exit PROPERTIES
+                       PASS_REGULAR_EXPRESSION "worker rank 1 of an MpiPool is exiting from inside a task")
+  set_tests_properties(mpi_rank_death_abort mpi_rank_death_segv mpi_rank_death_exit PROPERTIES TIMEOUT 60
+                       FAIL_REGULAR_EXPRESSION "map returned"
+                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
 endif()
 
 if(MPROC_BENCH)

@@ -43,6 +43,15 @@ int reject_odd(int x) {
   return x / 2;
 }
 
+class NotRegistered : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+int throw_not_registered(int x) {
+  throw NotRegistered("rank " + std::to_string(mproc::mpi::rank()) + " refuses " + std::to_string(x));
+}
+int throw_int(int x) { throw x; }
+
 int initialized_on_worker = 0;
 void set_initialized() { initialized_on_worker = 17; }
 int read_initialized(int) { return initialized_on_worker; }
@@ -93,8 +102,8 @@ TEST(MpiPool, ApplyAsyncWithCallback) {
   mproc::MpiPool pool;
   std::atomic<int> got{0};
   std::atomic<int> errors{0};
-  auto r = pool.apply_async(sqr, std::tuple{9}, [&](const int& v) { got = v; },
-                            [&](std::exception_ptr) { ++errors; });
+  auto r = pool.apply_async(
+      sqr, std::tuple{9}, [&](const int& v) { got = v; }, [&](std::exception_ptr) { ++errors; });
   EXPECT_EQ(r.get(), 81);
   pool.close();
   pool.join();  // callbacks have run by now
@@ -150,6 +159,21 @@ TEST(MpiPool, ExceptionsComeBackAsTheirType) {
   EXPECT_EQ(pool.apply(sqr, std::tuple{3}), 9);  // the pool goes on
 }
 
+TEST(MpiPool, UnknownExceptionsComeBackAsRemoteError) {
+  mproc::MpiPool pool;
+  try {
+    (void)pool.apply(throw_not_registered, std::tuple{5});
+    FAIL() << "no exception";
+  } catch (const mproc::RemoteError& e) {
+    EXPECT_NE(e.type_name().find("NotRegistered"), std::string::npos) << e.type_name();
+    EXPECT_NE(std::string(e.what()).find(" refuses 5"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)pool.apply(throw_int, std::tuple{3}), mproc::RemoteError);  // not even an exception
+  auto r = pool.map_async(throw_not_registered, std::vector<int>{1, 2, 3});
+  EXPECT_THROW((void)r.get(), mproc::RemoteError);
+  EXPECT_EQ(pool.apply(sqr, std::tuple{6}), 36);
+}
+
 TEST(MpiPool, CloseJoinAndAfter) {
   mproc::MpiPool pool;
   auto r = pool.map_async(sqr, std::vector<int>(500, 3), 10);
@@ -186,7 +210,8 @@ TEST(MpiPool, OptionsChecked) {
   EXPECT_THROW(mproc::MpiPool(0), std::invalid_argument);
   EXPECT_THROW(mproc::MpiPool(mproc::PoolOptions{.task_timeout = 1s}), std::invalid_argument);
   int captured = 1;
-  EXPECT_THROW(mproc::MpiPool(mproc::PoolOptions{.initializer = [captured] { (void)captured; }}), std::invalid_argument);
+  EXPECT_THROW(mproc::MpiPool(mproc::PoolOptions{.initializer = [captured] { (void)captured; }}),
+               std::invalid_argument);
   mproc::MpiPool one(1);
   EXPECT_EQ(one.processes(), 1U);
   EXPECT_THROW(mproc::MpiPool(1), std::logic_error);  // one pool at a time

@@ -37,9 +37,7 @@ inline int g_maximum = 8;
 
 inline int count_row(const Row& row) { return howmany_within_range(row, g_minimum, g_maximum); }
 
-inline int count_args(const Row& row, int minimum, int maximum) {
-  return howmany_within_range(row, minimum, maximum);
-}
+inline int count_args(const Row& row, int minimum, int maximum) { return howmany_within_range(row, minimum, maximum); }
 
 inline Indexed count_indexed(std::int64_t i, const Row& row, int minimum, int maximum) {
   return {i, howmany_within_range(row, minimum, maximum)};
@@ -50,8 +48,7 @@ inline Indexed count_enumerated(const std::pair<std::int64_t, Row>& item) {
 }
 
 inline Counts counts_of(std::vector<Indexed> results) {
-  std::sort(results.begin(), results.end(),
-            [](const Indexed& a, const Indexed& b) { return a.first < b.first; });
+  std::sort(results.begin(), results.end(), [](const Indexed& a, const Indexed& b) { return a.first < b.first; });
   Counts counts;
   counts.reserve(results.size());
   for (const auto& r : results) counts.push_back(r.second);
@@ -87,8 +84,8 @@ Counts run_mode(const std::string& mode, P& pool, const Matrix& m, int mn, int m
     std::vector<mproc::AsyncResult<Indexed>> pending;
     pending.reserve(data.size());
     for (std::size_t i = 0; i < data.size(); ++i)
-      pending.push_back(pool.apply_async(
-          count_indexed, std::tuple{static_cast<std::int64_t>(i), data[i], mn, mx}, collect));
+      pending.push_back(
+          pool.apply_async(count_indexed, std::tuple{static_cast<std::int64_t>(i), data[i], mn, mx}, collect));
     for (const auto& r : pending) r.wait();  // the callback has run when wait() returns
     std::lock_guard lock(mu);
     return counts_of(std::move(results));
@@ -96,8 +93,7 @@ Counts run_mode(const std::string& mode, P& pool, const Matrix& m, int mn, int m
   if (mode == "starmap_async") {
     std::vector<std::tuple<std::int64_t, Row, int, int>> args;
     args.reserve(data.size());
-    for (std::size_t i = 0; i < data.size(); ++i)
-      args.emplace_back(static_cast<std::int64_t>(i), data[i], mn, mx);
+    for (std::size_t i = 0; i < data.size(); ++i) args.emplace_back(static_cast<std::int64_t>(i), data[i], mn, mx);
     auto results = pool.starmap_async(count_indexed, args).get();
     Counts counts;
     counts.reserve(results.size());

@@ -35,9 +35,8 @@ using mproc::tool::Counts;
 using mproc::tool::Matrix;
 using mproc::tool::ModeRun;
 
-const std::vector<std::string> kModes = {"serial",        "apply",     "map",
-                                         "starmap",       "apply_async", "starmap_async",
-                                         "map_async",     "imap",      "imap_unordered"};
+const std::vector<std::string> kModes = {"serial",        "apply",     "map",  "starmap",       "apply_async",
+                                         "starmap_async", "map_async", "imap", "imap_unordered"};
 
 // --- the program -------------------------------------------------------------------------------
 
@@ -83,7 +82,8 @@ std::vector<std::string> parse_modes(const std::string& list) {
     m.erase(m.find_last_not_of(" \t") + 1);
     if (m.empty()) continue;
     if (std::find(kModes.begin(), kModes.end(), m) == kModes.end())
-      throw UsageError("unknown mode '" + m + "'; choose from serial, apply, map, starmap, apply_async, "
+      throw UsageError("unknown mode '" + m +
+                       "'; choose from serial, apply, map, starmap, apply_async, "
                        "starmap_async, map_async, imap, imap_unordered");
     wanted.push_back(m);
   }
@@ -149,8 +149,9 @@ void enter_mpi(const std::vector<std::string>& pools) {
   if (!mproc::tool::mpi_built())
     throw UsageError("--pool mpi: this mproc was built without MPI (configure found no MPI, or MPROC_MPI=OFF)");
   if (mproc::tool::mpi_start() < 2)
-    throw UsageError("--pool mpi needs worker ranks: launch it as mpirun -n 3 mproc demo --pool mpi "
-                     "(rank 0 runs the demo, ranks 1 .. N-1 are the pool)");
+    throw UsageError(
+        "--pool mpi needs worker ranks: launch it as mpirun -n 3 mproc demo --pool mpi "
+        "(rank 0 runs the demo, ranks 1 .. N-1 are the pool)");
 }
 
 void validate(const Options& o) {
@@ -170,8 +171,7 @@ class Progress {
     ++done_;
     double elapsed = seconds_since(start_);
     if (!tty_ || elapsed < 1.0) return;
-    std::fprintf(stderr, "\rmproc demo: %zu/%zu done (%s), %.1f s elapsed\033[K", done_, steps_,
-                 what.c_str(), elapsed);
+    std::fprintf(stderr, "\rmproc demo: %zu/%zu done (%s), %.1f s elapsed\033[K", done_, steps_, what.c_str(), elapsed);
     std::fflush(stderr);
     drawn_ = true;
   }
@@ -202,7 +202,8 @@ Entry make_entry(const std::string& mode, const std::string& pool, unsigned work
   e.seconds = seconds;
   e.per_task_us = seconds / static_cast<double>(rows) * 1e6;
   e.speedup = serial_seconds > 0 && seconds > 0 ? serial_seconds / seconds : 1.0;
-  e.first10.assign(counts.begin(), counts.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(10, counts.size())));
+  e.first10.assign(counts.begin(),
+                   counts.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(10, counts.size())));
   e.total = std::accumulate(counts.begin(), counts.end(), 0LL);
   e.ok = counts == reference;
   return e;
@@ -222,8 +223,7 @@ std::vector<ModeRun> run_pool(const std::string& kind, const Options& o, const M
     workers = pool.processes();
     return mproc::tool::run_modes(pool, m, modes, o.minimum, o.maximum, step);
   }
-  return mproc::tool::run_mpi_modes(o.processes_given ? o.processes : 0, workers, m, modes, o.minimum, o.maximum,
-                                    step);
+  return mproc::tool::run_mpi_modes(o.processes_given ? o.processes : 0, workers, m, modes, o.minimum, o.maximum, step);
 }
 
 std::string json_list(const Counts& v) {
@@ -246,9 +246,9 @@ void print_json(const Options& o, const Matrix& m, const std::vector<Entry>& ent
     const Entry& e = entries[i];
     std::cout << (i ? ", " : "") << "{\"mode\": \"" << e.mode << "\", \"pool\": \"" << e.pool
               << "\", \"workers\": " << e.workers << ", \"seconds\": " << json_number(e.seconds)
-              << ", \"per_task_us\": " << json_number(e.per_task_us)
-              << ", \"speedup\": " << json_number(e.speedup) << ", \"first10\": " << json_list(e.first10)
-              << ", \"total\": " << e.total << ", \"ok\": " << (e.ok ? "true" : "false") << "}";
+              << ", \"per_task_us\": " << json_number(e.per_task_us) << ", \"speedup\": " << json_number(e.speedup)
+              << ", \"first10\": " << json_list(e.first10) << ", \"total\": " << e.total
+              << ", \"ok\": " << (e.ok ? "true" : "false") << "}";
   }
   std::cout << "]}\n";
 }
@@ -270,8 +270,8 @@ void print_report(const Options& o, const Matrix& m, const std::vector<Entry>& e
   std::printf("\n%-15s %-8s %10s %12s %8s %8s  %s\n", "mode", "pool", "seconds", "per task us", "speedup", "total",
               "ok");
   for (const auto& e : entries)
-    std::printf("%-15s %-8s %10.4f %12.3f %7.2fx %8lld  %s\n", e.mode.c_str(), e.pool.c_str(), e.seconds,
-                e.per_task_us, e.speedup, e.total, e.ok ? "ok" : "MISMATCH");
+    std::printf("%-15s %-8s %10.4f %12.3f %7.2fx %8lld  %s\n", e.mode.c_str(), e.pool.c_str(), e.seconds, e.per_task_us,
+                e.speedup, e.total, e.ok ? "ok" : "MISMATCH");
 }
 
 int demo(const Options& o) {
@@ -282,10 +282,9 @@ int demo(const Options& o) {
   mproc::tool::g_maximum = o.maximum;
   enter_mpi(pools);  // under mpirun, only rank 0 goes past this line
 
-  Matrix m = o.input.empty()
-                 ? mproc::tool::random_matrix(static_cast<std::size_t>(o.rows), static_cast<std::size_t>(o.cols),
-                                              o.low, o.high, o.seed)
-                 : mproc::tool::load_matrix(o.input);
+  Matrix m = o.input.empty() ? mproc::tool::random_matrix(static_cast<std::size_t>(o.rows),
+                                                          static_cast<std::size_t>(o.cols), o.low, o.high, o.seed)
+                             : mproc::tool::load_matrix(o.input);
   if (m.rows == 0) throw std::runtime_error(o.input + ": no rows");
 
   Progress progress(1 + (modes.size() - 1) * pools.size());
@@ -300,7 +299,8 @@ int demo(const Options& o) {
   for (const auto& kind : pools) {
     unsigned workers = 0;
     for (const ModeRun& run : run_pool(kind, o, m, modes, workers, progress))
-      entries.push_back(make_entry(run.mode, kind, workers, run.seconds, run.counts, reference, serial_seconds, m.rows));
+      entries.push_back(
+          make_entry(run.mode, kind, workers, run.seconds, run.counts, reference, serial_seconds, m.rows));
   }
 
   progress.finish();
@@ -311,8 +311,7 @@ int demo(const Options& o) {
   bool ok = true;
   for (const auto& e : entries) {
     if (e.ok) continue;
-    std::fprintf(stderr, "mproc demo: %s (%s pool) does not match the serial counts\n", e.mode.c_str(),
-                 e.pool.c_str());
+    std::fprintf(stderr, "mproc demo: %s (%s pool) does not match the serial counts\n", e.mode.c_str(), e.pool.c_str());
     ok = false;
   }
   return ok ? 0 : 1;
@@ -324,9 +323,10 @@ int main(int argc, char** argv) {
   CLI::App app{"mproc: Python's multiprocessing in C++"};
   app.require_subcommand(1);
   Options o;
-  CLI::App* sub = app.add_subcommand(
-      "demo", "The multiprocessing article's program: count values within a range per row of a random "
-              "matrix, serially and with a pool in each way (bench/article.py in C++).");
+  CLI::App* sub =
+      app.add_subcommand("demo",
+                         "The multiprocessing article's program: count values within a range per row of a random "
+                         "matrix, serially and with a pool in each way (bench/article.py in C++).");
   sub->add_option("--rows", o.rows, "matrix rows")->capture_default_str();
   sub->add_option("--cols", o.cols, "matrix columns")->capture_default_str();
   sub->add_option("--low", o.low, "smallest value")->capture_default_str();
@@ -334,9 +334,10 @@ int main(int argc, char** argv) {
   sub->add_option("--seed", o.seed, "RandomState seed")->capture_default_str();
   sub->add_option("--min", o.minimum, "range minimum")->capture_default_str();
   sub->add_option("--max", o.maximum, "range maximum")->capture_default_str();
-  CLI::Option* processes = sub->add_option("--processes", o.processes,
-                  "workers in each pool (default: the CPUs this process may use; for mpi, every worker rank)")
-      ->capture_default_str();
+  CLI::Option* processes =
+      sub->add_option("--processes", o.processes,
+                      "workers in each pool (default: the CPUs this process may use; for mpi, every worker rank)")
+          ->capture_default_str();
   sub->add_option("--modes", o.modes, "comma-separated modes (default: all; serial always runs)");
   sub->add_option("--pool", o.pool,
                   "process, thread, mpi (under mpirun), or a comma-separated list; all: process and thread, "

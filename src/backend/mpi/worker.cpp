@@ -1,5 +1,8 @@
 // A worker rank's side of MpiPool: wait for rank 0; for each pool, run its initializer, then its
 // chunks in the order they come, sending each chunk's results back; leave when rank 0 exits.
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <climits>
 #include <cstdio>
@@ -25,7 +28,107 @@ std::int64_t now_ns() {
       .count();
 }
 
+// --- a rank that dies says so --------------------------------------------------------------------
+// MPI cannot go on without a rank: mpirun ends the whole job when one dies, and reports only a
+// rank number and a signal or exit code. These say, in mproc's terms, what the rank was doing.
+// The handlers and the atexit hook use only write(2) and sigaction (async-signal-safe), directly
+// rather than through the os layer, whose calls may throw or lock.
+
+volatile sig_atomic_t g_in_task = 0;  // 1 while a chunk runs, 2 while the pool's initializer does
+volatile sig_atomic_t g_leaving = 0;  // set when the rank leaves as it should (leave())
+int g_rank = -1;
+constexpr int kFatalSignals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+struct sigaction g_previous[sizeof kFatalSignals / sizeof kFatalSignals[0]];
+
+// Appends text, or a number, to a fixed buffer; for signal handlers.
+struct Line {
+  char text[320];
+  std::size_t size = 0;
+  Line& operator<<(const char* s) {
+    while (*s && size < sizeof text) text[size++] = *s++;
+    return *this;
+  }
+  Line& operator<<(long n) {
+    char digits[24];
+    int k = 0;
+    bool negative = n < 0;
+    unsigned long u = negative ? 0UL - static_cast<unsigned long>(n) : static_cast<unsigned long>(n);
+    do digits[k++] = static_cast<char>('0' + u % 10);
+    while ((u /= 10) != 0 && k < 23);
+    if (negative) digits[k++] = '-';
+    while (k > 0 && size < sizeof text) text[size++] = digits[--k];
+    return *this;
+  }
+  void write_to_stderr() const noexcept { [[maybe_unused]] auto n = ::write(STDERR_FILENO, text, size); }
+};
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGSEGV:
+      return "SIGSEGV";
+    case SIGBUS:
+      return "SIGBUS";
+    case SIGFPE:
+      return "SIGFPE";
+    case SIGILL:
+      return "SIGILL";
+    case SIGABRT:
+      return "SIGABRT";
+    default:
+      return "a signal";
+  }
+}
+
+void on_fatal_signal(int sig, siginfo_t* info, void* context) {
+  Line line;
+  line << "mproc: worker rank " << static_cast<long>(g_rank) << " of an MpiPool died of " << signal_name(sig) << " ("
+       << static_cast<long>(sig) << ")"
+       << (g_in_task == 1   ? " while running a task"
+           : g_in_task == 2 ? " while running the pool's initializer"
+                            : " between tasks")
+       << ". An MPI job cannot go on without one of its ranks, so mpirun ends the whole job, rank 0 "
+          "included; no WorkerLost is possible under MPI (see docs/mpi.md).\n";
+  line.write_to_stderr();
+  // Then whatever handler was there (Open MPI's prints a backtrace), and the default action.
+  for (std::size_t i = 0; i < std::size(kFatalSignals); ++i) {
+    if (kFatalSignals[i] != sig) continue;
+    const struct sigaction& old = g_previous[i];
+    ::sigaction(sig, &old, nullptr);
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction)
+      old.sa_sigaction(sig, info, context);
+    else if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
+      old.sa_handler(sig);
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void on_exit_while_serving() {
+  if (g_leaving) return;
+  Line line;
+  line << "mproc: worker rank " << static_cast<long>(g_rank) << " of an MpiPool is exiting "
+       << (g_in_task == 1   ? "from inside a task (it called exit())"
+           : g_in_task == 2 ? "from inside the pool's initializer (it called exit())"
+                            : "unexpectedly")
+       << ". An MPI job cannot go on without one of its ranks, so mpirun ends the whole job, rank 0 "
+          "included (see docs/mpi.md).\n";
+  line.write_to_stderr();
+}
+
+void report_deaths(int rank) {
+  g_rank = rank;
+  for (std::size_t i = 0; i < std::size(kFatalSignals); ++i) {
+    struct sigaction ours {};
+    ours.sa_sigaction = on_fatal_signal;
+    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&ours.sa_mask);
+    ::sigaction(kFatalSignals[i], &ours, &g_previous[i]);
+  }
+  std::atexit(on_exit_while_serving);
+}
+
 [[noreturn]] void leave() {
+  g_leaving = 1;
   std::fflush(stdout);
   std::fflush(stderr);
   MPI_Comm c = comm();
@@ -94,10 +197,13 @@ void say_hello(const ModuleMap& modules, const Writer& msg) {
     in.read(&offset, sizeof offset);
     if (module != kMpiNoFunction) {
       auto init = reinterpret_cast<void (*)()>(modules.address(module, offset));
+      g_in_task = 2;
       init();
+      g_in_task = 0;
     }
     out.write(&ok, 1);
   } catch (...) {
+    g_in_task = 0;
     write_item_error(out, std::current_exception());
   }
   send(out.bytes(), 0, kHello);
@@ -168,7 +274,10 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
           }
         }
         if (terminating) break;
-        run_chunk(modules, msg, outbox.next());
+        Writer& out = outbox.next();
+        g_in_task = 1;
+        run_chunk(modules, msg, out);
+        g_in_task = 0;
         outbox.send_next(kResult);
         break;
       }
@@ -194,20 +303,25 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
 }  // namespace
 
 void serve_forever() {
+  report_deaths(world_rank());
   try {
     ModuleMap modules;
     Writer msg;
     for (;;) {
       MPI_Status st = wait_message(0, MPI_ANY_TAG);
       receive(st, msg);
-      if (st.MPI_TAG == kStart) serve_pool(modules, msg);
-      else if (st.MPI_TAG == kModule) learn_module(modules, msg);
-      else if (st.MPI_TAG == kExit) leave();
+      if (st.MPI_TAG == kStart)
+        serve_pool(modules, msg);
+      else if (st.MPI_TAG == kModule)
+        learn_module(modules, msg);
+      else if (st.MPI_TAG == kExit)
+        leave();
       // Anything else belongs to a pool that has ended.
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "mproc: worker rank %d: %s; MPI ends the job\n", world_rank(), e.what());
   }
+  g_leaving = 1;  // said why already
   std::fflush(stderr);
   MPI_Abort(MPI_COMM_WORLD, 1);
   std::abort();

@@ -1,5 +1,6 @@
 // Tests of Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier across processes.
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <atomic>
 #include <chrono>
@@ -16,6 +17,44 @@
 using namespace std::chrono_literals;
 using mproc::test::exited_ok;
 using mproc::test::fork_child;
+
+namespace {
+
+// Whether the child ends with status 0 within limit. A child still running then is killed: a
+// call that hangs fails the test in seconds instead of hanging it.
+bool exits_ok_within(pid_t pid, std::chrono::milliseconds limit) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  int status = 0;
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > end) {
+      ::kill(pid, SIGKILL);
+      mproc::test::wait_child(pid);
+      return false;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+// Runs f in a child: whether it ended well within limit.
+template <class F>
+bool finishes_within(std::chrono::milliseconds limit, F f) {
+  return exits_ok_within(fork_child(f), limit);
+}
+
+// Blocks until count, read under cv's lock, reaches n: the children that raised it are then
+// inside wait(), since they raised it holding the lock that wait() gives up.
+void await_waiters(mproc::Condition& cv, mproc::Value<int>& count, int n) {
+  for (;;) {
+    {
+      std::scoped_lock hold(cv);
+      if (count.value() >= n) return;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+}  // namespace
 
 TEST(sync_Lock, AcquireReleaseAndLocked) {
   mproc::Lock lock;
@@ -182,6 +221,28 @@ TEST(sync_Condition, WaitForPredicate) {
     EXPECT_FALSE(cv.wait_for([&] { return x.value() == 8; }, 20ms));
   }
   EXPECT_TRUE(exited_ok(pid));
+}
+
+TEST(sync_Condition, WaitWithoutTheLockThrowsAndLeavesItUsable) {
+  mproc::Condition cv;
+  EXPECT_THROW(cv.wait(), std::logic_error);
+  EXPECT_THROW(cv.wait(10ms), std::logic_error);
+  EXPECT_TRUE(finishes_within(5s, [&] {
+    cv.notify();
+    cv.notify_all();
+  })) << "notify() blocked after a wait() without the lock";
+  mproc::Value<int> waiting(0);
+  pid_t pid = fork_child([&] {
+    std::scoped_lock hold(cv);
+    waiting.value() = 1;
+    if (!cv.wait(10s)) throw std::runtime_error("not notified");
+  });
+  await_waiters(cv, waiting, 1);
+  EXPECT_TRUE(finishes_within(5s, [&] {
+    std::scoped_lock hold(cv);
+    cv.notify();
+  })) << "notify() blocked";
+  EXPECT_TRUE(exits_ok_within(pid, 5s)) << "the waiter was not woken";
 }
 
 TEST(sync_Barrier, FiveProcessesInLockstepThousandTimes) {

@@ -49,7 +49,9 @@ class BasicLock {
 
   // The acquire forms: nullopt waits forever, 0 does not wait.
   bool acquire_ns(OptNanos timeout);
-  // For Condition: releases every level the caller holds, then takes them back.
+  // For Condition: whether the calling thread holds it; releases every level the caller holds,
+  // then takes them back.
+  [[nodiscard]] bool is_mine() const noexcept;
   unsigned release_all();
   void reacquire(unsigned depth);
 

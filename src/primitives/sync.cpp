@@ -129,8 +129,10 @@ bool BasicLock::locked() const {
 
 bool BasicLock::previous_owner_died() const noexcept { return s_->owner_died; }
 
+bool BasicLock::is_mine() const noexcept { return os::robust_mutex_owner(&s_->m) == os::gettid(); }
+
 unsigned BasicLock::release_all() {
-  if (os::robust_mutex_owner(&s_->m) != os::gettid())
+  if (!is_mine())
     throw std::logic_error("mproc::Condition: the lock is not held by this thread");
   unsigned depth = s_->recursive ? os::robust_mutex_depth(&s_->m) : 1;
   for (unsigned i = 0; i < depth; ++i) release();
@@ -208,6 +210,9 @@ bool Event::wait_ns(detail::OptNanos timeout) {
 Condition::Condition(const detail::BasicLock& lock) : lock_(lock) {}
 
 bool Condition::wait_ns(detail::OptNanos timeout) {
+  // Checked before counting this waiter in: a waiter counted by mistake would make the next
+  // notify() wait for an acknowledgement that never comes.
+  if (!lock_.is_mine()) throw std::logic_error("mproc::Condition::wait: the lock is not held by this thread");
   sleeping_.release();
   unsigned depth = lock_.release_all();
   bool woken = false;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <span>
 
@@ -61,10 +62,32 @@ class ThreadBackend {
   std::unique_ptr<ThreadPoolCore> core_;
 };
 
+// Drop a worker's reference to a task's exception or to a finished job. The last reference to an
+// exception may go here, after the caller's last use of it, ordered only by libstdc++'s own
+// reference count, which ThreadSanitizer cannot see: pool_core.cpp has it look away meanwhile.
+void release_shared(std::exception_ptr& error) noexcept;
+void release_shared(std::shared_ptr<JobBase>& job) noexcept;
+
+// As run_local(), but an exception is recorded after its handler has ended and this thread's
+// own reference is dropped in release_shared(): the job may hand it to the caller at once (imap),
+// and the end of a handler frees the exception there, out of ThreadSanitizer's sight.
 template <Style S, class Fn, class Item, class R>
 void run_thread_task(ThreadTask& task) noexcept {
-  run_local<S>(*static_cast<const Fn*>(task.fn), std::span<const Item>(static_cast<const Item*>(task.items), task.count),
-               task.first, static_cast<TypedJob<R>&>(*task.job));
+  const Fn& fn = *static_cast<const Fn*>(task.fn);
+  const Item* items = static_cast<const Item*>(task.items);
+  auto& job = static_cast<TypedJob<R>&>(*task.job);
+  for (std::size_t i = 0; i < task.count; ++i) {
+    std::exception_ptr error;
+    try {
+      job.set_value(task.first + i, call<S>(fn, items[i]));
+      continue;
+    } catch (...) {
+      error = std::current_exception();
+    }
+    job.set_error(task.first + i, error);
+    release_shared(error);
+  }
+  job.done(task.count);
 }
 
 template <Style S, class Fn, class Item, class R>

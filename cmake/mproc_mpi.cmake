@@ -61,7 +61,13 @@ if(MPROC_TESTS)
                        PASS_REGULAR_EXPRESSION "worker rank 1 of an MpiPool died of SIGSEGV \\(11\\) while running a task")
   set_tests_properties(mpi_rank_death_exit PROPERTIES
                        PASS_REGULAR_EXPRESSION "worker rank 1 of an MpiPool is exiting from inside a task")
-  set_tests_properties(mpi_rank_death_abort mpi_rank_death_segv mpi_rank_death_exit PROPERTIES TIMEOUT 60
+  # Two different programs in one job (MPMD): refused at start-up, on every rank, with a message.
+  add_test(NAME mpi_binary_mismatch
+           COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root ${MPIEXEC_NUMPROC_FLAG} 1
+                   $<TARGET_FILE:test_mpi_pool> : ${MPIEXEC_NUMPROC_FLAG} 2 $<TARGET_FILE:mpi_rank_death> abort)
+  set_tests_properties(mpi_binary_mismatch PROPERTIES
+                       PASS_REGULAR_EXPRESSION "every rank must run the same binary.*rank 2 runs build id")
+  set_tests_properties(mpi_rank_death_abort mpi_rank_death_segv mpi_rank_death_exit mpi_binary_mismatch PROPERTIES TIMEOUT 60
                        FAIL_REGULAR_EXPRESSION "map returned"
                        ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
 endif()

@@ -245,6 +245,84 @@ TEST(sync_Condition, WaitWithoutTheLockThrowsAndLeavesItUsable) {
   EXPECT_TRUE(exits_ok_within(pid, 5s)) << "the waiter was not woken";
 }
 
+TEST(sync_Condition, WaiterKilledWhileWaitingDoesNotWedgeNotify) {
+  mproc::Condition cv;
+  mproc::Value<int> waiting(0), woken(0);
+  pid_t doomed = fork_child([&] {
+    std::scoped_lock hold(cv);
+    waiting.value() += 1;
+    cv.wait();
+  });
+  await_waiters(cv, waiting, 1);
+  ::kill(doomed, SIGKILL);
+  mproc::test::wait_child(doomed);
+  // Nobody alive waits: notify() must return at once.
+  EXPECT_TRUE(finishes_within(5s, [&] {
+    std::scoped_lock hold(cv);
+    cv.notify();
+  })) << "notify() waited for a dead waiter";
+  // A second dead waiter, then a live one: notify(1) must wake the live one, not spend itself
+  // on the dead.
+  doomed = fork_child([&] {
+    std::scoped_lock hold(cv);
+    waiting.value() += 1;
+    cv.wait();
+  });
+  await_waiters(cv, waiting, 2);
+  ::kill(doomed, SIGKILL);
+  mproc::test::wait_child(doomed);
+  pid_t live = fork_child([&] {
+    std::scoped_lock hold(cv);
+    waiting.value() += 1;
+    if (cv.wait(10s)) woken.value() += 1;
+  });
+  await_waiters(cv, waiting, 3);
+  EXPECT_TRUE(finishes_within(5s, [&] {
+    std::scoped_lock hold(cv);
+    cv.notify(1);
+  })) << "notify(1) waited for a dead waiter";
+  EXPECT_TRUE(exits_ok_within(live, 5s)) << "notify(1) did not wake the live waiter";
+  EXPECT_EQ(woken.get(), 1);
+  EXPECT_TRUE(finishes_within(5s, [&] {
+    std::scoped_lock hold(cv);
+    cv.notify_all();
+  })) << "notify_all() waited for a dead waiter";
+}
+
+TEST(sync_Condition, MoreWaitersThanSlotsAllWakeOnNotifyAll) {
+  constexpr int kWaiters = 150;  // more than the 128 a Condition tracks one by one
+  mproc::Condition cv;
+  mproc::Value<int> waiting(0);
+  std::atomic<int> woken{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kWaiters; ++i)
+    threads.emplace_back([&] {
+      std::scoped_lock hold(cv);
+      waiting.value() += 1;
+      if (cv.wait(10s)) woken += 1;
+    });
+  await_waiters(cv, waiting, kWaiters);
+  {
+    std::scoped_lock hold(cv);
+    cv.notify(1);
+  }
+  for (;;) {
+    {
+      std::scoped_lock hold(cv);
+      if (woken.load() >= 1) break;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  std::this_thread::sleep_for(50ms);
+  {
+    std::scoped_lock hold(cv);
+    EXPECT_EQ(woken.load(), 1);  // tracked waiters were there to take it: the rest sleep on
+    cv.notify_all();
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(woken.load(), kWaiters);
+}
+
 TEST(sync_Barrier, FiveProcessesInLockstepThousandTimes) {
   constexpr int kParties = 5, kRounds = 1000;
   mproc::Barrier bar(kParties);

@@ -7,8 +7,7 @@
 // Each is a handle to state in an anonymous shared mapping: create it before the fork, then the
 // parent and every child (Process or Pool worker) share it; copies of a handle share the same
 // state, and nothing is named or left behind. Every wait has a timeout form taking any
-// std::chrono::duration (Condition::notify() has none: it waits for the waiters it wakes).
-// Waits are not interrupted by signals.
+// std::chrono::duration; Condition::notify() does not wait. Waits are not interrupted by signals.
 #pragma once
 
 #include <chrono>
@@ -27,6 +26,7 @@ struct MutexState;
 struct SemaphoreState;
 struct EventState;
 struct BarrierState;
+struct ConditionState;
 
 // What Lock and RLock share; see Lock.
 class BasicLock {
@@ -137,9 +137,11 @@ class Event {
 
 // A condition variable over a Lock or RLock (its own RLock by default), shared between
 // processes (multiprocessing.Condition); copies share it. wait() must be called holding the lock
-// (else std::logic_error); notify(n) wakes exactly n waiters (fewer if fewer wait) and returns
-// once they are awake, as Python's. Not robust: a waiter killed while it waits can leave a
-// later notify() blocked for good.
+// (else std::logic_error). notify(n) wakes the n longest waiting (fewer if fewer wait) and
+// returns at once, without waiting for them to run. Robust: a waiter killed while it waits is
+// skipped, never counted among the n. Up to 128 waiters at a time are tracked one by one; any
+// beyond all wake together when a notify finds fewer than n of the others (Python allows
+// waking more than n).
 class Condition {
  public:
   Condition() : Condition(RLock()) {}
@@ -164,7 +166,7 @@ class Condition {
   bool wait_for(Pred pred);
   template <class Pred, class Rep, class Period>
   bool wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout);
-  // Blocks until the waiters it woke are awake. Does not check that the caller holds the lock.
+  // Does not block, nor check that the caller holds the lock.
   void notify(unsigned n = 1);
   void notify_all();
 
@@ -175,9 +177,7 @@ class Condition {
   explicit Condition(const detail::BasicLock& lock);
 
   detail::BasicLock lock_;
-  Semaphore sleeping_{0};  // waiters that have begun to wait
-  Semaphore woken_{0};     // waiters that have stopped waiting, by notify or by timeout
-  Semaphore wake_{0};      // one unit per waiter notify() wakes
+  std::shared_ptr<detail::ConditionState> s_;
 };
 
 // parties processes call wait() and all return together, as often as they like

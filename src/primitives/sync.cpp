@@ -1,4 +1,5 @@
-// The state of Lock, RLock, Semaphore, Event and Barrier, each in its own shared anonymous page.
+// The state of Lock, RLock, Semaphore, Event, Condition and Barrier, each in its own shared
+// anonymous mapping.
 // Locks are glibc's robust process-shared mutexes: the kernel walks a dying thread's robust list
 // and marks every mutex it held, so the next locker gets EOWNERDEAD instead of a deadlock. The
 // counters are bare futex words (shared, not PRIVATE), woken only when someone sleeps.
@@ -43,6 +44,25 @@ struct BarrierState {
   bool broken = false;                        // guarded by m
   bool has_broken_gen = false;                // guarded by m
   std::uint32_t broken_gen = 0;               // guarded by m: the round that ended broken
+};
+
+constexpr std::size_t kConditionSlots = 128;
+
+// One waiter of a Condition. The waiting thread holds alive for as long as it waits: when it
+// dies, the kernel marks that robust mutex, so notify() can tell a dead waiter from a slow one.
+struct ConditionSlot {
+  pthread_mutex_t alive;
+  bool used = false;                         // guarded by ConditionState::m
+  std::uint64_t ticket = 0;                  // guarded by m: order of arrival
+  std::atomic<std::uint32_t> notified{0};    // set under m by notify(); the waiter's futex
+};
+
+struct ConditionState {
+  pthread_mutex_t m;
+  std::uint64_t next_ticket = 0;                // guarded by m
+  std::uint32_t overflow_waiters = 0;           // guarded by m: waiters that found no free slot
+  std::atomic<std::uint32_t> overflow_gen{0};   // advanced under m by a notify they must see
+  ConditionSlot slots[kConditionSlots];
 };
 
 namespace {
@@ -205,41 +225,139 @@ bool Event::wait_ns(detail::OptNanos timeout) {
   }
 }
 
-// --- Condition: Python's algorithm, over three semaphores -----------------------------------------
+// --- Condition: a slot per waiter, each its own futex word ---------------------------------------
+// Nothing waits for a waiter's acknowledgement, so a dead waiter cannot block notify(); and a
+// slot whose alive mutex comes back owner-died is a dead waiter's, freed instead of notified.
 
-Condition::Condition(const detail::BasicLock& lock) : lock_(lock) {}
+namespace {
+
+// Holds the Condition's internal mutex. A notifier that died holding it may have set a slot's
+// word without waking its waiter: every notified slot is woken again.
+class ConditionGuard {
+ public:
+  explicit ConditionGuard(detail::ConditionState& s) : s_(s) {
+    if (detail::os::robust_mutex_lock(&s_.m, std::nullopt) != detail::os::LockResult::owner_died) return;
+    for (auto& slot : s_.slots)
+      if (slot.used && slot.notified.load(std::memory_order_relaxed) != 0)
+        detail::os::futex_wake(slot.notified, 1, true);
+    detail::os::futex_wake(s_.overflow_gen, INT_MAX, true);
+  }
+  ~ConditionGuard() { detail::os::robust_mutex_unlock(&s_.m); }
+  ConditionGuard(const ConditionGuard&) = delete;
+  ConditionGuard& operator=(const ConditionGuard&) = delete;
+
+ private:
+  detail::ConditionState& s_;
+};
+
+// Under m: takes alive of a free slot or of a dead waiter's, for the calling thread.
+bool take_slot(detail::ConditionSlot& slot) {
+  switch (detail::os::robust_mutex_lock(&slot.alive, detail::os::Nanos(0))) {
+    case detail::os::LockResult::acquired:
+    case detail::os::LockResult::owner_died:
+      slot.used = true;
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Under m, by the slot's waiter, or by anyone who took alive over from a dead one.
+void free_slot(detail::ConditionSlot& slot) {
+  slot.used = false;
+  slot.notified.store(0, std::memory_order_relaxed);
+  detail::os::robust_mutex_unlock(&slot.alive);
+}
+
+// Sleeps while word == seen, up to the deadline; false on timeout.
+bool sleep_while(const std::atomic<std::uint32_t>& word, std::uint32_t seen, const detail::Deadline& deadline) {
+  while (word.load(std::memory_order_acquire) == seen) {
+    if (deadline.passed()) return false;
+    detail::os::futex_wait(word, seen, deadline.left(), true);
+  }
+  return true;
+}
+
+}  // namespace
+
+Condition::Condition(const detail::BasicLock& lock) : lock_(lock), s_(detail::make_shared_state<detail::ConditionState>()) {
+  detail::os::robust_mutex_init(&s_->m, false);
+  for (auto& slot : s_->slots) detail::os::robust_mutex_init(&slot.alive, false);
+}
 
 bool Condition::wait_ns(detail::OptNanos timeout) {
-  // Checked before counting this waiter in: a waiter counted by mistake would make the next
-  // notify() wait for an acknowledgement that never comes.
+  // Checked before this waiter is counted in, so that a failed wait leaves nothing behind.
   if (!lock_.is_mine()) throw std::logic_error("mproc::Condition::wait: the lock is not held by this thread");
-  sleeping_.release();
+  detail::Deadline deadline(timeout);
+  detail::ConditionState& s = *s_;
+  detail::ConditionSlot* slot = nullptr;
+  std::uint32_t gen = 0;
+  {
+    ConditionGuard g(s);
+    for (auto& candidate : s.slots)
+      if (take_slot(candidate)) {
+        slot = &candidate;
+        break;
+      }
+    if (slot) {
+      slot->notified.store(0, std::memory_order_relaxed);
+      slot->ticket = s.next_ticket++;
+    } else {
+      ++s.overflow_waiters;
+      gen = s.overflow_gen.load(std::memory_order_relaxed);
+    }
+  }
+  // Registered before the lock is given up: a notify made under the lock after this sees us.
   unsigned depth = lock_.release_all();
-  bool woken = false;
+  auto leave = [&] {
+    ConditionGuard g(s);
+    bool notified;
+    if (slot) {
+      notified = slot->notified.load(std::memory_order_relaxed) != 0;
+      free_slot(*slot);
+    } else {
+      notified = s.overflow_gen.load(std::memory_order_relaxed) != gen;
+      --s.overflow_waiters;
+    }
+    return notified;
+  };
+  bool notified;
   try {
-    woken = wake_.acquire_ns(timeout);
+    if (slot)
+      sleep_while(slot->notified, 0, deadline);
+    else
+      sleep_while(s.overflow_gen, gen, deadline);
+    // A notify that came as the timeout passed counts: it was spent on this waiter.
+    notified = leave();
   } catch (...) {
-    woken_.release();
     lock_.reacquire(depth);
     throw;
   }
-  woken_.release();
   lock_.reacquire(depth);
-  return woken;
+  return notified;
 }
 
 void Condition::notify(unsigned n) {
-  // Waiters that timed out since the last notify are no longer sleeping: count them out.
-  while (woken_.acquire(false)) sleeping_.acquire(false);
-  unsigned sleepers = 0;
-  while (sleepers < n && sleeping_.acquire(false)) {
-    wake_.release();
-    ++sleepers;
+  detail::ConditionState& s = *s_;
+  ConditionGuard g(s);
+  unsigned woken = 0;
+  while (woken < n) {
+    detail::ConditionSlot* oldest = nullptr;
+    for (auto& slot : s.slots)
+      if (slot.used && slot.notified.load(std::memory_order_relaxed) == 0 && (!oldest || slot.ticket < oldest->ticket))
+        oldest = &slot;
+    if (!oldest) break;
+    if (take_slot(*oldest)) {  // its waiter died: alive was ours to take
+      free_slot(*oldest);
+      continue;
+    }
+    oldest->notified.store(1, std::memory_order_release);
+    detail::os::futex_wake(oldest->notified, 1, true);
+    ++woken;
   }
-  if (sleepers == 0) return;
-  for (unsigned i = 0; i < sleepers; ++i) woken_.acquire();
-  // A waiter that timed out just as it was woken leaves a unit behind: take it back.
-  while (wake_.acquire(false)) {
+  if (woken < n && s.overflow_waiters != 0) {
+    s.overflow_gen.fetch_add(1, std::memory_order_release);
+    detail::os::futex_wake(s.overflow_gen, INT_MAX, true);
   }
 }
 

@@ -1,4 +1,6 @@
 // Tests of Queue, SimpleQueue and JoinableQueue between processes.
+#include <signal.h>
+
 #include <chrono>
 #include <string>
 #include <thread>
@@ -6,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fork_helper.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
 
@@ -115,6 +118,40 @@ TEST(queue_Queue, TooLargeItemFailsThatPutOnly) {
   EXPECT_THROW(q.put(std::string(4096, 'x')), std::length_error);
   q.put("fine");
   EXPECT_EQ(q.get(), "fine");
+}
+
+// A process killed holding the queue's lock between the stores of a get or a put (the test
+// hook kills it there) leaves a queue that gives each remaining item once, and counts right.
+TEST(queue_Queue, KilledHalfwayThroughGetOrPutLeavesItConsistent) {
+  using mproc::detail::QueueStep;
+  mproc::Queue<int> q;
+  q.put(1);
+  q.put(2);
+  pid_t pid = mproc::test::fork_child([&] {
+    mproc::detail::queue_step_hook = [](QueueStep step) noexcept {
+      if (step == QueueStep::get_consumed) ::raise(SIGKILL);
+    };
+    (void)q.get();
+  });
+  EXPECT_TRUE(WIFSIGNALED(mproc::test::wait_child(pid)));
+  EXPECT_EQ(q.get(1s), 2);
+  EXPECT_THROW((void)q.get(100ms), mproc::Empty);
+  EXPECT_EQ(q.qsize(), 0u);
+
+  pid = mproc::test::fork_child([&] {
+    mproc::detail::queue_step_hook = [](QueueStep step) noexcept {
+      if (step == QueueStep::put_published) ::raise(SIGKILL);
+    };
+    q.put(3);
+  });
+  EXPECT_TRUE(WIFSIGNALED(mproc::test::wait_child(pid)));
+  EXPECT_EQ(q.get(1s), 3);  // it was in the ring: the put took effect
+  EXPECT_EQ(q.qsize(), 0u);
+  EXPECT_THROW((void)q.get(100ms), mproc::Empty);
+  q.put(4);
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_EQ(q.get(1s), 4);
+  EXPECT_TRUE(q.empty());
 }
 
 TEST(queue_SimpleQueue, PutGetEmpty) {

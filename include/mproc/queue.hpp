@@ -25,7 +25,8 @@ namespace mproc {
 // room there too. put() copies the item in before returning (no feeder thread, unlike Python).
 // A value that cannot be encoded fails that put() alone (SerializationError); one that could
 // never fit the ring throws std::length_error. The lock is robust: a process that dies inside
-// put() or get() does not leave the queue locked, and a half-copied item is never published.
+// put() or get() does not leave the queue locked, a half-copied item is never published, and
+// the queue stays consistent (qsize() may be one off until the next put or get).
 template <class T>
 class Queue {
   static_assert(Sendable<T>, "mproc::Queue<T>: T must be Sendable (see codec.hpp)");

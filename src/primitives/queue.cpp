@@ -1,9 +1,15 @@
 // QueueCore: items are [u64 length][bytes] in a byte ring that follows the state in one shared
-// anonymous mapping. A robust mutex guards head and tail; an item is published (head advanced)
-// only after it is copied in, and consumed (tail advanced) only after it is copied out, so a
-// process dying mid-operation leaves the ring consistent and the next locker just goes on.
-// Waiters spin briefly on the item count, then sleep on a futex sequence word that every put
-// (for getters) or get (for putters) advances; wakes are skipped when nobody sleeps.
+// anonymous mapping. A robust mutex guards the state. The ring is head and tail alone: an item is
+// published (head advanced) only after it is copied in, and consumed (tail advanced) only after
+// it is copied out, each in one store, so whatever instant a process dies at, the ring holds
+// whole items and getters, which test head != tail, never read a stale length. The item count
+// (for qsize, full and maxsize) is a second store that a process dying after the first leaves
+// one off: the next locker, told the owner died, counts the ring again and wakes every sleeper
+// (the dead may not have). A putter dying between publishing and counting an unfinished task
+// leaves a JoinableQueue's unfinished count one short.
+// Waiters spin briefly on head != tail or the sequence word, then sleep on that futex word,
+// which every put (for getters) or get (for putters) advances; wakes are skipped when nobody
+// sleeps.
 #include "mproc/detail/queue_core.hpp"
 
 #include <emmintrin.h>
@@ -21,13 +27,15 @@
 
 namespace mproc::detail {
 
+void (*queue_step_hook)(QueueStep) noexcept = nullptr;
+
 struct QueueState {
   pthread_mutex_t m;
-  std::uint64_t head = 0;  // bytes ever written; guarded by m
-  std::uint64_t tail = 0;  // bytes ever read; guarded by m
+  std::atomic<std::uint64_t> head{0};  // bytes ever written; written under m
+  std::atomic<std::uint64_t> tail{0};  // bytes ever read; written under m
   std::uint64_t capacity = 0;
   std::uint64_t maxsize = 0;
-  alignas(64) std::atomic<std::uint32_t> count{0};  // items in the ring; written under m
+  alignas(64) std::atomic<std::uint32_t> count{0};  // items in the ring, for qsize; written under m
   alignas(64) std::atomic<std::uint32_t> put_seq{0};
   std::atomic<std::uint32_t> getters_sleeping{0};
   alignas(64) std::atomic<std::uint32_t> get_seq{0};
@@ -42,17 +50,6 @@ namespace {
 
 constexpr std::int64_t kSpinNs = 30'000;
 
-class Guard {
- public:
-  explicit Guard(pthread_mutex_t* m) : m_(m) { os::robust_mutex_lock(m_, std::nullopt); }
-  ~Guard() { os::robust_mutex_unlock(m_); }
-  Guard(const Guard&) = delete;
-  Guard& operator=(const Guard&) = delete;
-
- private:
-  pthread_mutex_t* m_;
-};
-
 void copy_in(QueueState& s, std::uint64_t at, const void* src, std::size_t n) noexcept {
   std::size_t mask = s.capacity - 1, off = at & mask, first = std::min<std::size_t>(n, s.capacity - off);
   std::memcpy(s.data() + off, src, first);
@@ -64,6 +61,46 @@ void copy_out(QueueState& s, std::uint64_t at, void* dst, std::size_t n) noexcep
   std::memcpy(dst, s.data() + off, first);
   if (n > first) std::memcpy(static_cast<std::byte*>(dst) + first, s.data(), n - first);
 }
+
+bool nonempty(const QueueState& s) noexcept {
+  return s.head.load(std::memory_order_acquire) != s.tail.load(std::memory_order_relaxed);
+}
+
+void bump(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping) noexcept {
+  seq.fetch_add(1, std::memory_order_seq_cst);
+  if (sleeping.load(std::memory_order_seq_cst) != 0) os::futex_wake(seq, INT_MAX, true);
+}
+
+// Under m, after a process died holding it: the count again from the ring, and every sleeper
+// woken, since the dead may have died before its wake.
+void repair(QueueState& s) noexcept {
+  std::uint64_t at = s.tail.load(std::memory_order_relaxed), head = s.head.load(std::memory_order_relaxed);
+  std::uint32_t items = 0;
+  while (head - at >= sizeof(std::uint64_t)) {
+    std::uint64_t length = 0;
+    copy_out(s, at, &length, sizeof length);
+    if (length > head - at - sizeof length) break;  // cannot happen: items are published whole
+    at += sizeof length + length;
+    ++items;
+  }
+  s.count.store(items, std::memory_order_relaxed);
+  bump(s.put_seq, s.getters_sleeping);
+  bump(s.get_seq, s.putters_sleeping);
+}
+
+// Holds the queue's lock, repairing the count first when the last holder died.
+class Guard {
+ public:
+  explicit Guard(QueueState& s) : s_(s) {
+    if (os::robust_mutex_lock(&s_.m, std::nullopt) == os::LockResult::owner_died) repair(s_);
+  }
+  ~Guard() { os::robust_mutex_unlock(&s_.m); }
+  Guard(const Guard&) = delete;
+  Guard& operator=(const Guard&) = delete;
+
+ private:
+  QueueState& s_;
+};
 
 // Waits until ready() or the deadline: spins, then sleeps on seq while it stays unchanged.
 // ready() is re-checked by the caller under the lock.
@@ -86,11 +123,6 @@ bool wait_until(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sle
   if (!ready()) os::futex_wait(seq, seen, left, true);
   sleeping.fetch_sub(1, std::memory_order_relaxed);
   return !end || os::monotonic_ns() < *end || ready();
-}
-
-void bump(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping) noexcept {
-  seq.fetch_add(1, std::memory_order_seq_cst);
-  if (sleeping.load(std::memory_order_seq_cst) != 0) os::futex_wake(seq, INT_MAX, true);
 }
 
 }  // namespace
@@ -118,13 +150,15 @@ bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
   for (;;) {
     std::uint32_t seen;
     {
-      Guard g(&s.m);
+      Guard g(s);
+      std::uint64_t head = s.head.load(std::memory_order_relaxed);
       bool room = (s.maxsize == 0 || s.count.load(std::memory_order_relaxed) < s.maxsize) &&
-                  s.capacity - (s.head - s.tail) >= need;
+                  s.capacity - (head - s.tail.load(std::memory_order_relaxed)) >= need;
       if (room) {
-        copy_in(s, s.head, &length, sizeof length);
-        copy_in(s, s.head + sizeof length, message.data(), message.size());
-        s.head += need;
+        copy_in(s, head, &length, sizeof length);
+        copy_in(s, head + sizeof length, message.data(), message.size());
+        s.head.store(head + need, std::memory_order_release);
+        if (queue_step_hook) queue_step_hook(QueueStep::put_published);
         s.unfinished.fetch_add(1, std::memory_order_relaxed);
         s.count.fetch_add(1, std::memory_order_release);
         break;
@@ -144,23 +178,24 @@ bool QueueCore::get(Writer& out, OptNanos timeout) {
   if (timeout) end = os::monotonic_ns() + *timeout;
   for (;;) {
     std::uint32_t seen;
-    if (s.count.load(std::memory_order_acquire) != 0) {
-      Guard g(&s.m);
-      if (s.count.load(std::memory_order_relaxed) != 0) {
+    if (nonempty(s)) {
+      Guard g(s);
+      if (nonempty(s)) {
+        std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
         std::uint64_t length = 0;
-        copy_out(s, s.tail, &length, sizeof length);
+        copy_out(s, tail, &length, sizeof length);
         out.clear();
-        copy_out(s, s.tail + sizeof length, out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
-        s.tail += sizeof length + length;
+        copy_out(s, tail + sizeof length, out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
+        s.tail.store(tail + sizeof length + length, std::memory_order_relaxed);
+        if (queue_step_hook) queue_step_hook(QueueStep::get_consumed);
         s.count.fetch_sub(1, std::memory_order_relaxed);
         break;
       }
     }
     seen = s.put_seq.load(std::memory_order_acquire);
-    if (s.count.load(std::memory_order_acquire) != 0) continue;
+    if (nonempty(s)) continue;
     if (end && os::monotonic_ns() >= *end) return false;
-    wait_until(s.put_seq, s.getters_sleeping, seen, end,
-               [&s] { return s.count.load(std::memory_order_acquire) != 0; });
+    wait_until(s.put_seq, s.getters_sleeping, seen, end, [&s] { return nonempty(s); });
   }
   bump(s.get_seq, s.putters_sleeping);
   return true;

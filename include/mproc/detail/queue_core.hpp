@@ -14,6 +14,12 @@ namespace mproc::detail {
 
 struct QueueState;
 
+// Tests only: when set, called holding the queue's lock at the points where a put or a get is
+// half done (put: the item is in the ring; get: it is out), so that a test can kill the
+// process there.
+enum class QueueStep { put_published, get_consumed };
+extern void (*queue_step_hook)(QueueStep) noexcept;
+
 class QueueCore {
  public:
   // maxsize 0: no limit on the number of items. buffer_bytes: the ring's size (rounded up to a

@@ -1,12 +1,16 @@
 // Tests of Process: exit codes, names, join with and without timeouts, signals, daemons, nesting.
+#include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -14,6 +18,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mproc/pool.hpp"
 #include "mproc/process.hpp"
 #include "mproc/shared_memory.hpp"
 #include "mproc/sync.hpp"
@@ -21,6 +26,30 @@
 using namespace std::chrono_literals;
 
 namespace {
+
+// The pipes of which pid holds a write end ("pipe:[inode]"; "self" for this process).
+std::set<std::string> pipe_write_ends(const std::string& pid) {
+  std::set<std::string> pipes;
+  std::string dir = "/proc/" + pid + "/fd/";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string path = dir + e->d_name;
+      char target[128] = {};
+      if (::readlink(path.c_str(), target, sizeof target - 1) <= 0 || std::strncmp(target, "pipe:", 5) != 0) continue;
+      std::ifstream info("/proc/" + pid + "/fdinfo/" + e->d_name);
+      std::string key;
+      int flags = 0;
+      while (info >> key)
+        if (key == "flags:") {
+          info >> std::oct >> flags;
+          break;
+        }
+      if ((flags & O_ACCMODE) == O_WRONLY) pipes.insert(target);
+    }
+    ::closedir(d);
+  }
+  return pipes;
+}
 
 void copy_name(mproc::Array<char>& out, const std::string& name) {
   std::size_t n = std::min(name.size(), out.size() - 1);
@@ -182,4 +211,26 @@ TEST(process_Process, LockHolderDyingDoesNotDeadlock) {
   ASSERT_TRUE(lock.acquire(5s));
   EXPECT_TRUE(lock.previous_owner_died());
   lock.release();
+}
+
+// A Pool's parent-only descriptors (the write end of the pipe whose EOF tells its workers that
+// their parent is gone, which the workers themselves do not hold) are closed in a Process.
+TEST(process_Process, ChildDoesNotKeepAPoolsParentOnlyPipe) {
+  std::set<std::string> before = pipe_write_ends("self");
+  mproc::Pool pool(2);
+  std::set<std::string> parent_only = pipe_write_ends("self");
+  for (const auto& pipe : before) parent_only.erase(pipe);
+  for (pid_t worker : pool.backend().worker_pids())
+    for (const auto& pipe : pipe_write_ends(std::to_string(worker))) parent_only.erase(pipe);
+  ASSERT_FALSE(parent_only.empty()) << "no pipe written only by the pool's parent";
+  mproc::Value<int> kept(-1);
+  mproc::Process child([&] {
+    int n = 0;
+    for (const auto& pipe : pipe_write_ends("self")) n += static_cast<int>(parent_only.count(pipe));
+    kept.set(n);
+  });
+  child.start();
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(kept.get(), 0) << "the child holds a write end that only the pool's parent should";
 }

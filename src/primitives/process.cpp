@@ -126,6 +126,9 @@ void Process::start() {
   os::flush_stdio();
   pid_t pid = os::fork();
   if (pid == 0) {
+    // Such as a Pool's watchdog write end: its workers see their parent gone only once every
+    // copy is closed.
+    os::close_parent_only_fds();
     me.parent = parent;
     me.name = name_;
     me.daemon = daemon_;

@@ -16,6 +16,8 @@
 #include <typeinfo>
 #include <variant>
 
+#include "demangle.hpp"
+
 namespace mproc {
 
 WorkerLost::WorkerLost(pid_t pid, int signal, int exit_code)
@@ -62,13 +64,13 @@ void rethrow_as_serialization_error(std::string_view what_was_done) {
   throw SerializationError(what);
 }
 
-namespace {
-
 std::string demangle(const std::type_info& type) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
   return status == 0 && name ? std::string(name.get()) : std::string(type.name());
 }
+
+namespace {
 
 // An exception of a standard type that cannot be built from a message keeps its what() here.
 template <class Base>

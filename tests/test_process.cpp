@@ -234,3 +234,24 @@ TEST(process_Process, ChildDoesNotKeepAPoolsParentOnlyPipe) {
   EXPECT_EQ(child.exitcode(), 0);
   EXPECT_EQ(kept.get(), 0) << "the child holds a write end that only the pool's parent should";
 }
+
+// A callable that throws: exit code 1 and, on stderr, the exception's readable type and message.
+TEST(process_Process, ThrowingCallableReportsTheDemangledType) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  int saved = ::dup(2);
+  ::dup2(pipe_fds[1], 2);
+  mproc::Process child([] { throw std::runtime_error("boom"); });
+  child.start();
+  ::dup2(saved, 2);
+  ::close(saved);
+  ::close(pipe_fds[1]);
+  child.join();
+  EXPECT_EQ(child.exitcode(), 1);
+  std::string err;
+  char buf[256];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) err.append(buf, static_cast<std::size_t>(n));
+  ::close(pipe_fds[0]);
+  EXPECT_NE(err.find("std::runtime_error: boom"), std::string::npos) << err;
+  EXPECT_EQ(err.find("St13runtime_error"), std::string::npos) << err;
+}

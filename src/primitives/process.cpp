@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <typeinfo>
 
+#include "demangle.hpp"
 #include "os/os.hpp"
 #include "os/os_ipc.hpp"
 
@@ -66,7 +67,7 @@ std::string name_of(const std::vector<int>& identity) {
   try {
     body.run();
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), typeid(e).name(), e.what());
+    std::fprintf(stderr, "Process %s:\n%s: %s\n", name.c_str(), detail::demangle(typeid(e)).c_str(), e.what());
     code = 1;
   } catch (...) {
     std::fprintf(stderr, "Process %s:\nan exception that is not a std::exception\n", name.c_str());

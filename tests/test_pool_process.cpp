@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <numeric>
@@ -236,6 +237,33 @@ TEST(PoolProcess, CallbackWaitingOnItsOwnPoolIsAnErrorNotAHang) {
   } catch (const std::logic_error& e) {
     EXPECT_THAT(e.what(), testing::HasSubstr("callback"));
   }
+}
+
+TEST(PoolProcess, CallbackMayTerminateItsPoolButNotJoinIt) {
+  mproc::Pool pool(2);
+  static mproc::Pool* self = nullptr;
+  self = &pool;
+  static std::atomic<bool> join_refused{false};
+  // join() would wait for the very thread that runs the callback: refused, as Python does.
+  pool.apply_async(sqr, std::tuple{2}, [](const int&) {
+        self->close();
+        try {
+          self->join();
+        } catch (const std::logic_error&) {
+          join_refused = true;
+        }
+      }).wait(5s);
+  EXPECT_TRUE(join_refused.load());
+  // terminate() from a callback, as on a first error: the rest fails, nothing hangs.
+  mproc::Pool other(2);
+  self = &other;
+  auto slow = other.apply_async(sleep_ms, std::tuple{5000});
+  auto failing = other.apply_async(
+      [](int) -> int { throw std::runtime_error("first error"); }, std::tuple{0}, {},
+      [](std::exception_ptr) { self->terminate(); });
+  EXPECT_THROW((void)failing.get(5s), std::runtime_error);
+  EXPECT_THROW((void)slow.get(5s), mproc::PoolNotRunning);
+  EXPECT_THROW((void)other.apply(sqr, std::tuple{1}), mproc::PoolNotRunning);
 }
 
 TEST(PoolProcess, JoinLeavesNoProcessAndNoSharedMemory) {

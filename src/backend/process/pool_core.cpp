@@ -91,6 +91,7 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
     throw;
   }
   result_thread_ = std::thread([this] { result_loop(); });
+  result_thread_id_ = result_thread_.get_id();
 }
 
 void ProcessPoolCore::abandon_start(bool watching) {
@@ -581,6 +582,10 @@ void ProcessPoolCore::close() {
 }
 
 void ProcessPoolCore::join() {
+  if (std::this_thread::get_id() == result_thread_id_)
+    throw std::logic_error(
+        "mproc: Pool::join: called from a callback of the same pool, whose thread delivers the results it would "
+        "wait for; join elsewhere, or call terminate()");
   {
     std::unique_lock lock(mu_);
     if (state_ == State::running) throw std::logic_error("mproc: Pool::join: call close() or terminate() first");
@@ -621,6 +626,10 @@ void ProcessPoolCore::terminate() {
   }
   auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
   for (auto& r : dropped) r.job->fail(r.first, r.count, error);
+  // From a callback, this thread holds the collecting role, which the watcher needs to reap the
+  // workers: they are killed, and reaped once the callback returns; join() or the destructor
+  // waits for them and stops the pool's threads.
+  if (std::this_thread::get_id() == result_thread_id_) return;
   {
     std::unique_lock lock(mu_);
     changed_.wait(lock, [this] {
@@ -631,15 +640,12 @@ void ProcessPoolCore::terminate() {
 }
 
 void ProcessPoolCore::stop_threads() {
-  if (stop_threads_.exchange(true)) {
-    // Another caller is stopping them; wait for it, as the threads are joined only once.
-    while (result_thread_.joinable() || watch_thread_.joinable()) std::this_thread::yield();
-    return;
-  }
+  stop_threads_.store(true);
   wake_watcher();
   wake_result_thread();
-  if (watch_thread_.joinable()) watch_thread_.join();
-  if (result_thread_.joinable()) result_thread_.join();
+  std::lock_guard lock(join_mu_);
+  for (std::thread* t : {&watch_thread_, &result_thread_})
+    if (t->joinable()) t->join();
 }
 
 std::vector<int> ProcessPoolCore::worker_pids() {

@@ -155,8 +155,10 @@ class ProcessPoolCore final : public JobHost {
   os::Fd wake_read_, wake_write_;          // wakes the watcher
   os::Fd watchdog_read_, watchdog_write_;  // the workers' second sign of our death
   std::atomic<bool> stop_threads_{false};
+  std::mutex join_mu_;  // the pool's threads are joined under it, by whoever stops them first
   std::thread result_thread_;
   std::thread watch_thread_;
+  std::thread::id result_thread_id_;  // set before anything can run a callback
 };
 
 }  // namespace mproc::detail

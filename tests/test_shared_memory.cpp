@@ -1,5 +1,9 @@
 // Tests of SharedMemory, Value and Array across processes, and of the cleanup of named blocks.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -20,6 +24,15 @@ namespace {
 bool shm_exists(const std::string& name) {
   struct stat st {};
   return ::stat(("/dev/shm/" + name).c_str(), &st) == 0;
+}
+
+int open_fds() {
+  int n = 0;
+  if (DIR* d = ::opendir("/proc/self/fd")) {
+    while (::readdir(d)) ++n;
+    ::closedir(d);
+  }
+  return n;
 }
 }  // namespace
 
@@ -105,3 +118,25 @@ TEST(shared_SharedMemory, Errors) {
   shm.unlink();
 }
 
+
+// A process that only attached to a block and unlinks it starts no tracker (whose pipe it would
+// then keep open). Run in a child that has none, when this test runs alone, as under ctest.
+TEST(shared_SharedMemory, UnlinkAfterAttachStartsNoTracker) {
+  std::string name = "mproc_test_attach_" + std::to_string(::getpid());
+  int fd = ::shm_open(("/" + name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, 4096), 0);
+  ::close(fd);
+  pid_t pid = fork_child([&] {
+    int before = open_fds();
+    {
+      auto shm = mproc::SharedMemory::attach(name);
+      shm.close();
+      shm.unlink();
+    }
+    if (open_fds() != before) throw std::runtime_error("unlink() left a descriptor open: a tracker's pipe");
+  });
+  EXPECT_TRUE(exited_ok(pid));
+  EXPECT_FALSE(shm_exists(name));
+  if (shm_exists(name)) ::shm_unlink(("/" + name).c_str());
+}

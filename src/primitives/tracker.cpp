@@ -91,6 +91,8 @@ int tracker_fd() {
 void send(char op, const std::string& name) {
   if (name.size() + 2 > kRecord) return;  // too long to track; unlink() still works
   std::lock_guard hold(g_mu);
+  // A process that only attached has nothing registered to take back: no tracker for that.
+  if (op == '-' && g_write_fd < 0) return;
   int fd = tracker_fd();
   if (fd < 0) return;
   char rec[kRecord] = {};

@@ -20,9 +20,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // How a rank waits for a message: spin (a reply microseconds away), then yield (the core may be
-// shared, as under mpirun --oversubscribe), then nap.
+// shared, as under mpirun --oversubscribe), then nap. The yield phase is short for the reason
+// given at kCommYield in pool_core.cpp.
 constexpr auto kSpin = std::chrono::microseconds(50);
-constexpr auto kYield = std::chrono::milliseconds(5);
+constexpr auto kYield = std::chrono::microseconds(500);
 constexpr auto kNap = std::chrono::microseconds(200);
 
 struct Runtime {

@@ -21,8 +21,10 @@ namespace mproc {
 //
 // Safe to share between threads on rank 0. One MpiPool at a time (a second one while the first
 // lives throws std::logic_error); one after another is fine. A rank that dies ends the whole
-// MPI job (MPI's failure model): there is no WorkerLost here. terminate() cannot stop a task
-// that is already running on a rank: it fails unfinished work at once and waits for those.
+// MPI job (MPI's failure model): there is no WorkerLost here. A worker rank that dies of a signal
+// or calls exit() first prints which rank it was, what killed it, and whether a task was running.
+// terminate() cannot stop a task that is already running on a rank: it fails unfinished work at
+// once and waits for those.
 // PoolOptions: processes <= size() - 1 (default: all worker ranks); an initializer must be a
 // plain function (wrap a captureless lambda as +[] { ... }); task_timeout is refused;
 // maxtasksperchild has no effect (a rank is never replaced).

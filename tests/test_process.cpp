@@ -218,10 +218,16 @@ TEST(process_Process, LockHolderDyingDoesNotDeadlock) {
 TEST(process_Process, ChildDoesNotKeepAPoolsParentOnlyPipe) {
   std::set<std::string> before = pipe_write_ends("self");
   mproc::Pool pool(2);
-  std::set<std::string> parent_only = pipe_write_ends("self");
-  for (const auto& pipe : before) parent_only.erase(pipe);
-  for (pid_t worker : pool.backend().worker_pids())
-    for (const auto& pipe : pipe_write_ends(std::to_string(worker))) parent_only.erase(pipe);
+  // A worker holds the parent-only end for a moment after its fork, until it closes it.
+  std::set<std::string> parent_only;
+  auto end = std::chrono::steady_clock::now() + 5s;
+  while (parent_only.empty() && std::chrono::steady_clock::now() < end) {
+    parent_only = pipe_write_ends("self");
+    for (const auto& pipe : before) parent_only.erase(pipe);
+    for (pid_t worker : pool.backend().worker_pids())
+      for (const auto& pipe : pipe_write_ends(std::to_string(worker))) parent_only.erase(pipe);
+    if (parent_only.empty()) std::this_thread::sleep_for(1ms);
+  }
   ASSERT_FALSE(parent_only.empty()) << "no pipe written only by the pool's parent";
   mproc::Value<int> kept(-1);
   mproc::Process child([&] {

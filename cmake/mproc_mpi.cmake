@@ -33,6 +33,12 @@ add_library(mproc::mpi ALIAS mproc_mpi)
 target_include_directories(mproc_mpi PRIVATE ${PROJECT_SOURCE_DIR}/src)
 target_link_libraries(mproc_mpi PUBLIC mproc MPI::MPI_CXX ${CMAKE_DL_LIBS} PRIVATE $<BUILD_INTERFACE:mproc_warnings>)
 
+# What every test run under mpirun needs: root allowed (CI runs as root), more ranks than cores,
+# and Open MPI's shared-memory segments in the build tree instead of /dev/shm, where the other
+# tests, running alongside, check that nothing new appears (and where a killed rank leaves its own).
+set(MPROC_MPI_TEST_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1"
+                       "OMPI_MCA_btl_vader_backing_directory=${PROJECT_BINARY_DIR}")
+
 if(MPROC_TESTS)
   find_package(GTest REQUIRED)
   # Tests added before the top CMakeLists' enable_testing() would be dropped.
@@ -44,7 +50,7 @@ if(MPROC_TESTS)
            COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root ${MPIEXEC_NUMPROC_FLAG} 3
                    $<TARGET_FILE:test_mpi_pool>)
   set_tests_properties(mpi_pool PROPERTIES TIMEOUT 120
-                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+                       ENVIRONMENT "${MPROC_MPI_TEST_ENV}")
 
   # MPI's failure model: a worker rank that dies mid-task ends the whole job (no hang), and the
   # user reads which rank died, of what, and why the job ended with it.
@@ -69,7 +75,7 @@ if(MPROC_TESTS)
                        PASS_REGULAR_EXPRESSION "every rank must run the same binary.*rank 2 runs build id")
   set_tests_properties(mpi_rank_death_abort mpi_rank_death_segv mpi_rank_death_exit mpi_binary_mismatch PROPERTIES TIMEOUT 60
                        FAIL_REGULAR_EXPRESSION "map returned"
-                       ENVIRONMENT "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
+                       ENVIRONMENT "${MPROC_MPI_TEST_ENV}")
 endif()
 
 if(MPROC_BENCH)

@@ -331,7 +331,9 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
   backend_.check_running();
   auto job = std::make_shared<detail::ValueJob<R>>(backend_.host(), std::move(callback), std::move(error_callback));
   job->set_task_timeout(limit);
-  if constexpr (Backend::copies_arguments) {
+  // A backend may copy a call's function and arguments when they are small (copies_small): then
+  // they need no allocation of their own.
+  if constexpr (Backend::copies_arguments || requires { requires Backend::template copies_small<Fn, Item>; }) {
     const Fn& fn = f;
     submit<detail::Style::star>(std::shared_ptr<detail::TypedJob<R>>(job), fn, std::span<const Item>(&args, 1), 0, 1,
                                 nullptr);

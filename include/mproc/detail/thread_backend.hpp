@@ -6,7 +6,10 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <new>
 #include <span>
+#include <type_traits>
+#include <typeinfo>
 
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
@@ -18,8 +21,11 @@ class ThreadPoolCore;
 
 // A chunk waiting for a worker: the caller's function and items by address (the front end keeps
 // them alive, through keep_alive or by waiting), and a typed entry point. No allocation of its own.
+// A one-item task of small types travels inside the task instead (see ThreadBackend::copies_small).
 struct ThreadTask {
   using Runner = void (*)(ThreadTask& task) noexcept;
+  static constexpr std::size_t kLocalBytes = 32;
+
   Runner run = nullptr;
   std::shared_ptr<JobBase> job;
   const void* fn = nullptr;
@@ -27,12 +33,26 @@ struct ThreadTask {
   std::size_t count = 0;
   std::size_t first = 0;
   std::shared_ptr<const void> keep_alive;
+  alignas(16) unsigned char local[kLocalBytes];  // the function, then the item, as bytes
 };
+
+// Where a small item sits in ThreadTask::local, after the function.
+template <class Fn, class Item>
+inline constexpr std::size_t local_item_offset = (sizeof(Fn) + alignof(Item) - 1) / alignof(Item) * alignof(Item);
 
 class ThreadBackend {
  public:
   static constexpr bool sends_functions = false;   // any callable: workers share our memory
   static constexpr bool copies_arguments = false;  // tasks read the items where they are
+  // Except a single item of these types, which submit() copies into the task with the function,
+  // so that apply_async allocates nothing for them: small, and copied as bytes when the task
+  // moves (a trivial copy constructor and destructor; std::tuple of such qualifies, though its
+  // assignment operators keep it from being trivially copyable, and they are never used here).
+  template <class Fn, class Item>
+  static constexpr bool copies_small =
+      std::is_trivially_copy_constructible_v<Fn>&& std::is_trivially_destructible_v<Fn>&&
+          std::is_trivially_copy_constructible_v<Item>&& std::is_trivially_destructible_v<Item> &&
+      alignof(Fn) <= 16 && alignof(Item) <= 16 && local_item_offset<Fn, Item> + sizeof(Item) <= ThreadTask::kLocalBytes;
 
   // Throws std::invalid_argument for bad options and for task_timeout (a thread cannot be
   // killed). maxtasksperchild is accepted and has no effect: threads are never replaced. The
@@ -48,12 +68,12 @@ class ThreadBackend {
   void check_running() const;  // throws PoolNotRunning
 
   template <Style S, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
-              std::size_t first, const std::shared_ptr<const void>& keep_alive);
+  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+              const std::shared_ptr<const void>& keep_alive);
 
   void close();
-  void join();       // finishes every submitted task, then joins the threads
-  void terminate();  // tasks not started fail with PoolNotRunning; running ones finish
+  void join();               // finishes every submitted task, then joins the threads
+  void terminate();          // tasks not started fail with PoolNotRunning; running ones finish
   void shutdown() noexcept;  // close() and join(), for destructors
 
  private:
@@ -70,12 +90,16 @@ void release_shared(std::shared_ptr<JobBase>& job) noexcept;
 
 // As run_local(), but an exception is recorded after its handler has ended and this thread's
 // own reference is dropped in release_shared(): the job may hand it to the caller at once (imap),
-// and the end of a handler frees the exception there, out of ThreadSanitizer's sight.
-template <Style S, class Fn, class Item, class R>
+// and the end of a handler frees the exception there, out of ThreadSanitizer's sight. Job is
+// the job's type where known (ListJob, final: results go straight to their slots, without a
+// virtual call per item, which costs as much as a small map item itself), else TypedJob<R>.
+// Local: the function and the one item are in task.local.
+template <Style S, class Fn, class Item, class R, class Job, bool Local>
 void run_thread_task(ThreadTask& task) noexcept {
-  const Fn& fn = *static_cast<const Fn*>(task.fn);
-  const Item* items = static_cast<const Item*>(task.items);
-  auto& job = static_cast<TypedJob<R>&>(*task.job);
+  const Fn& fn = Local ? *std::launder(reinterpret_cast<const Fn*>(task.local)) : *static_cast<const Fn*>(task.fn);
+  const Item* items = Local ? std::launder(reinterpret_cast<const Item*>(task.local + local_item_offset<Fn, Item>))
+                            : static_cast<const Item*>(task.items);
+  auto& job = static_cast<Job&>(*task.job);
   for (std::size_t i = 0; i < task.count; ++i) {
     std::exception_ptr error;
     try {
@@ -93,7 +117,35 @@ void run_thread_task(ThreadTask& task) noexcept {
 template <Style S, class Fn, class Item, class R>
 void ThreadBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
                            std::size_t first, const std::shared_ptr<const void>& keep_alive) {
-  enqueue(ThreadTask{&run_thread_task<S, Fn, Item, R>, job, &fn, items.data(), items.size(), first, keep_alive});
+  // Comparing the type_info objects' addresses costs no string comparison; where one type has
+  // two of them (shared libraries), the generic runner still does the right thing.
+  const bool list = &typeid(*job) == &typeid(ListJob<R>);
+  if constexpr (copies_small<Fn, Item>) {
+    if (items.size() == 1) {
+      ThreadTask task{list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, true>
+                           : &run_thread_task<S, Fn, Item, R, TypedJob<R>, true>,
+                      job,
+                      nullptr,
+                      nullptr,
+                      1,
+                      first,
+                      nullptr,
+                      {}};
+      ::new (static_cast<void*>(task.local)) Fn(fn);
+      ::new (static_cast<void*>(task.local + local_item_offset<Fn, Item>)) Item(items[0]);
+      enqueue(std::move(task));
+      return;
+    }
+  }
+  enqueue(ThreadTask{
+      list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, false> : &run_thread_task<S, Fn, Item, R, TypedJob<R>, false>,
+      job,
+      &fn,
+      items.data(),
+      items.size(),
+      first,
+      keep_alive,
+      {}});
 }
 
 }  // namespace mproc::detail

@@ -107,28 +107,22 @@ void ThreadPoolCore::check_running() const {
 // --- queues and workers ----------------------------------------------------------------------
 
 void ThreadPoolCore::enqueue(ThreadTask&& task) {
-  // pushing_ first, then the state: stop_pushes() sets the state, then waits for pushing_ to be 0.
-  pushing_.fetch_add(1, std::memory_order_seq_cst);
-  std::uint32_t s = state_.load(std::memory_order_seq_cst);
-  if (s != kRunning) {
-    pushing_.fetch_sub(1, std::memory_order_release);
-    throw_not_running(s);
-  }
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  if (s != kRunning) throw_not_running(s);
   // A worker's own submissions stay with it (others steal them if idle); outside ones rotate.
-  unsigned target = t_pool == this ? t_index : next_.fetch_add(1, std::memory_order_relaxed) % size();
-  try {
-    workers_[target]->queue.push(std::move(task));
-  } catch (...) {
-    pushing_.fetch_sub(1, std::memory_order_release);
-    throw;
-  }
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // the push before the look at sleepers_
-  wake_one(target);
-  pushing_.fetch_sub(1, std::memory_order_release);
+  unsigned target = t_pool == this ? t_index : outside_target();
+  // A join or terminate that began since the check above has closed the queues.
+  if (!workers_[target]->queue.push(std::move(task))) throw_not_running(state_.load(std::memory_order_acquire));
+  wake_for_push(target);
+}
+
+unsigned ThreadPoolCore::outside_target() const noexcept {
+  thread_local unsigned t_next = 0;
+  return t_next++ % size();
 }
 
 void ThreadPoolCore::stop_pushes() noexcept {
-  while (pushing_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  for (auto& w : workers_) w->queue.close();
 }
 
 bool ThreadPoolCore::find_task(unsigned index, ThreadTask& out) {
@@ -159,12 +153,12 @@ void ThreadPoolCore::run(ThreadTask& task) noexcept {
 }
 
 void release_shared(std::exception_ptr& error) noexcept {
-  TsanIgnoreAccesses ignore;
+  [[maybe_unused]] TsanIgnoreAccesses ignore;
   error = nullptr;
 }
 
 void release_shared(std::shared_ptr<JobBase>& job) noexcept {
-  TsanIgnoreAccesses ignore;
+  [[maybe_unused]] TsanIgnoreAccesses ignore;
   job.reset();
 }
 
@@ -190,18 +184,7 @@ void ThreadPoolCore::worker_loop(unsigned index) {
       run(task);
       continue;
     }
-    // The next task is often a moment away: look again for a while before sleeping.
-    bool found = false;
-    const auto spin_end = Clock::now() + kWorkerSpin;
-    for (unsigned i = 1;; ++i) {
-      if (find_task(index, task)) {
-        found = true;
-        break;
-      }
-      if ((i & 15) == 0 && (stop_.load(std::memory_order_acquire) || Clock::now() >= spin_end)) break;
-      _mm_pause();
-    }
-    if (found) {
+    if (spin(index, task)) {
       run(task);
       continue;
     }
@@ -215,6 +198,39 @@ void ThreadPoolCore::worker_loop(unsigned index) {
 }
 
 // --- sleeping and waking ---------------------------------------------------------------------
+
+bool ThreadPoolCore::spin(unsigned index, ThreadTask& task) {
+  // The next task is often a moment away, so an idle worker looks again for a while before it
+  // sleeps; but only one at a time. With as many workers as CPUs, a second spinner would take
+  // the CPU of the thread that submits (or waits for a result), and pushes need not wake anyone
+  // while one worker spins.
+  std::uint32_t none = 0;
+  if (!spinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) return false;
+  bool found = false;
+  const auto spin_end = Clock::now() + kWorkerSpin;
+  for (unsigned i = 1;; ++i) {
+    if (find_task(index, task)) {
+      found = true;
+      break;
+    }
+    if ((i & 15) == 0 && (stop_.load(std::memory_order_acquire) || Clock::now() >= spin_end)) break;
+    _mm_pause();
+  }
+  spinning_.store(0, std::memory_order_seq_cst);
+  if (found) {
+    // Pushes made while we spun woke no one: if one is still queued, wake a worker for it.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (!all_empty()) wake_one(index + 1 < size() ? index + 1 : 0);
+  }
+  return found;
+}
+
+void ThreadPoolCore::wake_for_push(unsigned target) noexcept {
+  // The push before the look at spinning_ and sleepers_: a worker that stops spinning or goes
+  // to sleep looks at the queues after announcing it, so one of the two sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (spinning_.load(std::memory_order_relaxed) == 0) wake_one(target);
+}
 
 void ThreadPoolCore::sleep(Worker& w) {
   w.asleep.store(1, std::memory_order_seq_cst);
@@ -261,20 +277,18 @@ void ThreadPoolCore::wake_all() noexcept {
 
 void ThreadPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
   // Only a thread outside the pool gets here (empty input, a submission that failed midway).
-  pushing_.fetch_add(1, std::memory_order_seq_cst);
-  std::uint32_t s = state_.load(std::memory_order_seq_cst);
+  std::uint32_t s = state_.load(std::memory_order_acquire);
   if (s == kRunning || s == kClosed) {
     ThreadTask task;
     task.run = &run_completion;
     task.job = std::move(job);
-    unsigned target = next_.fetch_add(1, std::memory_order_relaxed) % size();
-    workers_[target]->queue.push(std::move(task));
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    wake_one(target);
-    pushing_.fetch_sub(1, std::memory_order_release);
-    return;
+    unsigned target = outside_target();
+    if (workers_[target]->queue.push(std::move(task))) {
+      wake_for_push(target);
+      return;
+    }
+    job = std::move(task.job);  // refused: the queues closed since the check
   }
-  pushing_.fetch_sub(1, std::memory_order_release);
   // The workers are leaving or gone: run the callbacks here, still one at a time.
   complete_on_pool_thread(*job);
 }

@@ -50,11 +50,17 @@ class ThreadPoolCore final : public JobHost {
   void run(ThreadTask& task) noexcept;
   bool all_empty() const noexcept;
   void sleep(Worker& w);
-  bool claim(Worker& w) noexcept;  // wakes w if it sleeps; returns whether it did
+  // Idle: spins looking for a task if no other worker does; returns whether it found one.
+  bool spin(unsigned index, ThreadTask& task);
+  bool claim(Worker& w) noexcept;                // wakes w if it sleeps; returns whether it did
+  void wake_for_push(unsigned target) noexcept;  // after a push to target's queue
   void wake_one(unsigned prefer) noexcept;
   void wake_all() noexcept;
-  // Makes pushes stop: after this, no task is added to any queue.
+  // Closes every queue: after this, no task is added to any.
   void stop_pushes() noexcept;
+  // The queue a thread outside the pool pushes to next: round robin, kept per thread so that
+  // submitters share no counter.
+  unsigned outside_target() const noexcept;
   void join_threads();
   [[noreturn]] void throw_not_running(std::uint32_t state) const;
 
@@ -62,10 +68,9 @@ class ThreadPoolCore final : public JobHost {
   std::vector<std::unique_ptr<Worker>> workers_;
 
   alignas(64) std::atomic<std::uint32_t> state_{kRunning};
-  std::atomic<std::uint32_t> pushing_{0};  // threads between the state check and the push
-  std::atomic<std::uint32_t> next_{0};     // round robin for pushes from outside the pool
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
-  std::atomic<bool> stop_{false};          // set once no more pushes can happen: workers exit when idle
+  std::atomic<std::uint32_t> spinning_{0};  // 1 while a worker spins looking for work (at most one)
+  std::atomic<bool> stop_{false};           // set once no more pushes can happen: workers exit when idle
 
   std::mutex callback_mu_;  // held while a job's callbacks run: one at a time
 

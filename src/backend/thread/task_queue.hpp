@@ -18,8 +18,13 @@ class TaskQueue {
  public:
   TaskQueue() : ring_(kInitialCapacity) {}
 
-  void push(ThreadTask&& task) {
+  // Adds task at the back; false, leaving task as it was, once the queue is closed.
+  [[nodiscard]] bool push(ThreadTask&& task) {
     lock();
+    if (closed_) {
+      unlock();
+      return false;
+    }
     if (size_.load(std::memory_order_relaxed) == ring_.size()) {
       try {
         grow();
@@ -32,13 +37,23 @@ class TaskQueue {
     ring_[(head_ + n) & (ring_.size() - 1)] = std::move(task);
     size_.store(n + 1, std::memory_order_relaxed);
     unlock();
+    return true;
+  }
+
+  // Refuses every later push; a push that got in first is in the queue when this returns.
+  void close() noexcept {
+    lock();
+    closed_ = true;
+    unlock();
   }
 
   // The oldest task; false when empty. steal: give up rather than wait for the lock.
   bool pop(ThreadTask& out, bool steal) {
     if (empty()) return false;
-    if (!steal) lock();
-    else if (!try_lock()) return false;
+    if (!steal)
+      lock();
+    else if (!try_lock())
+      return false;
     std::size_t n = size_.load(std::memory_order_relaxed);
     if (n == 0) {
       unlock();
@@ -63,8 +78,10 @@ class TaskQueue {
   void lock() noexcept {
     for (unsigned spins = 0; !try_lock(); ++spins) {
       // A holder that lost its CPU would make us spin a whole time slice: give ours up.
-      if ((spins & 63) == 63) std::this_thread::yield();
-      else _mm_pause();
+      if ((spins & 63) == 63)
+        std::this_thread::yield();
+      else
+        _mm_pause();
     }
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
@@ -79,6 +96,7 @@ class TaskQueue {
   alignas(64) std::atomic<bool> locked_{false};
   std::atomic<std::size_t> size_{0};  // written under the lock
   std::size_t head_ = 0;              // guarded by locked_
+  bool closed_ = false;               // guarded by locked_
   std::vector<ThreadTask> ring_;      // guarded by locked_
 };
 

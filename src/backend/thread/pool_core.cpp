@@ -236,7 +236,10 @@ void ThreadPoolCore::sleep(Worker& w) {
   w.asleep.store(1, std::memory_order_seq_cst);
   sleepers_.fetch_add(1, std::memory_order_seq_cst);
   std::atomic_thread_fence(std::memory_order_seq_cst);  // announce, then look: a push either sees us or is seen
-  if (!all_empty() || stop_.load(std::memory_order_seq_cst)) {
+  // Queued work is ours to take unless a worker spins: it takes the work, and when it stops
+  // spinning it looks at the queues again and wakes a sleeper if work is left. Sleeping then,
+  // rather than racing the spinner for every task, leaves this CPU to the submitting thread.
+  if (stop_.load(std::memory_order_seq_cst) || (spinning_.load(std::memory_order_seq_cst) == 0 && !all_empty())) {
     claim(w);  // if a waker got there first, it already did
     return;
   }

@@ -105,7 +105,6 @@ void BM_ArticleSerial(benchmark::State& state) {
 }
 BENCHMARK(BM_ArticleSerial)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
                   results.empty() ? "" : ", ", chunksize, n, best, best / static_cast<double>(n) * 1e6);
     results += line;
   }
-  std::printf("{\"impl\": \"mproc\", \"workers\": %u, \"rows\": %zu, \"serial_seconds\": %.6f, \"ok\": %s, \"results\": [%s]}\n",
-              pool.processes(), rows, serial_s, ok ? "true" : "false", results.c_str());
+  std::printf(
+      "{\"impl\": \"mproc\", \"workers\": %u, \"rows\": %zu, \"serial_seconds\": %.6f, \"ok\": %s, \"results\": "
+      "[%s]}\n",
+      pool.processes(), rows, serial_s, ok ? "true" : "false", results.c_str());
   return ok ? 0 : 1;
 }

@@ -71,7 +71,7 @@ int main() {
   for (int i = 0; i < static_cast<int>(data.size()); ++i)
     pending.push_back(pool.apply_async(howmany_within_range2, std::tuple{i, data[static_cast<std::size_t>(i)], 4, 8},
                                        [&pairs](const std::pair<int, int>& result) { pairs.push_back(result); }));
-  for (auto& r : pending) r.wait();  // pool.close(); pool.join()
+  for (auto& r : pending) r.wait();       // pool.close(); pool.join()
   std::sort(pairs.begin(), pairs.end());  // results_final = [r for i, r in sorted(results)]
   results.clear();
   for (const auto& [i, r] : pairs) results.push_back(r);
@@ -80,7 +80,8 @@ int main() {
   // result_objects = pool.starmap_async(howmany_within_range2,
   //                                     [(i, row, 4, 8) for i, row in enumerate(data)])
   std::vector<std::tuple<int, Row, int, int>> args2;
-  for (int i = 0; i < static_cast<int>(data.size()); ++i) args2.emplace_back(i, data[static_cast<std::size_t>(i)], 4, 8);
+  for (int i = 0; i < static_cast<int>(data.size()); ++i)
+    args2.emplace_back(i, data[static_cast<std::size_t>(i)], 4, 8);
   auto result_objects = pool.starmap_async(howmany_within_range2, args2).get();
   results.clear();
   for (const auto& [i, r] : result_objects) results.push_back(r);

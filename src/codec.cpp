@@ -21,8 +21,8 @@
 namespace mproc {
 
 WorkerLost::WorkerLost(pid_t pid, int signal, int exit_code)
-    : Error(signal ? "mproc: worker " + std::to_string(pid) + " died from signal " + std::to_string(signal) +
-                         " (" + strsignal(signal) + ") while running the task"
+    : Error(signal ? "mproc: worker " + std::to_string(pid) + " died from signal " + std::to_string(signal) + " (" +
+                         strsignal(signal) + ") while running the task"
                    : "mproc: worker " + std::to_string(pid) + " exited with code " + std::to_string(exit_code) +
                          " while running the task"),
       pid_(pid),
@@ -46,8 +46,8 @@ void Reader::throw_short(std::size_t wanted) const {
 }
 
 void throw_bad_length(unsigned long long length, std::size_t remaining) {
-  throw SerializationError("mproc: corrupt data: a length of " + std::to_string(length) +
-                           " with only " + std::to_string(remaining) + " bytes left");
+  throw SerializationError("mproc: corrupt data: a length of " + std::to_string(length) + " with only " +
+                           std::to_string(remaining) + " bytes left");
 }
 
 void rethrow_as_serialization_error(std::string_view what_was_done) {

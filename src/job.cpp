@@ -36,9 +36,12 @@ void JobBase::record_error(const std::exception_ptr& e) noexcept {
 
 void JobBase::items_done(std::size_t count) noexcept {
   if (remaining_.fetch_sub(count, std::memory_order_acq_rel) != count) return;
-  if (!host_ || !has_callbacks()) complete();
-  else if (t_on_pool_thread) host_->complete_on_pool_thread(*this);
-  else host_->defer_completion(shared_from_this());
+  if (!host_ || !has_callbacks())
+    complete();
+  else if (t_on_pool_thread)
+    host_->complete_on_pool_thread(*this);
+  else
+    host_->defer_completion(shared_from_this());
 }
 
 void JobHost::complete_on_pool_thread(JobBase& job) noexcept { job.complete(); }

@@ -9,8 +9,8 @@ namespace mproc::detail {
 
 unsigned checked_pool_size(const PoolOptions& options) {
   if (options.processes && *options.processes <= 0)
-    throw std::invalid_argument("mproc: a pool needs at least one worker (processes = " +
-                                std::to_string(*options.processes) + ")");
+    throw std::invalid_argument(
+        "mproc: a pool needs at least one worker (processes = " + std::to_string(*options.processes) + ")");
   if (options.processes && *options.processes > 4096)
     throw std::invalid_argument("mproc: processes = " + std::to_string(*options.processes) +
                                 " is more workers than mproc supports (4096)");

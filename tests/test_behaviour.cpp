@@ -280,7 +280,8 @@ TYPED_TEST(behaviour, StarmapAsync) {
   std::atomic<int> calls{0};
   std::vector<std::pair<int, int>> pairs;
   for (int i = 0; i < 50; ++i) pairs.emplace_back(i, i);
-  auto r = pool.starmap_async(add, pairs, 0, [&](const std::vector<int>& out) { calls += static_cast<int>(out.size()); });
+  auto r =
+      pool.starmap_async(add, pairs, 0, [&](const std::vector<int>& out) { calls += static_cast<int>(out.size()); });
   std::vector<int> got = r.get();
   ASSERT_EQ(got.size(), 50U);
   for (int i = 0; i < 50; ++i) EXPECT_EQ(got[static_cast<std::size_t>(i)], 2 * i);

@@ -79,7 +79,8 @@ TEST(Codec, StandardContainersAndUserTypesRoundTrip) {
   EXPECT_EQ(round_trip(std::string("hello")), "hello");
   EXPECT_EQ(round_trip(std::string()), "");
   EXPECT_EQ(round_trip(std::vector<int>{1, 2, 3}), (std::vector<int>{1, 2, 3}));
-  EXPECT_EQ(round_trip(std::vector<std::vector<int>>{{1}, {}, {2, 3}}), (std::vector<std::vector<int>>{{1}, {}, {2, 3}}));
+  EXPECT_EQ(round_trip(std::vector<std::vector<int>>{{1}, {}, {2, 3}}),
+            (std::vector<std::vector<int>>{{1}, {}, {2, 3}}));
   EXPECT_EQ(round_trip(std::pair<int, std::string>{1, "a"}), (std::pair<int, std::string>{1, "a"}));
   EXPECT_EQ(round_trip(std::tuple<int, std::string, double>{1, "b", 2.5}),
             (std::tuple<int, std::string, double>{1, "b", 2.5}));

@@ -83,7 +83,12 @@ TEST(FaultLimits, InitializerFailingInReplacementsIsReportedNotRetriedForever) {
     mproc::Pool pool(mproc::PoolOptions{.processes = 1, .initializer = [] {
                                           if (counter->fetch_add(1) >= 1) throw std::runtime_error("database gone");
                                         }});
-    auto killer = pool.apply_async([](int) { ::kill(::getpid(), SIGKILL); return 0; }, std::tuple{0});
+    auto killer = pool.apply_async(
+        [](int) {
+          ::kill(::getpid(), SIGKILL);
+          return 0;
+        },
+        std::tuple{0});
     EXPECT_THROW((void)killer.get(5s), mproc::WorkerLost);
     auto deadline = std::chrono::steady_clock::now() + 5s;
     bool refused = false;

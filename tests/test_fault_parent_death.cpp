@@ -37,7 +37,13 @@ void run_parent_and_kill_it(bool busy) {
       mproc::Pool pool(3);
       auto pids = pool.backend().worker_pids();
       if (busy)
-        for (int i = 0; i < 3; ++i) (void)pool.apply_async([](int) { ::sleep(30); return 0; }, std::tuple{0});
+        for (int i = 0; i < 3; ++i)
+          (void)pool.apply_async(
+              [](int) {
+                ::sleep(30);
+                return 0;
+              },
+              std::tuple{0});
       if (::write(fds[1], pids.data(), pids.size() * sizeof(int)) < 0) ::_exit(2);
       ::pause();
     }
@@ -50,7 +56,8 @@ void run_parent_and_kill_it(bool busy) {
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ::kill(parent, SIGKILL);
   ASSERT_EQ(::waitpid(parent, nullptr, 0), parent);
-  for (int pid : pids) EXPECT_TRUE(reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
+  for (int pid : pids)
+    EXPECT_TRUE(reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
   EXPECT_EQ(mproc::test::shm_entries(), shm_before);
 }
 

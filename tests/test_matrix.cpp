@@ -66,8 +66,7 @@ TEST(RandomMatrix, ArticleMatrixMatchesNumpy) {
 
   const std::vector<int> counts = count_serial(m, 4, 8);
   ASSERT_EQ(counts.size(), 300000u);
-  EXPECT_EQ(std::vector<int>(counts.begin(), counts.begin() + 10),
-            (std::vector<int>{0, 3, 2, 1, 1, 3, 2, 5, 2, 2}));
+  EXPECT_EQ(std::vector<int>(counts.begin(), counts.begin() + 10), (std::vector<int>{0, 3, 2, 1, 1, 3, 2, 5, 2, 2}));
   EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::int64_t{0}), 818749);
 }
 
@@ -89,27 +88,40 @@ const std::vector<MatrixCase> kMatrixCases = {
     {42, 500, 3, 7, 8, {7, 7, 7, 7, 7, 7, 7, 7}, 10500, 7880250ULL},
     {99, 1000, 7, 3, 4, {3, 3, 3, 3, 3, 3, 3, 3}, 21000, 73510500ULL},
     {4294967295, 1000, 7, 0, 2, {1, 0, 0, 1, 0, 0, 0, 0}, 3495, 12287375ULL},
-    {12345, 1000, 7, -1000000, 1000000,
-     {790434, -922715, 965341, 443969, 396132, -103575, 970174, 134974}, -27171178,
+    {12345,
+     1000,
+     7,
+     -1000000,
+     1000000,
+     {790434, -922715, 965341, 443969, 396132, -103575, 970174, 134974},
+     -27171178,
      18446743915435082059ULL},
     // A range of 2^32 - 1 values (mask 0xFFFFFFFF with rejection of one value) ...
-    {7, 1000, 7, INT_MIN, INT_MAX,
-     {-1819742033, -1171069756, 1202242073, -777508362, -264530365, 2053951699, 959775639,
-      -190761369},
-     42219408581, 271380809731452ULL},
+    {7,
+     1000,
+     7,
+     INT_MIN,
+     INT_MAX,
+     {-1819742033, -1171069756, 1202242073, -777508362, -264530365, 2053951699, 959775639, -190761369},
+     42219408581,
+     271380809731452ULL},
     // ... and all of int: every 32-bit output is taken as is.
-    {8, 1000, 7, INT_MIN, std::int64_t{INT_MAX} + 1,
-     {1603867075, -2099747500, 2012366833, -1119098519, 1585678469, -526060582, 132524168,
-      1359190867},
-     -54743016691, 18446550279371015949ULL},
+    {8,
+     1000,
+     7,
+     INT_MIN,
+     std::int64_t{INT_MAX} + 1,
+     {1603867075, -2099747500, 2012366833, -1119098519, 1585678469, -526060582, 132524168, 1359190867},
+     -54743016691,
+     18446550279371015949ULL},
     {2024, 1000, 7, 100, 357, {236, 196, 228, 127, 136, 283, 227, 327}, 1588674, 5582758871ULL},
     {110, 300, 6, 0, 11, {0, 3, 9, 0, 0, 0, 6, 2}, 8710, 7757112ULL},
 };
 
 TEST(RandomMatrix, MatchesNumpyForOtherSeedsAndRanges) {
   for (const auto& c : kMatrixCases) {
-    SCOPED_TRACE("seed " + std::to_string(c.seed) + ", [" + std::to_string(c.low) + ", " +
-                 std::to_string(c.high) + ")");
+    SCOPED_TRACE("seed " + std::to_string(c.seed) + ", [" + std::to_string(c.low) + ", " + std::to_string(c.high) +
+                 ")");
     const Matrix m = random_matrix(c.rows, c.cols, c.low, c.high, c.seed);
     expect_well_formed(m);
     const std::vector<int> values = flatten(m);
@@ -141,23 +153,33 @@ struct RandintCase {
 TEST(Randint, WideRangesMatchNumpy) {
   // Ranges needing more than 32 bits: numpy combines two 32-bit outputs, high word first.
   const std::vector<RandintCase> cases = {
-      {5, 0, std::int64_t{1} << 40,
-       {425438759118, 1030067709629, 989404716150, 622681974857}, 273257571246483980ULL},
-      {6, -(std::int64_t{1} << 62), std::int64_t{1} << 62,
+      {5, 0, std::int64_t{1} << 40, {425438759118, 1030067709629, 989404716150, 622681974857}, 273257571246483980ULL},
+      {6,
+       -(std::int64_t{1} << 62),
+       std::int64_t{1} << 62,
        {2635304568670243529, 1512260472607057876, 1313945438037146989, -3842519019789779606},
        14976200111259166145ULL},
-      {9, kInt64Min, kInt64Max,
+      {9,
+       kInt64Min,
+       kInt64Max,
        {-9032002594820763300, 34580184003183093, -77968886344034248, -6754652892777147498},
        8382825639808936553ULL},
-      {10, 0, (std::int64_t{1} << 32) + 1,  // just over 32 bits: the 64-bit path
-       {2124247567, 1902734705, 108111773, 1140597833}, 1028161457737873ULL},
-      {11, kInt64Min, kInt64Max - (std::int64_t{1} << 40) + 1,
+      {10,
+       0,
+       (std::int64_t{1} << 32) + 1,  // just over 32 bits: the 64-bit path
+       {2124247567, 1902734705, 108111773, 1140597833},
+       1028161457737873ULL},
+      {11,
+       kInt64Min,
+       kInt64Max - (std::int64_t{1} << 40) + 1,
        {-5897983123618230593, -8864117261142909861, -678498381169848393, 4149298557807026508},
        6064604639978166267ULL},
-      {12, 0, std::int64_t{1} << 32,  // exactly 32 bits: still the 32-bit path
-       {662124363, 1916507803, 3178489222, 3751169277}, 1060517121653167ULL},
-      {13, -3, std::int64_t{1} << 33, {769458326, 3258093495, 2608519803, 5756747335},
-       2082331237111501ULL},
+      {12,
+       0,
+       std::int64_t{1} << 32,  // exactly 32 bits: still the 32-bit path
+       {662124363, 1916507803, 3178489222, 3751169277},
+       1060517121653167ULL},
+      {13, -3, std::int64_t{1} << 33, {769458326, 3258093495, 2608519803, 5756747335}, 2082331237111501ULL},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE("seed " + std::to_string(c.seed));
@@ -184,23 +206,17 @@ std::string invalid_argument_of(F f) {
 TEST(RandomMatrix, RejectsBadArgumentsNamingTheProblem) {
   EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(0, 6, 0, 11, 1); }),
               HasSubstr("rows and cols must be at least 1"));
-  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(6, 0, 0, 11, 1); }),
-              HasSubstr("shape (6, 0) is empty"));
-  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(SIZE_MAX, 6, 0, 11, 1); }),
-              HasSubstr("too large"));
-  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(6, SIZE_MAX, 0, 11, 1); }),
-              HasSubstr("too large"));
-  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(1 << 20, 1 << 20, 0, 11, 1); }),
-              HasSubstr("too large"));
+  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(6, 0, 0, 11, 1); }), HasSubstr("shape (6, 0) is empty"));
+  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(SIZE_MAX, 6, 0, 11, 1); }), HasSubstr("too large"));
+  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(6, SIZE_MAX, 0, 11, 1); }), HasSubstr("too large"));
+  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(1 << 20, 1 << 20, 0, 11, 1); }), HasSubstr("too large"));
   EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(3, 3, 5, 5, 1); }),
               HasSubstr("high (5) must be greater than low (5)"));
   EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(3, 3, 5, 2, 1); }),
               HasSubstr("high (2) must be greater than low (5)"));
-  EXPECT_THAT(
-      invalid_argument_of([] { (void)random_matrix(3, 3, std::int64_t{INT_MIN} - 1, 0, 1); }),
+  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(3, 3, std::int64_t{INT_MIN} - 1, 0, 1); }),
               HasSubstr("do not all fit in int"));
-  EXPECT_THAT(
-      invalid_argument_of([] { (void)random_matrix(3, 3, 0, std::int64_t{INT_MAX} + 2, 1); }),
+  EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(3, 3, 0, std::int64_t{INT_MAX} + 2, 1); }),
               HasSubstr("do not all fit in int"));
   EXPECT_THAT(invalid_argument_of([] { (void)random_matrix(3, 3, 0, 11, -1); }),
               HasSubstr("seed -1 is outside [0, 4294967295]"));
@@ -208,8 +224,7 @@ TEST(RandomMatrix, RejectsBadArgumentsNamingTheProblem) {
               HasSubstr("seed 4294967296 is outside"));
   EXPECT_THAT(invalid_argument_of([] { (void)randint(1, 1, 3, 0); }),
               HasSubstr("high (1) must be greater than low (1)"));
-  EXPECT_THAT(invalid_argument_of([] { (void)randint(0, 10, SIZE_MAX, 0); }),
-              HasSubstr("too large"));
+  EXPECT_THAT(invalid_argument_of([] { (void)randint(0, 10, SIZE_MAX, 0); }), HasSubstr("too large"));
   EXPECT_THAT(invalid_argument_of([] { (void)randint(0, 10, 3, -5); }), HasSubstr("seed -5"));
 }
 
@@ -269,9 +284,7 @@ class LoadMatrix : public ::testing::Test {
     ADD_FAILURE() << "load_matrix(" << path << ") did not throw";
     return {};
   }
-  std::string error_of_bytes(const std::string& name, std::string_view bytes) {
-    return error_of(write(name, bytes));
-  }
+  std::string error_of_bytes(const std::string& name, std::string_view bytes) { return error_of(write(name, bytes)); }
 
   std::filesystem::path dir_;
 };
@@ -289,8 +302,7 @@ TEST_F(LoadMatrix, ReadsCsv) {
 TEST_F(LoadMatrix, CsvToleratesWhitespaceSignsCrlfAndAMissingFinalNewline) {
   const std::vector<std::vector<int>> expected{{1, -2, 3}, {-2147483648, 2147483647, 7}};
   EXPECT_EQ(load_matrix(write("b.csv", "1,-2,3\n-2147483648,2147483647,7")).data, expected);
-  EXPECT_EQ(load_matrix(write("c.csv", " 1 ,\t-2, +3 \r\n-2147483648 , 2147483647,7\r\n")).data,
-            expected);
+  EXPECT_EQ(load_matrix(write("c.csv", " 1 ,\t-2, +3 \r\n-2147483648 , 2147483647,7\r\n")).data, expected);
   EXPECT_EQ(load_matrix(write("d.csv", "1,-2,3\n-2147483648,2147483647,7\n\n  \n")).data,
             expected);  // blank lines at the end
   const Matrix one = load_matrix(write("e.csv", "42"));
@@ -320,28 +332,27 @@ TEST_F(LoadMatrix, CsvErrorsNameTheFileAndTheProblem) {
 
   EXPECT_THAT(error_of_bytes("empty.csv", ""), HasSubstr("file is empty"));
   EXPECT_THAT(error_of_bytes("blank.csv", "\n \n\t\n"), HasSubstr("no values"));
-  EXPECT_THAT(error_of_bytes("word.csv", "1,2\n3,x\n"),
-              HasSubstr("line 2, column 2: 'x' is not an integer"));
-  EXPECT_THAT(error_of_bytes("float.csv", "1.5,2\n"),
-              HasSubstr("line 1, column 1: '1.5' is not an integer"));
+  EXPECT_THAT(error_of_bytes("word.csv", "1,2\n3,x\n"), HasSubstr("line 2, column 2: 'x' is not an integer"));
+  EXPECT_THAT(error_of_bytes("float.csv", "1.5,2\n"), HasSubstr("line 1, column 1: '1.5' is not an integer"));
   EXPECT_THAT(error_of_bytes("suffix.csv", "12abc\n"), HasSubstr("'12abc' is not an integer"));
   EXPECT_THAT(error_of_bytes("inner.csv", "1 2,3\n"), HasSubstr("'1 2' is not an integer"));
   EXPECT_THAT(error_of_bytes("plusminus.csv", "+-5\n"), HasSubstr("'+-5' is not an integer"));
   EXPECT_THAT(error_of_bytes("plus.csv", "+\n"), HasSubstr("'+' is not an integer"));
   EXPECT_THAT(error_of_bytes("minus.csv", "-\n"), HasSubstr("'-' is not an integer"));
-  EXPECT_THAT(error_of_bytes("header.csv", "a,b\n1,2\n"),
-              HasSubstr("line 1, column 1: 'a' is not an integer"));
+  EXPECT_THAT(error_of_bytes("header.csv", "a,b\n1,2\n"), HasSubstr("line 1, column 1: 'a' is not an integer"));
   EXPECT_THAT(error_of_bytes("big.csv", "1,2147483648\n"),
               HasSubstr("line 1, column 2: '2147483648' does not fit in int"));
   EXPECT_THAT(error_of_bytes("small.csv", "-2147483649\n"), HasSubstr("does not fit in int"));
-  EXPECT_THAT(error_of_bytes("huge.csv", "99999999999999999999999999\n"),
-              HasSubstr("does not fit in int"));
+  EXPECT_THAT(error_of_bytes("huge.csv", "99999999999999999999999999\n"), HasSubstr("does not fit in int"));
   EXPECT_THAT(error_of_bytes("hole.csv", "1,,3\n"), HasSubstr("line 1, column 2: empty value"));
   EXPECT_THAT(error_of_bytes("trailing.csv", "1,2,\n"), HasSubstr("line 1, column 3: empty value"));
   EXPECT_THAT(error_of_bytes("gap.csv", "1,2\n\n3,4\n"), HasSubstr("line 2 is empty"));
   EXPECT_THAT(error_of_bytes("lead.csv", "\n1,2\n"), HasSubstr("line 1 is empty"));
   // Binary garbage: escaped, shortened, and still one line.
-  const std::string garbage("\x01\x02\xff\r\x7f" "abcdefghijklmnopqrstuvwxyz0123456789", 41);
+  const std::string garbage(
+      "\x01\x02\xff\r\x7f"
+      "abcdefghijklmnopqrstuvwxyz0123456789",
+      41);
   EXPECT_THAT(error_of_bytes("garbage.csv", garbage),
               HasSubstr("'\\x01\\x02\\xff\\x0d\\x7fabcdefghijklmnopqrs...' is not an integer"));
 }
@@ -371,14 +382,13 @@ std::string npy_file(std::string_view dict, std::string_view data, int major = 1
   std::string out("\x93NUMPY", 6);
   out += static_cast<char>(major);
   out += '\0';
-  for (std::size_t i = 0; i < length_size; ++i)
-    out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  for (std::size_t i = 0; i < length_size; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
   return out + header + std::string(data);
 }
 
 std::string npy_dict(std::string_view descr, bool fortran, std::string_view shape) {
-  return "{'descr': '" + std::string(descr) + "', 'fortran_order': " +
-         (fortran ? "True" : "False") + ", 'shape': " + std::string(shape) + ", }";
+  return "{'descr': '" + std::string(descr) + "', 'fortran_order': " + (fortran ? "True" : "False") +
+         ", 'shape': " + std::string(shape) + ", }";
 }
 
 // value as a `size`-byte two's complement integer in the given byte order.
@@ -391,8 +401,8 @@ std::string encode(std::int64_t value, std::size_t size, bool big_endian) {
 }
 
 // The data of `rows` in C or Fortran order.
-std::string encode_matrix(const std::vector<std::vector<std::int64_t>>& rows, std::size_t size,
-                          bool big_endian, bool fortran) {
+std::string encode_matrix(const std::vector<std::vector<std::int64_t>>& rows, std::size_t size, bool big_endian,
+                          bool fortran) {
   std::string data;
   const std::size_t n = rows.size(), m = rows[0].size();
   for (std::size_t k = 0; k < n * m; ++k) {
@@ -405,8 +415,7 @@ std::string encode_matrix(const std::vector<std::vector<std::int64_t>>& rows, st
 std::vector<unsigned char> unhex(std::string_view hex) {
   std::vector<unsigned char> bytes;
   for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
-    bytes.push_back(
-        static_cast<unsigned char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    bytes.push_back(static_cast<unsigned char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
   return bytes;
 }
 
@@ -438,9 +447,8 @@ TEST_F(LoadMatrix, ReadsFilesWrittenByNumpy) {
   int n = 0;
   for (const auto& c : cases) {
     const std::vector<unsigned char> bytes = unhex(c.hex);
-    const Matrix m = load_matrix(
-        write("numpy" + std::to_string(n++) + ".npy",
-              std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
+    const Matrix m = load_matrix(write("numpy" + std::to_string(n++) + ".npy",
+                                       std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
     expect_well_formed(m);
     EXPECT_EQ(m.rows, c.expected.size());
     EXPECT_EQ(m.cols, c.expected[0].size());
@@ -455,10 +463,8 @@ TEST_F(LoadMatrix, ReadsEveryIntegerDtypeByteOrderAndLayout) {
     std::int64_t min, max;  // the type's range clipped to int
   };
   const std::vector<Type> types = {
-      {'i', 1, -128, 127},         {'i', 2, -32768, 32767},
-      {'i', 4, INT_MIN, INT_MAX},  {'i', 8, INT_MIN, INT_MAX},
-      {'u', 1, 0, 255},            {'u', 2, 0, 65535},
-      {'u', 4, 0, INT_MAX},        {'u', 8, 0, INT_MAX},
+      {'i', 1, -128, 127}, {'i', 2, -32768, 32767}, {'i', 4, INT_MIN, INT_MAX}, {'i', 8, INT_MIN, INT_MAX},
+      {'u', 1, 0, 255},    {'u', 2, 0, 65535},      {'u', 4, 0, INT_MAX},       {'u', 8, 0, INT_MAX},
   };
   int n = 0;
   for (const Type& t : types) {
@@ -471,10 +477,9 @@ TEST_F(LoadMatrix, ReadsEveryIntegerDtypeByteOrderAndLayout) {
           // 3 x 2, not square, so that a transposed read shows.
           const std::vector<std::vector<std::int64_t>> values = {
               {t.min, t.max}, {t.min == 0 ? 1 : -1, 2}, {t.max - 1, t.min + 3}};
-          const std::string path = write(
-              "t" + std::to_string(n++) + ".npy",
-              npy_file(npy_dict(descr, fortran, "(3, 2)"),
-                       encode_matrix(values, t.size, order == '>', fortran), major));
+          const std::string path = write("t" + std::to_string(n++) + ".npy",
+                                         npy_file(npy_dict(descr, fortran, "(3, 2)"),
+                                                  encode_matrix(values, t.size, order == '>', fortran), major));
           const Matrix m = load_matrix(path);
           expect_well_formed(m);
           ASSERT_EQ(m.rows, 3u);
@@ -492,8 +497,7 @@ TEST_F(LoadMatrix, NpyRoundTripsTheArticleMatrix) {
   std::vector<std::vector<std::int64_t>> wide;
   for (const auto& row : m.data) wide.emplace_back(row.begin(), row.end());
   const Matrix back = load_matrix(
-      write("article.npy", npy_file(npy_dict("<i8", false, "(1000, 6)"),
-                                    encode_matrix(wide, 8, false, false))));
+      write("article.npy", npy_file(npy_dict("<i8", false, "(1000, 6)"), encode_matrix(wide, 8, false, false))));
   EXPECT_EQ(back.data, m.data);
 }
 
@@ -506,12 +510,10 @@ TEST_F(LoadMatrix, NpyDetectedByMagicWhateverTheName) {
 TEST_F(LoadMatrix, NpyHeaderVariantsNumpyAccepts) {
   const std::string data = encode_matrix({{1, 2}}, 8, false, false);
   // Double quotes, keys in another order, no trailing comma, Python 2 longs, no padding.
-  for (const std::string& dict :
-       {std::string(R"({"shape": (1, 2), "fortran_order": False, "descr": "<i8"})"),
-        std::string("{'descr':'<i8','fortran_order':False,'shape':(1L,2L)}")}) {
+  for (const std::string& dict : {std::string(R"({"shape": (1, 2), "fortran_order": False, "descr": "<i8"})"),
+                                  std::string("{'descr':'<i8','fortran_order':False,'shape':(1L,2L)}")}) {
     SCOPED_TRACE(dict);
-    EXPECT_EQ(load_matrix(write("v.npy", npy_file(dict, data))).data,
-              (std::vector<std::vector<int>>{{1, 2}}));
+    EXPECT_EQ(load_matrix(write("v.npy", npy_file(dict, data))).data, (std::vector<std::vector<int>>{{1, 2}}));
   }
 }
 
@@ -543,19 +545,16 @@ TEST_F(LoadMatrix, NpyErrorsNameTheFileAndTheProblem) {
     return error_of_bytes(name, npy_file(dict, data6));
   };
   EXPECT_THAT(bad_header("list.npy", "[1, 2]"), HasSubstr("bad .npy header: expected '{'"));
-  EXPECT_THAT(bad_header("blank.npy", ""),
-              HasSubstr("bad .npy header: ends where '{' was expected"));
+  EXPECT_THAT(bad_header("blank.npy", ""), HasSubstr("bad .npy header: ends where '{' was expected"));
   EXPECT_THAT(bad_header("noshape.npy", "{'descr': '<i8', 'fortran_order': False}"),
               HasSubstr("bad .npy header: no 'shape'"));
-  EXPECT_THAT(bad_header("nodescr.npy", "{'fortran_order': False, 'shape': (2, 3)}"),
-              HasSubstr("no 'descr'"));
-  EXPECT_THAT(bad_header("noorder.npy", "{'descr': '<i8', 'shape': (2, 3)}"),
-              HasSubstr("no 'fortran_order'"));
-  EXPECT_THAT(bad_header("extra.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), "
-                                      "'x': 1}"),
+  EXPECT_THAT(bad_header("nodescr.npy", "{'fortran_order': False, 'shape': (2, 3)}"), HasSubstr("no 'descr'"));
+  EXPECT_THAT(bad_header("noorder.npy", "{'descr': '<i8', 'shape': (2, 3)}"), HasSubstr("no 'fortran_order'"));
+  EXPECT_THAT(bad_header("extra.npy",
+                         "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), "
+                         "'x': 1}"),
               HasSubstr("unexpected key 'x'"));
-  EXPECT_THAT(bad_header("twice.npy", "{'descr': '<i8', 'descr': '<i8'}"),
-              HasSubstr("key 'descr' appears twice"));
+  EXPECT_THAT(bad_header("twice.npy", "{'descr': '<i8', 'descr': '<i8'}"), HasSubstr("key 'descr' appears twice"));
   EXPECT_THAT(bad_header("order.npy", "{'descr': '<i8', 'fortran_order': yes, 'shape': (2, 3), }"),
               HasSubstr("'fortran_order' is not True or False"));
   EXPECT_THAT(bad_header("unterminated.npy", "{'descr': '<i8"), HasSubstr("unterminated string"));
@@ -566,20 +565,16 @@ TEST_F(LoadMatrix, NpyErrorsNameTheFileAndTheProblem) {
               HasSubstr("'shape' is not a tuple of non-negative integers"));
   EXPECT_THAT(bad_header("dimtoobig.npy", npy_dict("<i8", false, "(99999999999999999999999, 3)")),
               HasSubstr("'shape' has a dimension too large"));
-  EXPECT_THAT(bad_header("notuple.npy", npy_dict("<i8", false, "[2, 3]")),
-              HasSubstr("expected '('"));
+  EXPECT_THAT(bad_header("notuple.npy", npy_dict("<i8", false, "[2, 3]")), HasSubstr("expected '('"));
 
   // The dtype.
   EXPECT_THAT(bad_header("float.npy", npy_dict("<f8", false, "(2, 3)")),
               HasSubstr("unsupported dtype '<f8' (not an integer type; need an integer dtype"));
-  EXPECT_THAT(bad_header("bool.npy", npy_dict("|b1", false, "(2, 3)")),
-              HasSubstr("unsupported dtype '|b1'"));
-  EXPECT_THAT(bad_header("i3.npy", npy_dict("<i3", false, "(2, 3)")),
-              HasSubstr("unsupported dtype '<i3' (bad size"));
+  EXPECT_THAT(bad_header("bool.npy", npy_dict("|b1", false, "(2, 3)")), HasSubstr("unsupported dtype '|b1'"));
+  EXPECT_THAT(bad_header("i3.npy", npy_dict("<i3", false, "(2, 3)")), HasSubstr("unsupported dtype '<i3' (bad size"));
   EXPECT_THAT(bad_header("i16.npy", npy_dict("<i16", false, "(2, 3)")), HasSubstr("bad size"));
   EXPECT_THAT(bad_header("nodtype.npy", npy_dict("<", false, "(2, 3)")), HasSubstr("no type"));
-  EXPECT_THAT(bad_header("struct.npy",
-                         "{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (2, 3), }"),
+  EXPECT_THAT(bad_header("struct.npy", "{'descr': [('a', '<i4')], 'fortran_order': False, 'shape': (2, 3), }"),
               HasSubstr("structured dtypes"));
 
   // The shape.
@@ -602,10 +597,10 @@ TEST_F(LoadMatrix, NpyErrorsNameTheFileAndTheProblem) {
               HasSubstr("data is too long: shape (2, 3) of <i8 needs 48 bytes, the file has 49"));
 
   // Values that do not fit in int.
-  const auto out_of_range = [&](const std::string& name, std::string_view descr, std::size_t size,
-                                bool big, std::int64_t value) {
-    return error_of_bytes(name, npy_file(npy_dict(descr, false, "(1, 2)"),
-                                         encode_matrix({{0, value}}, size, big, false)));
+  const auto out_of_range = [&](const std::string& name, std::string_view descr, std::size_t size, bool big,
+                                std::int64_t value) {
+    return error_of_bytes(name,
+                          npy_file(npy_dict(descr, false, "(1, 2)"), encode_matrix({{0, value}}, size, big, false)));
   };
   EXPECT_THAT(out_of_range("u4.npy", "<u4", 4, false, 0x80000000),
               HasSubstr("value 2147483648 at row 0, column 1 does not fit in int"));
@@ -618,9 +613,8 @@ TEST_F(LoadMatrix, NpyErrorsNameTheFileAndTheProblem) {
   EXPECT_THAT(out_of_range("i8neg.npy", ">i8", 8, true, std::int64_t{INT_MIN} - 1),
               HasSubstr("value -2147483649 at row 0, column 1 does not fit in int"));
   // Fortran order reports the value's place in the matrix, not in the file.
-  EXPECT_THAT(error_of_bytes("fortran.npy",
-                             npy_file(npy_dict("<i8", true, "(2, 2)"),
-                                      encode_matrix({{0, 1}, {kInt64Max, 3}}, 8, false, true))),
+  EXPECT_THAT(error_of_bytes("fortran.npy", npy_file(npy_dict("<i8", true, "(2, 2)"),
+                                                     encode_matrix({{0, 1}, {kInt64Max, 3}}, 8, false, true))),
               HasSubstr("value 9223372036854775807 at row 1, column 0"));
 }
 

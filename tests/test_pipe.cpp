@@ -98,7 +98,8 @@ void on_usr1(int) {}
 }  // namespace
 
 TEST(pipe_Pipe, SendAndRecvSurviveSignals) {
-  struct sigaction sa {}, old {};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = on_usr1;  // no SA_RESTART
   ::sigaction(SIGUSR1, &sa, &old);
   auto [a, b] = mproc::Pipe<std::vector<char>>();

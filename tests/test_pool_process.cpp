@@ -99,7 +99,12 @@ TEST(PoolProcess, LargeArgumentsAndResultsStreamThroughTheRing) {
   // 24 MiB each way: many times the ring's size.
   std::vector<int> big(6 << 20);
   std::iota(big.begin(), big.end(), 0);
-  auto reversed = pool.apply([](std::vector<int> v) { std::reverse(v.begin(), v.end()); return v; }, std::tuple{big});
+  auto reversed = pool.apply(
+      [](std::vector<int> v) {
+        std::reverse(v.begin(), v.end());
+        return v;
+      },
+      std::tuple{big});
   ASSERT_EQ(reversed.size(), big.size());
   EXPECT_EQ(reversed.front(), big.back());
   EXPECT_EQ(reversed.back(), big.front());
@@ -169,7 +174,12 @@ TEST(PoolProcess, DestroyedWithWorkOutstandingFinishesItFirst) {
 
 TEST(PoolProcess, WorkerKilledMidTaskCostsOnlyThatTask) {
   mproc::Pool pool(2);
-  auto victim = pool.apply_async([](int) { ::kill(::getpid(), SIGKILL); return 0; }, std::tuple{0});
+  auto victim = pool.apply_async(
+      [](int) {
+        ::kill(::getpid(), SIGKILL);
+        return 0;
+      },
+      std::tuple{0});
   try {
     (void)victim.get(5s);
     FAIL() << "expected WorkerLost";
@@ -187,7 +197,12 @@ TEST(PoolProcess, WorkerKilledMidTaskCostsOnlyThatTask) {
 
 TEST(PoolProcess, WorkerExitingWithACodeIsReported) {
   mproc::Pool pool(1);
-  auto r = pool.apply_async([](int code) { ::_exit(code); return 0; }, std::tuple{3});
+  auto r = pool.apply_async(
+      [](int code) {
+        ::_exit(code);
+        return 0;
+      },
+      std::tuple{3});
   try {
     (void)r.get(5s);
     FAIL() << "expected WorkerLost";
@@ -220,9 +235,9 @@ TEST(PoolProcess, InitializerRunsInEachWorker) {
 
 TEST(PoolProcess, InitializerThatThrowsFailsTheConstructorAndLeavesNoWorker) {
   auto before = mproc::test::child_pids();
-  EXPECT_THROW(mproc::Pool(mproc::PoolOptions{.processes = 2,
-                                              .initializer = [] { throw std::invalid_argument("no config"); }}),
-               std::invalid_argument);
+  EXPECT_THROW(
+      mproc::Pool(mproc::PoolOptions{.processes = 2, .initializer = [] { throw std::invalid_argument("no config"); }}),
+      std::invalid_argument);
   EXPECT_EQ(mproc::test::child_pids(), before);
 }
 
@@ -245,22 +260,23 @@ TEST(PoolProcess, CallbackMayTerminateItsPoolButNotJoinIt) {
   self = &pool;
   static std::atomic<bool> join_refused{false};
   // join() would wait for the very thread that runs the callback: refused, as Python does.
-  pool.apply_async(sqr, std::tuple{2}, [](const int&) {
-        self->close();
-        try {
-          self->join();
-        } catch (const std::logic_error&) {
-          join_refused = true;
-        }
-      }).wait(5s);
+  pool.apply_async(sqr, std::tuple{2},
+                   [](const int&) {
+                     self->close();
+                     try {
+                       self->join();
+                     } catch (const std::logic_error&) {
+                       join_refused = true;
+                     }
+                   })
+      .wait(5s);
   EXPECT_TRUE(join_refused.load());
   // terminate() from a callback, as on a first error: the rest fails, nothing hangs.
   mproc::Pool other(2);
   self = &other;
   auto slow = other.apply_async(sleep_ms, std::tuple{5000});
-  auto failing = other.apply_async(
-      [](int) -> int { throw std::runtime_error("first error"); }, std::tuple{0}, {},
-      [](std::exception_ptr) { self->terminate(); });
+  auto failing = other.apply_async([](int) -> int { throw std::runtime_error("first error"); }, std::tuple{0}, {},
+                                   [](std::exception_ptr) { self->terminate(); });
   EXPECT_THROW((void)failing.get(5s), std::runtime_error);
   EXPECT_THROW((void)slow.get(5s), mproc::PoolNotRunning);
   EXPECT_THROW((void)other.apply(sqr, std::tuple{1}), mproc::PoolNotRunning);

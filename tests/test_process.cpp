@@ -112,7 +112,8 @@ TEST(process_Process, NamesAndCurrentProcess) {
   EXPECT_EQ(mproc::current_process().name(), "MainProcess");
   EXPECT_FALSE(mproc::parent_process().has_value());
   mproc::Array<char> seen(64), parent(64), nested(64);
-  mproc::Process named(mproc::ProcessOptions{.name = "loader"}, [&] { copy_name(seen, mproc::current_process().name()); });
+  mproc::Process named(mproc::ProcessOptions{.name = "loader"},
+                       [&] { copy_name(seen, mproc::current_process().name()); });
   EXPECT_EQ(named.name(), "loader");
   mproc::Process anon([&] {
     copy_name(parent, mproc::parent_process()->name());
@@ -158,7 +159,8 @@ void on_usr1(int) {}
 }  // namespace
 
 TEST(process_Process, JoinSurvivesSignals) {
-  struct sigaction sa {}, old {};
+  struct sigaction sa {
+  }, old{};
   sa.sa_handler = on_usr1;  // no SA_RESTART: blocking calls see EINTR
   ::sigaction(SIGUSR1, &sa, &old);
   mproc::Process p([] { std::this_thread::sleep_for(300ms); });

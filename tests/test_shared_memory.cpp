@@ -118,7 +118,6 @@ TEST(shared_SharedMemory, Errors) {
   shm.unlink();
 }
 
-
 // A process that only attached to a block and unlinks it starts no tracker (whose pipe it would
 // then keep open). Run in a child that has none, when this test runs alone, as under ctest.
 TEST(shared_SharedMemory, UnlinkAfterAttachStartsNoTracker) {

@@ -23,7 +23,8 @@ class AsyncResult {
   // Made by a pool: job is a ValueJob<T>, or a ListJob<E> when T is std::vector<E>.
   template <class Job>
   explicit AsyncResult(std::shared_ptr<Job> job) noexcept
-      : job_(std::move(job)), value_([](const detail::JobBase& j) -> T { return static_cast<const Job&>(j).value(); }) {}
+      : job_(std::move(job)),
+        value_([](const detail::JobBase& j) -> T { return static_cast<const Job&>(j).value(); }) {}
 
   // A copy of the value, as often as asked; or rethrows the task's exception (for a map, the
   // first failure reported). Blocks until ready; a process pool throws Interrupted on SIGINT
@@ -63,7 +64,8 @@ T AsyncResult<T>::get() const {
 template <class T>
 template <class Rep, class Period>
 T AsyncResult<T>::get(std::chrono::duration<Rep, Period> timeout) const {
-  if (!job_->wait(detail::deadline_after(timeout))) throw TimeoutError("mproc: AsyncResult::get: the result was not ready in time");
+  if (!job_->wait(detail::deadline_after(timeout)))
+    throw TimeoutError("mproc: AsyncResult::get: the result was not ready in time");
   return value();
 }
 

@@ -65,8 +65,7 @@ class BasicPool {
 
   template <class F, class Args = std::tuple<>>
   AsyncResult<detail::apply_result_t<F, Args>> apply_async(
-      F&& f, Args&& args = {},
-      typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
+      F&& f, Args&& args = {}, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
   // As apply and apply_async, with a time limit for this task (see TaskTimeout).
@@ -381,7 +380,8 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
     for (auto&& x : range) items.push_back(std::forward<decltype(x)>(x));
     return start(f, items, nullptr);
   } else {
-    auto owned = std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
+    auto owned =
+        std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
     for (auto&& x : range) owned->items.push_back(std::forward<decltype(x)>(x));
     return start(owned->fn, owned->items, owned);
   }
@@ -390,7 +390,7 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
 template <class Backend>
 template <detail::Style S, class F, class Range>
 std::vector<detail::map_result_t<S, F, Range>> BasicPool<Backend>::run_list(F&& f, Range&& range, std::size_t chunksize,
-                                                                             Limit limit) {
+                                                                            Limit limit) {
   auto job = start_list<S, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, limit, {}, {});
   job->wait(std::nullopt);
   if (!job->successful()) std::rethrow_exception(job->error());
@@ -419,9 +419,9 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> 
     typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   using R = detail::map_result_t<detail::Style::single, F, Range>;
-  return AsyncResult<std::vector<R>>(start_list<detail::Style::single, false>(
-      std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt, std::move(callback),
-      std::move(error_callback)));
+  return AsyncResult<std::vector<R>>(
+      start_list<detail::Style::single, false>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
+                                               std::move(callback), std::move(error_callback)));
 }
 
 template <class Backend>
@@ -431,9 +431,9 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> 
     typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   using R = detail::map_result_t<detail::Style::single, F, Range>;
-  return AsyncResult<std::vector<R>>(start_list<detail::Style::single, false>(
-      std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit), std::move(callback),
-      std::move(error_callback)));
+  return AsyncResult<std::vector<R>>(
+      start_list<detail::Style::single, false>(std::forward<F>(f), std::forward<Range>(range), chunksize,
+                                               checked(limit), std::move(callback), std::move(error_callback)));
 }
 
 template <class Backend>
@@ -458,9 +458,9 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
     typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   using R = detail::map_result_t<detail::Style::star, F, Range>;
-  return AsyncResult<std::vector<R>>(start_list<detail::Style::star, false>(
-      std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt, std::move(callback),
-      std::move(error_callback)));
+  return AsyncResult<std::vector<R>>(
+      start_list<detail::Style::star, false>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
+                                             std::move(callback), std::move(error_callback)));
 }
 
 template <class Backend>
@@ -470,9 +470,9 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
     typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   using R = detail::map_result_t<detail::Style::star, F, Range>;
-  return AsyncResult<std::vector<R>>(start_list<detail::Style::star, false>(
-      std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit), std::move(callback),
-      std::move(error_callback)));
+  return AsyncResult<std::vector<R>>(
+      start_list<detail::Style::star, false>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
+                                             std::move(callback), std::move(error_callback)));
 }
 
 template <class Backend>

@@ -8,8 +8,8 @@
 
 #include <array>
 #include <bit>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <span>
 #include <string>
@@ -43,43 +43,51 @@
 namespace mproc {
 namespace detail {
 
-template <class T> struct is_tuple_like : std::false_type {};
-template <class... Ts> struct is_tuple_like<std::tuple<Ts...>> : std::true_type {};
-template <class A, class B> struct is_tuple_like<std::pair<A, B>> : std::true_type {};
+template <class T>
+struct is_tuple_like : std::false_type {};
+template <class... Ts>
+struct is_tuple_like<std::tuple<Ts...>> : std::true_type {};
+template <class A, class B>
+struct is_tuple_like<std::pair<A, B>> : std::true_type {};
 
-template <class T> struct is_view_type : std::false_type {};
-template <class C, class Tr> struct is_view_type<std::basic_string_view<C, Tr>> : std::true_type {};
-template <class T, std::size_t N> struct is_view_type<std::span<T, N>> : std::true_type {};
+template <class T>
+struct is_view_type : std::false_type {};
+template <class C, class Tr>
+struct is_view_type<std::basic_string_view<C, Tr>> : std::true_type {};
+template <class T, std::size_t N>
+struct is_view_type<std::span<T, N>> : std::true_type {};
 
 // Types that would arrive as an address into the sender's memory.
 template <class T>
-inline constexpr bool refers_elsewhere_v = std::is_pointer_v<T> || std::is_member_pointer_v<T> ||
-                                           std::is_reference_v<T> || is_view_type<T>::value;
+inline constexpr bool refers_elsewhere_v =
+    std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> || is_view_type<T>::value;
 
 // A type that says how it is serialized (a serialize or save member) is encoded its own way,
 // even when it is trivially copyable.
 template <class T>
-inline constexpr bool has_own_serialize_v =
-    cereal::traits::has_member_serialize<T, OutputArchive>::value ||
-    cereal::traits::has_member_versioned_serialize<T, OutputArchive>::value ||
-    cereal::traits::has_member_save<T, OutputArchive>::value ||
-    cereal::traits::has_member_versioned_save<T, OutputArchive>::value;
+inline constexpr bool has_own_serialize_v = cereal::traits::has_member_serialize<T, OutputArchive>::value ||
+                                            cereal::traits::has_member_versioned_serialize<T, OutputArchive>::value ||
+                                            cereal::traits::has_member_save<T, OutputArchive>::value ||
+                                            cereal::traits::has_member_versioned_save<T, OutputArchive>::value;
 
 // Sent as its own bytes.
 template <class T>
 inline constexpr bool is_raw_v = std::is_trivially_copyable_v<T> && !refers_elsewhere_v<T> &&
                                  !std::is_same_v<T, bool> && !is_tuple_like<T>::value && !has_own_serialize_v<T>;
 
-template <class T> struct is_raw_sequence : std::false_type {};
-template <class C, class Tr, class A> struct is_raw_sequence<std::basic_string<C, Tr, A>> : std::true_type {};
-template <class T, class A> struct is_raw_sequence<std::vector<T, A>> : std::bool_constant<is_raw_v<T>> {};
+template <class T>
+struct is_raw_sequence : std::false_type {};
+template <class C, class Tr, class A>
+struct is_raw_sequence<std::basic_string<C, Tr, A>> : std::true_type {};
+template <class T, class A>
+struct is_raw_sequence<std::vector<T, A>> : std::bool_constant<is_raw_v<T>> {};
 
 template <class T>
-inline constexpr bool is_cereal_v =
-    cereal::traits::is_output_serializable<T, OutputArchive>::value &&
-    cereal::traits::is_input_serializable<T, InputArchive>::value && std::is_default_constructible_v<T>;
+inline constexpr bool is_cereal_v = cereal::traits::is_output_serializable<T, OutputArchive>::value&&
+    cereal::traits::is_input_serializable<T, InputArchive>::value&& std::is_default_constructible_v<T>;
 
-template <class T> struct sendable_tuple : std::false_type {};
+template <class T>
+struct sendable_tuple : std::false_type {};
 
 }  // namespace detail
 
@@ -94,8 +102,10 @@ concept Sendable = !detail::refers_elsewhere_v<T> &&
 
 namespace detail {
 
-template <class... Ts> struct sendable_tuple<std::tuple<Ts...>> : std::bool_constant<(Sendable<Ts> && ...)> {};
-template <class A, class B> struct sendable_tuple<std::pair<A, B>> : std::bool_constant<Sendable<A> && Sendable<B>> {};
+template <class... Ts>
+struct sendable_tuple<std::tuple<Ts...>> : std::bool_constant<(Sendable<Ts> && ...)> {};
+template <class A, class B>
+struct sendable_tuple<std::pair<A, B>> : std::bool_constant<Sendable<A> && Sendable<B>> {};
 
 template <class T>
 constexpr void check_sendable() {
@@ -149,9 +159,8 @@ T decode(Reader& r) {
     return std::bit_cast<T>(bytes);
   } else if constexpr (is_tuple_like<T>::value) {
     // Braced initialization evaluates left to right, matching the order encode wrote.
-    return [&r]<std::size_t... I>(std::index_sequence<I...>) {
-      return T{decode<std::tuple_element_t<I, T>>(r)...};
-    }(std::make_index_sequence<std::tuple_size_v<T>>{});
+    return [&r]<std::size_t... I>(std::index_sequence<I...>) { return T{decode<std::tuple_element_t<I, T>>(r)...}; }
+    (std::make_index_sequence<std::tuple_size_v<T>>{});
   } else if constexpr (is_raw_sequence<T>::value) {
     using E = typename T::value_type;
     std::uint64_t n = 0;

@@ -40,8 +40,7 @@ class TimeoutError : public Error {
 // what() its message.
 class RemoteError : public Error {
  public:
-  RemoteError(std::string type_name, const std::string& what)
-      : Error(what), type_name_(std::move(type_name)) {}
+  RemoteError(std::string type_name, const std::string& what) : Error(what), type_name_(std::move(type_name)) {}
   [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
 
  private:
@@ -131,9 +130,7 @@ void register_exception() {
                 "mproc::register_exception<T>: T must derive from std::exception");
   static_assert(std::is_constructible_v<T, std::string>,
                 "mproc::register_exception<T>: T must be constructible from a std::string message");
-  detail::register_exception_type(typeid(T), [](const std::string& what) {
-    return std::make_exception_ptr(T(what));
-  });
+  detail::register_exception_type(typeid(T), [](const std::string& what) { return std::make_exception_ptr(T(what)); });
 }
 
 }  // namespace mproc

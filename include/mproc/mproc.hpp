@@ -15,14 +15,14 @@
 #include "mproc/codec.hpp"
 #include "mproc/cpu.hpp"
 #include "mproc/errors.hpp"
+#include "mproc/pipe.hpp"
 #include "mproc/pool.hpp"
 #include "mproc/pool_options.hpp"
-#include "mproc/pipe.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
-#include "mproc/thread_pool.hpp"
 #include "mproc/shared_memory.hpp"
 #include "mproc/sync.hpp"
+#include "mproc/thread_pool.hpp"
 
 namespace mproc {
 

@@ -7,9 +7,9 @@
 
 #include <chrono>
 #include <concepts>
-#include <span>
 #include <cstddef>
 #include <initializer_list>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -46,7 +46,9 @@ class Connection {
   // wait. Ready may mean the start of a message whose rest is still coming: recv() then waits.
   bool poll() { return core_.poll(0); }
   template <class Rep, class Period>
-  bool poll(std::chrono::duration<Rep, Period> timeout) { return core_.poll(detail::to_nanos(timeout)); }
+  bool poll(std::chrono::duration<Rep, Period> timeout) {
+    return core_.poll(detail::to_nanos(timeout));
+  }
   // Closes this process's copy only; later calls throw std::logic_error, as does sending on a
   // read-only end or receiving on a write-only one.
   void close() noexcept { core_.close(); }
@@ -71,7 +73,9 @@ std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true) {
 struct Waitable {
   Waitable(int file) : fd(file) {}  // NOLINT: implicit, as Python's wait takes ints too
   template <class C>
-    requires requires(const C& c) { { c.fileno() } -> std::convertible_to<int>; }
+  requires requires(const C& c) {
+    { c.fileno() } -> std::convertible_to<int>;
+  }
   Waitable(const C& c) : fd(c.fileno()) {}  // NOLINT
   int fd;
 };

@@ -41,11 +41,11 @@ struct ProcessOptions {
 class Process {
  public:
   template <class F, class... Args>
-    requires std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>
-  explicit Process(F&& f, Args&&... args);
+  requires std::invocable < std::decay_t<F>
+  &, std::decay_t<Args>&... > explicit Process(F&& f, Args&&... args);
   template <class F, class... Args>
-    requires std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>
-  Process(ProcessOptions options, F&& f, Args&&... args);
+  requires std::invocable < std::decay_t<F>
+  &, std::decay_t<Args>&... > Process(ProcessOptions options, F&& f, Args&&... args);
 
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;
@@ -60,7 +60,9 @@ class Process {
   void join() { join_ns({}); }
   // Waits at most timeout; true when the child has ended.
   template <class Rep, class Period>
-  bool join(std::chrono::duration<Rep, Period> timeout) { return join_ns(detail::to_nanos(timeout)); }
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return join_ns(detail::to_nanos(timeout));
+  }
   // Started and not yet ended; a child that has ended is reaped here.
   [[nodiscard]] bool is_alive();
   // Send SIGTERM / SIGKILL through the pidfd (never to a recycled pid); no effect before start()
@@ -140,13 +142,13 @@ struct Process::BodyOf final : Process::Body {
 };
 
 template <class F, class... Args>
-  requires std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>
-Process::Process(F&& f, Args&&... args)
+requires std::invocable < std::decay_t<F>
+&, std::decay_t<Args>&... > Process::Process(F&& f, Args&&... args)
     : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
 
 template <class F, class... Args>
-  requires std::invocable<std::decay_t<F>&, std::decay_t<Args>&...>
-Process::Process(ProcessOptions options, F&& f, Args&&... args)
+requires std::invocable < std::decay_t<F>
+&, std::decay_t<Args>&... > Process::Process(ProcessOptions options, F&& f, Args&&... args)
     : Process(std::move(options),
               std::make_unique<BodyOf<std::decay_t<F>, std::tuple<std::decay_t<Args>...>>>(
                   std::forward<F>(f), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...))) {}

@@ -39,14 +39,18 @@ class Queue {
   void put(const T& x) { put_ns(x, {}); }
   // Throws Full when no room came within timeout.
   template <class Rep, class Period>
-  void put(const T& x, std::chrono::duration<Rep, Period> timeout) { put_ns(x, detail::to_nanos(timeout)); }
+  void put(const T& x, std::chrono::duration<Rep, Period> timeout) {
+    put_ns(x, detail::to_nanos(timeout));
+  }
   // Throws Full at once when there is no room.
   void put_nowait(const T& x) { put_ns(x, 0); }
   // Blocks while the queue is empty; no timeout, not interrupted by signals.
   T get() { return get_ns({}); }
   // Throws Empty when no item came within timeout.
   template <class Rep, class Period>
-  T get(std::chrono::duration<Rep, Period> timeout) { return get_ns(detail::to_nanos(timeout)); }
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    return get_ns(detail::to_nanos(timeout));
+  }
   // Throws Empty at once when there is no item.
   T get_nowait() { return get_ns(0); }
 
@@ -95,7 +99,9 @@ class JoinableQueue : public Queue<T> {
   void join() { this->core_.join({}); }
   // True when every item was done within timeout.
   template <class Rep, class Period>
-  bool join(std::chrono::duration<Rep, Period> timeout) { return this->core_.join(detail::to_nanos(timeout)); }
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return this->core_.join(detail::to_nanos(timeout));
+  }
 };
 
 // --- definitions --------------------------------------------------------------------------------

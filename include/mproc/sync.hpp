@@ -34,7 +34,9 @@ class BasicLock {
   // True once held; false when block is false and another holds it, or on timeout.
   bool acquire(bool block = true) { return acquire_ns(block ? OptNanos{} : OptNanos{0}); }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) { return acquire_ns(to_nanos(timeout)); }
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return acquire_ns(to_nanos(timeout));
+  }
   // Throws std::logic_error unless this thread holds the lock.
   void release();
   // Whether any thread of any process holds it: a snapshot.
@@ -88,7 +90,9 @@ class Semaphore {
   explicit Semaphore(unsigned value = 1) : Semaphore(value, false) {}
   bool acquire(bool block = true) { return acquire_ns(block ? detail::OptNanos{} : detail::OptNanos{0}); }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) { return acquire_ns(detail::to_nanos(timeout)); }
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return acquire_ns(detail::to_nanos(timeout));
+  }
   void release();
   // A snapshot of the counter.
   [[nodiscard]] unsigned get_value() const noexcept;
@@ -126,7 +130,9 @@ class Event {
   // Returns true once the flag is set; the timeout form false when it was not set in time.
   bool wait() { return wait_ns({}); }
   template <class Rep, class Period>
-  bool wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_ns(detail::to_nanos(timeout));
+  }
 
   // The wait forms: nullopt waits forever.
   bool wait_ns(detail::OptNanos timeout);
@@ -150,7 +156,9 @@ class Condition {
 
   bool acquire(bool block = true) { return lock_.acquire(block); }
   template <class Rep, class Period>
-  bool acquire(std::chrono::duration<Rep, Period> timeout) { return lock_.acquire(timeout); }
+  bool acquire(std::chrono::duration<Rep, Period> timeout) {
+    return lock_.acquire(timeout);
+  }
   void release() { lock_.release(); }
   void lock() { lock_.lock(); }
   bool try_lock() { return lock_.try_lock(); }
@@ -160,7 +168,9 @@ class Condition {
   // true when notified; the timeout form false on timeout. Wakes only on notify: re-check.
   bool wait() { return wait_ns({}); }
   template <class Rep, class Period>
-  bool wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_ns(detail::to_nanos(timeout));
+  }
   // Waits until pred() is true; returns its last value (false only on timeout).
   template <class Pred>
   bool wait_for(Pred pred);
@@ -191,7 +201,9 @@ class Barrier {
   explicit Barrier(unsigned parties);
   unsigned wait() { return wait_ns({}); }
   template <class Rep, class Period>
-  unsigned wait(std::chrono::duration<Rep, Period> timeout) { return wait_ns(detail::to_nanos(timeout)); }
+  unsigned wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_ns(detail::to_nanos(timeout));
+  }
   void abort();
   void reset();
   [[nodiscard]] bool broken() const;

@@ -13,14 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <mutex>
 #include <pthread.h>
+#include <atomic>
 #include <cerrno>
-#include <cstdio>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -40,8 +40,7 @@ auto retry(std::string_view call, std::string_view arg, F&& f) {
 
 timespec to_timespec(Nanos d) {
   if (d.count() < 0) d = Nanos(0);
-  return timespec{static_cast<time_t>(d.count() / 1'000'000'000),
-                  static_cast<long>(d.count() % 1'000'000'000)};
+  return timespec{static_cast<time_t>(d.count() / 1'000'000'000), static_cast<long>(d.count() % 1'000'000'000)};
 }
 
 }  // namespace
@@ -67,14 +66,16 @@ void Fd::reset() noexcept {
   if (fd_ >= 0) ::close(std::exchange(fd_, -1));
 }
 
-pid_t fork() { return retry("fork", {}, [] { return ::fork(); }); }
+pid_t fork() {
+  return retry("fork", {}, [] { return ::fork(); });
+}
 
 void exit_now(int code) noexcept { ::_exit(code); }
 
 Fd pidfd_open(pid_t pid) {
   // pidfds are close-on-exec by construction.
-  auto fd = retry("pidfd_open", std::to_string(pid),
-                  [&] { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); });
+  auto fd =
+      retry("pidfd_open", std::to_string(pid), [&] { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); });
   return Fd(fd);
 }
 
@@ -118,14 +119,14 @@ void reap(pid_t pid) noexcept {
   }
 }
 
-bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                std::optional<Nanos> timeout, bool shared) {
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::optional<Nanos> timeout,
+                bool shared) {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
   timespec ts{};
   if (timeout) ts = to_timespec(*timeout);
   int op = FUTEX_WAIT | (shared ? 0 : FUTEX_PRIVATE_FLAG);
-  long r = ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), op, expected,
-                     timeout ? &ts : nullptr, nullptr, 0);
+  long r = ::syscall(SYS_futex, reinterpret_cast<const std::uint32_t*>(&word), op, expected, timeout ? &ts : nullptr,
+                     nullptr, 0);
   if (r == 0) return true;
   switch (errno) {
     case EAGAIN:  // the word had already changed
@@ -197,13 +198,11 @@ std::pair<Fd, Fd> pipe() {
 }
 
 std::size_t write_some(int fd, const void* data, std::size_t size) {
-  return static_cast<std::size_t>(
-      retry("write", std::to_string(fd), [&] { return ::write(fd, data, size); }));
+  return static_cast<std::size_t>(retry("write", std::to_string(fd), [&] { return ::write(fd, data, size); }));
 }
 
 std::size_t read_some(int fd, void* data, std::size_t size) {
-  return static_cast<std::size_t>(
-      retry("read", std::to_string(fd), [&] { return ::read(fd, data, size); }));
+  return static_cast<std::size_t>(retry("read", std::to_string(fd), [&] { return ::read(fd, data, size); }));
 }
 
 void write_all(int fd, const void* data, std::size_t size) {
@@ -237,8 +236,10 @@ std::mutex g_chain_mu;  // serializes installing; never taken in a handler
 void chained_handler(int sig, siginfo_t* info, void* context) {
   if (g_notes[sig]) g_notes[sig](sig);
   const struct sigaction& program = g_chained[sig];
-  if (program.sa_flags & SA_SIGINFO) program.sa_sigaction(sig, info, context);
-  else if (program.sa_handler != SIG_DFL && program.sa_handler != SIG_IGN) program.sa_handler(sig);
+  if (program.sa_flags & SA_SIGINFO)
+    program.sa_sigaction(sig, info, context);
+  else if (program.sa_handler != SIG_DFL && program.sa_handler != SIG_IGN)
+    program.sa_handler(sig);
 }
 }  // namespace
 

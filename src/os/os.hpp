@@ -45,7 +45,7 @@ class Fd {
 pid_t fork();
 [[noreturn]] void exit_now(int code) noexcept;  // _exit: no atexit handlers, no stdio flush
 Fd pidfd_open(pid_t pid);
-void kill(pid_t pid, int sig);  // ESRCH (already gone) is not an error
+void kill(pid_t pid, int sig);               // ESRCH (already gone) is not an error
 void pidfd_send_signal(int pidfd, int sig);  // ESRCH is not an error
 
 // How a child ended: exactly one of code and signal is meaningful.
@@ -72,8 +72,8 @@ using Nanos = std::chrono::nanoseconds;
 
 // Sleeps while *word == expected, up to timeout (none: forever). Returns false on timeout.
 // shared: the word lives in memory shared between processes.
-bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected,
-                std::optional<Nanos> timeout, bool shared);
+bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::optional<Nanos> timeout,
+                bool shared);
 void futex_wake(const std::atomic<std::uint32_t>& word, int count, bool shared) noexcept;
 
 // poll(2) on fds for POLLIN; returns how many are ready (0 on timeout). timeout none: forever.
@@ -96,9 +96,9 @@ void ftruncate(int fd, std::size_t size);
 std::size_t file_size(int fd);
 
 // --- pipes and descriptors -----------------------------------------------------------------
-std::pair<Fd, Fd> pipe();  // (read end, write end), both close-on-exec
+std::pair<Fd, Fd> pipe();                                            // (read end, write end), both close-on-exec
 std::size_t write_some(int fd, const void* data, std::size_t size);  // returns bytes written
-std::size_t read_some(int fd, void* data, std::size_t size);          // 0 at end of file
+std::size_t read_some(int fd, void* data, std::size_t size);         // 0 at end of file
 void write_all(int fd, const void* data, std::size_t size);
 void set_nonblocking(int fd, bool on);
 // Reads and discards whatever a non-blocking fd holds.

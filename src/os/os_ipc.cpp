@@ -4,8 +4,8 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,9 +84,12 @@ std::pair<Fd, Fd> stream_socketpair() {
 }
 
 void shutdown(int fd, bool read, bool write) noexcept {
-  if (read && write) ::shutdown(fd, SHUT_RDWR);
-  else if (read) ::shutdown(fd, SHUT_RD);
-  else if (write) ::shutdown(fd, SHUT_WR);
+  if (read && write)
+    ::shutdown(fd, SHUT_RDWR);
+  else if (read)
+    ::shutdown(fd, SHUT_RD);
+  else if (write)
+    ::shutdown(fd, SHUT_WR);
 }
 
 void send_all(int fd, const void* data, std::size_t size) {
@@ -164,8 +167,10 @@ int poll_readable_once(std::span<PollFd> fds, std::optional<Nanos> timeout) {
   }
   int n = ::ppoll(p, static_cast<nfds_t>(fds.size()), timeout ? &ts : nullptr, nullptr);
   if (n == -1) {
-    if (errno == EINTR) n = 0;
-    else throw_error(errno, "ppoll", std::to_string(fds.size()) + " fds");
+    if (errno == EINTR)
+      n = 0;
+    else
+      throw_error(errno, "ppoll", std::to_string(fds.size()) + " fds");
   }
   for (std::size_t i = 0; i < fds.size(); ++i) fds[i].ready = n > 0 && p[i].revents != 0;
   return n;

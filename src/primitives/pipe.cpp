@@ -51,11 +51,13 @@ void ConnectionCore::recv(Writer& out) {
   try {
     got = os::read_exact(fd_, &length, sizeof length);
   } catch (const std::system_error& e) {
-    if (e.code() == std::errc::connection_reset) throw EOFError("mproc::Connection::recv: the other end closed mid-message");
+    if (e.code() == std::errc::connection_reset)
+      throw EOFError("mproc::Connection::recv: the other end closed mid-message");
     throw;
   }
   if (!got) throw EOFError("mproc::Connection::recv: the other end is closed");
-  if (length > kMaxFrame) throw SerializationError("mproc::Connection::recv: a frame of " + std::to_string(length) + " bytes");
+  if (length > kMaxFrame)
+    throw SerializationError("mproc::Connection::recv: a frame of " + std::to_string(length) + " bytes");
   out.clear();
   std::byte* p = out.grow(static_cast<std::size_t>(length));
   if (length && !os::read_exact(fd_, p, static_cast<std::size_t>(length)))

@@ -49,8 +49,10 @@ void registry_replace(Process* from, Process* to) {
     if (to && !from) r.push_back(to);
     return;
   }
-  if (to) *it = to;
-  else r.erase(it);
+  if (to)
+    *it = to;
+  else
+    r.erase(it);
 }
 
 std::string name_of(const std::vector<int>& identity) {

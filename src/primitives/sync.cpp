@@ -19,7 +19,7 @@ namespace detail {
 struct MutexState {
   pthread_mutex_t m;
   bool recursive = false;
-  bool owner_died = false;             // written by the holder: this hold began with a takeover
+  bool owner_died = false;                     // written by the holder: this hold began with a takeover
   std::atomic<std::uint32_t> died_pending{0};  // a takeover seen by locked(), for the next holder
 };
 
@@ -38,12 +38,12 @@ struct EventState {
 struct BarrierState {
   pthread_mutex_t m;
   std::uint32_t parties = 0;
-  std::uint32_t count = 0;                    // guarded by m
-  std::atomic<std::uint32_t> generation{0};   // advanced (under m) when a round ends; the futex
+  std::uint32_t count = 0;                   // guarded by m
+  std::atomic<std::uint32_t> generation{0};  // advanced (under m) when a round ends; the futex
   std::atomic<std::uint32_t> waiters{0};
-  bool broken = false;                        // guarded by m
-  bool has_broken_gen = false;                // guarded by m
-  std::uint32_t broken_gen = 0;               // guarded by m: the round that ended broken
+  bool broken = false;           // guarded by m
+  bool has_broken_gen = false;   // guarded by m
+  std::uint32_t broken_gen = 0;  // guarded by m: the round that ended broken
 };
 
 constexpr std::size_t kConditionSlots = 128;
@@ -52,16 +52,16 @@ constexpr std::size_t kConditionSlots = 128;
 // dies, the kernel marks that robust mutex, so notify() can tell a dead waiter from a slow one.
 struct ConditionSlot {
   pthread_mutex_t alive;
-  bool used = false;                         // guarded by ConditionState::m
-  std::uint64_t ticket = 0;                  // guarded by m: order of arrival
-  std::atomic<std::uint32_t> notified{0};    // set under m by notify(); the waiter's futex
+  bool used = false;                       // guarded by ConditionState::m
+  std::uint64_t ticket = 0;                // guarded by m: order of arrival
+  std::atomic<std::uint32_t> notified{0};  // set under m by notify(); the waiter's futex
 };
 
 struct ConditionState {
   pthread_mutex_t m;
-  std::uint64_t next_ticket = 0;                // guarded by m
-  std::uint32_t overflow_waiters = 0;           // guarded by m: waiters that found no free slot
-  std::atomic<std::uint32_t> overflow_gen{0};   // advanced under m by a notify they must see
+  std::uint64_t next_ticket = 0;               // guarded by m
+  std::uint32_t overflow_waiters = 0;          // guarded by m: waiters that found no free slot
+  std::atomic<std::uint32_t> overflow_gen{0};  // advanced under m by a notify they must see
   ConditionSlot slots[kConditionSlots];
 };
 
@@ -152,8 +152,7 @@ bool BasicLock::previous_owner_died() const noexcept { return s_->owner_died; }
 bool BasicLock::is_mine() const noexcept { return os::robust_mutex_owner(&s_->m) == os::gettid(); }
 
 unsigned BasicLock::release_all() {
-  if (!is_mine())
-    throw std::logic_error("mproc::Condition: the lock is not held by this thread");
+  if (!is_mine()) throw std::logic_error("mproc::Condition: the lock is not held by this thread");
   unsigned depth = s_->recursive ? os::robust_mutex_depth(&s_->m) : 1;
   for (unsigned i = 0; i < depth; ++i) release();
   return depth;
@@ -280,7 +279,8 @@ bool sleep_while(const std::atomic<std::uint32_t>& word, std::uint32_t seen, con
 
 }  // namespace
 
-Condition::Condition(const detail::BasicLock& lock) : lock_(lock), s_(detail::make_shared_state<detail::ConditionState>()) {
+Condition::Condition(const detail::BasicLock& lock)
+    : lock_(lock), s_(detail::make_shared_state<detail::ConditionState>()) {
   detail::os::robust_mutex_init(&s_->m, false);
   for (auto& slot : s_->slots) detail::os::robust_mutex_init(&slot.alive, false);
 }

@@ -36,12 +36,14 @@ class LegacyBoundedDraw {
     if (rng_ <= 0xFFFFFFFFu) {
       const auto mask = static_cast<std::uint32_t>(mask_);
       std::uint32_t value;
-      do value = next32() & mask; while (value > rng_);
+      do value = next32() & mask;
+      while (value > rng_);
       return value;
     }
     if (rng_ == UINT64_MAX) return next64();
     std::uint64_t value;
-    do value = next64() & mask_; while (value > rng_);
+    do value = next64() & mask_;
+    while (value > rng_);
     return value;
   }
 
@@ -122,8 +124,7 @@ std::string read_file(const std::string& path) {
   char buffer[1 << 16];
   while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
     bytes.append(buffer, static_cast<std::size_t>(in.gcount()));
-    if (bytes.size() > kMaxMatrixBytes)
-      fail(path, "is too large (over " + std::to_string(kMaxMatrixBytes) + " bytes)");
+    if (bytes.size() > kMaxMatrixBytes) fail(path, "is too large (over " + std::to_string(kMaxMatrixBytes) + " bytes)");
   }
   if (in.bad()) fail(path, "read error");
   return bytes;
@@ -139,8 +140,7 @@ std::string_view trim(std::string_view s) {
 
 // --- CSV ----------------------------------------------------------------------------------------
 
-int parse_csv_value(const std::string& path, std::string_view field, std::size_t line,
-                    std::size_t column) {
+int parse_csv_value(const std::string& path, std::string_view field, std::size_t line, std::size_t column) {
   const std::string where = "line " + std::to_string(line) + ", column " + std::to_string(column);
   const std::string_view token = trim(field);
   if (token.empty()) fail(path, where + ": empty value");
@@ -154,8 +154,7 @@ int parse_csv_value(const std::string& path, std::string_view field, std::size_t
   const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
   if (ec == std::errc::invalid_argument || end != digits.data() + digits.size())
     fail(path, where + ": " + shown(token) + " is not an integer");
-  if (ec == std::errc::result_out_of_range)
-    fail(path, where + ": " + shown(token) + " does not fit in int");
+  if (ec == std::errc::result_out_of_range) fail(path, where + ": " + shown(token) + " does not fit in int");
   return value;
 }
 
@@ -179,16 +178,15 @@ Matrix load_csv(const std::string& path, std::string_view text) {
     row.reserve(matrix.cols);
     for (std::size_t start = 0;;) {
       const std::size_t comma = line.find(',', start);
-      row.push_back(parse_csv_value(path, line.substr(start, comma - start), line_number,
-                                    row.size() + 1));
+      row.push_back(parse_csv_value(path, line.substr(start, comma - start), line_number, row.size() + 1));
       if (comma == std::string_view::npos) break;
       start = comma + 1;
     }
     if (matrix.rows == 0) {
       matrix.cols = row.size();
     } else if (row.size() != matrix.cols) {
-      fail(path, "line " + std::to_string(line_number) + " has " + std::to_string(row.size()) +
-                     " values, expected " + std::to_string(matrix.cols));
+      fail(path, "line " + std::to_string(line_number) + " has " + std::to_string(row.size()) + " values, expected " +
+                     std::to_string(matrix.cols));
     }
     if (!shape_fits(matrix.rows + 1, matrix.cols))
       fail(path, "matrix is too large (over " + std::to_string(kMaxMatrixBytes) + " bytes)");
@@ -257,9 +255,7 @@ class NpyHeaderParser {
   }
 
  private:
-  [[noreturn]] void bad(const std::string& problem) const {
-    fail(path_, "bad .npy header: " + problem);
-  }
+  [[noreturn]] void bad(const std::string& problem) const { fail(path_, "bad .npy header: " + problem); }
   void once(bool& seen, const std::string& key) const {
     if (seen) bad("key " + shown(key) + " appears twice");
     seen = true;
@@ -293,8 +289,8 @@ class NpyHeaderParser {
   }
   bool boolean() {
     skip_space();
-    for (const auto& [word, value] : {std::pair{std::string_view("True"), true},
-                                      std::pair{std::string_view("False"), false}}) {
+    for (const auto& [word, value] :
+         {std::pair{std::string_view("True"), true}, std::pair{std::string_view("False"), false}}) {
       if (text_.substr(pos_, word.size()) == word) {
         pos_ += word.size();
         return value;
@@ -343,8 +339,7 @@ IntType parse_dtype(const std::string& path, std::string_view descr) {
   IntType type;
   type.big_endian = std::endian::native == std::endian::big;
   std::string_view rest = descr;
-  if (!rest.empty() && (rest.front() == '<' || rest.front() == '>' || rest.front() == '|' ||
-                        rest.front() == '=')) {
+  if (!rest.empty() && (rest.front() == '<' || rest.front() == '>' || rest.front() == '|' || rest.front() == '=')) {
     if (rest.front() == '<') type.big_endian = false;
     if (rest.front() == '>') type.big_endian = true;
     rest.remove_prefix(1);
@@ -377,22 +372,20 @@ std::int64_t read_value(const unsigned char* p, const IntType& type, bool& fits)
 
 std::string raw_value_string(const unsigned char* p, const IntType& type) {
   std::uint64_t raw = 0;
-  for (std::size_t i = 0; i < type.size; ++i)
-    raw = raw << 8 | p[type.big_endian ? i : type.size - 1 - i];
+  for (std::size_t i = 0; i < type.size; ++i) raw = raw << 8 | p[type.big_endian ? i : type.size - 1 - i];
   if (!type.is_signed) return std::to_string(raw);
   bool unused = false;
   return std::to_string(read_value(p, type, unused));
 }
 
 Matrix load_npy(const std::string& path, std::string_view bytes) {
-  if (bytes.substr(0, kNpyMagic.size()) != kNpyMagic)
-    fail(path, "not a .npy file (bad magic; expected \\x93NUMPY)");
+  if (bytes.substr(0, kNpyMagic.size()) != kNpyMagic) fail(path, "not a .npy file (bad magic; expected \\x93NUMPY)");
   if (bytes.size() < 8) fail(path, ".npy file is truncated inside its version");
   const auto major = static_cast<unsigned char>(bytes[6]);
   const auto minor = static_cast<unsigned char>(bytes[7]);
   if (major < 1 || major > 3 || minor != 0)
-    fail(path, "unsupported .npy format version " + std::to_string(major) + "." +
-                   std::to_string(minor) + " (1.0, 2.0 and 3.0 are)");
+    fail(path, "unsupported .npy format version " + std::to_string(major) + "." + std::to_string(minor) +
+                   " (1.0, 2.0 and 3.0 are)");
   const std::size_t length_size = major == 1 ? 2 : 4;
   if (bytes.size() < 8 + length_size) fail(path, ".npy file is truncated inside its header length");
   std::size_t header_length = 0;
@@ -400,31 +393,29 @@ Matrix load_npy(const std::string& path, std::string_view bytes) {
     header_length |= std::size_t{static_cast<unsigned char>(bytes[8 + i])} << (8 * i);
   const std::size_t header_start = 8 + length_size;
   if (header_length > bytes.size() - header_start)
-    fail(path, ".npy header is truncated: it says " + std::to_string(header_length) +
-                   " bytes, the file has " + std::to_string(bytes.size() - header_start));
+    fail(path, ".npy header is truncated: it says " + std::to_string(header_length) + " bytes, the file has " +
+                   std::to_string(bytes.size() - header_start));
 
-  const NpyHeader header =
-      NpyHeaderParser(path, bytes.substr(header_start, header_length)).parse();
+  const NpyHeader header = NpyHeaderParser(path, bytes.substr(header_start, header_length)).parse();
   const IntType type = parse_dtype(path, header.descr);
   if (header.shape.size() != 2) {
     std::string shape = "(";
-    for (std::size_t i = 0; i < header.shape.size(); ++i)
-      shape += (i ? ", " : "") + std::to_string(header.shape[i]);
+    for (std::size_t i = 0; i < header.shape.size(); ++i) shape += (i ? ", " : "") + std::to_string(header.shape[i]);
     fail(path, "array is " + std::to_string(header.shape.size()) + "-D with shape " + shape +
                    (header.shape.size() == 1 ? ",)" : ")") + ", expected a 2-D matrix");
   }
   const std::size_t rows = header.shape[0], cols = header.shape[1];
   if (rows == 0 || cols == 0) fail(path, "array is empty (shape " + shape_string(rows, cols) + ")");
   if (!shape_fits(rows, cols))
-    fail(path, "shape " + shape_string(rows, cols) + " is too large (over " +
-                   std::to_string(kMaxMatrixBytes) + " bytes in memory)");
+    fail(path, "shape " + shape_string(rows, cols) + " is too large (over " + std::to_string(kMaxMatrixBytes) +
+                   " bytes in memory)");
 
   const std::string_view data = bytes.substr(header_start + header_length);
   const std::size_t needed = rows * cols * type.size;  // no overflow: shape_fits bounds it
   if (data.size() != needed)
-    fail(path, std::string(data.size() < needed ? "data is truncated" : "data is too long") +
-                   ": shape " + shape_string(rows, cols) + " of " + header.descr + " needs " +
-                   std::to_string(needed) + " bytes, the file has " + std::to_string(data.size()));
+    fail(path, std::string(data.size() < needed ? "data is truncated" : "data is too long") + ": shape " +
+                   shape_string(rows, cols) + " of " + header.descr + " needs " + std::to_string(needed) +
+                   " bytes, the file has " + std::to_string(data.size()));
 
   Matrix matrix{rows, cols, std::vector<std::vector<int>>(rows, std::vector<int>(cols))};
   const auto* p = reinterpret_cast<const unsigned char*>(data.data());
@@ -434,8 +425,8 @@ Matrix load_npy(const std::string& path, std::string_view bytes) {
     bool fits = false;
     const std::int64_t value = read_value(p, type, fits);
     if (!fits)
-      fail(path, "value " + raw_value_string(p, type) + " at row " + std::to_string(r) +
-                     ", column " + std::to_string(c) + " does not fit in int");
+      fail(path, "value " + raw_value_string(p, type) + " at row " + std::to_string(r) + ", column " +
+                     std::to_string(c) + " does not fit in int");
     matrix.data[r][c] = static_cast<int>(value);
   }
   return matrix;
@@ -447,8 +438,7 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 
 }  // namespace
 
-std::vector<std::int64_t> randint(std::int64_t low, std::int64_t high, std::size_t count,
-                                  std::int64_t seed) {
+std::vector<std::int64_t> randint(std::int64_t low, std::int64_t high, std::size_t count, std::int64_t seed) {
   const std::uint64_t range = inclusive_range(low, high, "randint");
   if (count > kMaxMatrixBytes / sizeof(std::int64_t))
     throw std::invalid_argument("randint: count " + std::to_string(count) + " is too large");
@@ -459,43 +449,35 @@ std::vector<std::int64_t> randint(std::int64_t low, std::int64_t high, std::size
   return values;
 }
 
-Matrix random_matrix(std::size_t rows, std::size_t cols, std::int64_t low, std::int64_t high,
-                     std::int64_t seed) {
+Matrix random_matrix(std::size_t rows, std::size_t cols, std::int64_t low, std::int64_t high, std::int64_t seed) {
   if (rows == 0 || cols == 0)
     throw std::invalid_argument("random_matrix: shape " + shape_string(rows, cols) +
                                 " is empty; rows and cols must be at least 1");
   if (!shape_fits(rows, cols))
-    throw std::invalid_argument("random_matrix: shape " + shape_string(rows, cols) +
-                                " is too large (over " + std::to_string(kMaxMatrixBytes) +
-                                " bytes in memory)");
+    throw std::invalid_argument("random_matrix: shape " + shape_string(rows, cols) + " is too large (over " +
+                                std::to_string(kMaxMatrixBytes) + " bytes in memory)");
   const std::uint64_t range = inclusive_range(low, high, "random_matrix");
   if (low < INT_MIN || high - 1 > INT_MAX)
-    throw std::invalid_argument("random_matrix: values in [" + std::to_string(low) + ", " +
-                                std::to_string(high) + ") do not all fit in int");
+    throw std::invalid_argument("random_matrix: values in [" + std::to_string(low) + ", " + std::to_string(high) +
+                                ") do not all fit in int");
   LegacyBoundedDraw draw(checked_seed(seed, "random_matrix"), range);
   Matrix matrix{rows, cols, std::vector<std::vector<int>>(rows, std::vector<int>(cols))};
   for (auto& row : matrix.data)
-    for (int& value : row)
-      value = static_cast<int>(low + static_cast<std::int64_t>(draw()));  // draw() <= 2^32 - 1
+    for (int& value : row) value = static_cast<int>(low + static_cast<std::int64_t>(draw()));  // draw() <= 2^32 - 1
   return matrix;
 }
 
 Matrix load_matrix(const std::string& path) {
   const std::string bytes = read_file(path);
-  const bool npy =
-      (!bytes.empty() && bytes.front() == kNpyMagic.front()) || ends_with(path, ".npy");
+  const bool npy = (!bytes.empty() && bytes.front() == kNpyMagic.front()) || ends_with(path, ".npy");
   return npy ? load_npy(path, bytes) : load_csv(path, bytes);
 }
 
 int howmany_within_range(const std::vector<int>& row, int minimum, int maximum) {
-  return static_cast<int>(std::count_if(row.begin(), row.end(), [=](int n) {
-    return minimum <= n && n <= maximum;
-  }));
+  return static_cast<int>(std::count_if(row.begin(), row.end(), [=](int n) { return minimum <= n && n <= maximum; }));
 }
 
-int howmany_within_range_rowonly(const std::vector<int>& row) {
-  return howmany_within_range(row, 4, 8);
-}
+int howmany_within_range_rowonly(const std::vector<int>& row) { return howmany_within_range(row, 4, 8); }
 
 std::vector<int> count_serial(const Matrix& matrix, int minimum, int maximum) {
   std::vector<int> counts;

@@ -28,14 +28,14 @@ inline constexpr std::size_t kMaxMatrixBytes = std::size_t{4} << 30;
 // (default dtype int64), bit for bit: MT19937 seeded as std::mt19937(seed), bounded by masked
 // rejection, ranges wider than 32 bits drawn from two 32-bit outputs (high word first).
 // Throws std::invalid_argument when high <= low or seed is outside [0, 2^32 - 1] (as numpy).
-[[nodiscard]] std::vector<std::int64_t> randint(std::int64_t low, std::int64_t high,
-                                                std::size_t count, std::int64_t seed);
+[[nodiscard]] std::vector<std::int64_t> randint(std::int64_t low, std::int64_t high, std::size_t count,
+                                                std::int64_t seed);
 
 // numpy's `RandomState(seed).randint(low, high, size=[rows, cols])`, row by row, as ints.
 // Throws std::invalid_argument naming the problem when rows or cols is 0 or the shape exceeds
 // kMaxMatrixBytes, when high <= low, when [low, high) does not fit in int, or for a bad seed.
-[[nodiscard]] Matrix random_matrix(std::size_t rows, std::size_t cols, std::int64_t low,
-                                   std::int64_t high, std::int64_t seed);
+[[nodiscard]] Matrix random_matrix(std::size_t rows, std::size_t cols, std::int64_t low, std::int64_t high,
+                                   std::int64_t seed);
 
 // Reads a matrix from a .npy file (detected by its magic `\x93NUMPY`, or by a .npy name) or else
 // from CSV: comma-separated integers, one row per line, every row the same length.
@@ -46,15 +46,13 @@ inline constexpr std::size_t kMaxMatrixBytes = std::size_t{4} << 30;
 [[nodiscard]] Matrix load_matrix(const std::string& path);
 
 // The article's task: how many values of `row` lie within [minimum, maximum].
-[[nodiscard]] int howmany_within_range(const std::vector<int>& row, int minimum = 4,
-                                       int maximum = 8);
+[[nodiscard]] int howmany_within_range(const std::vector<int>& row, int minimum = 4, int maximum = 8);
 
 // The article's one-argument variant for Pool.map: bounds fixed at 4 and 8. A plain function
 // (no defaults needed at the call) so that its address can be sent to a forked worker.
 [[nodiscard]] int howmany_within_range_rowonly(const std::vector<int>& row);
 
 // howmany_within_range() of every row, in order, in this thread: the reference result.
-[[nodiscard]] std::vector<int> count_serial(const Matrix& matrix, int minimum = 4,
-                                            int maximum = 8);
+[[nodiscard]] std::vector<int> count_serial(const Matrix& matrix, int minimum = 4, int maximum = 8);
 
 }  // namespace mproc::tool

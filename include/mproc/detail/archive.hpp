@@ -26,8 +26,7 @@ class OutputArchive : public cereal::OutputArchive<OutputArchive, cereal::AllowE
 
 class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision> {
  public:
-  explicit InputArchive(Reader& r)
-      : cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision>(this), r_(r) {}
+  explicit InputArchive(Reader& r) : cereal::InputArchive<InputArchive, cereal::AllowEmptyClassElision>(this), r_(r) {}
   void load_binary(void* data, std::size_t size) { r_.read(data, size); }
   [[nodiscard]] std::size_t remaining() const noexcept { return r_.remaining(); }
 

@@ -39,8 +39,10 @@ using result_t = std::conditional_t<std::is_void_v<typename raw_result<S, F, Ite
 template <Style S, class F, class Item>
 result_t<S, F, Item> call(const F& f, const Item& item) {
   auto run = [&]() -> decltype(auto) {
-    if constexpr (S == Style::single) return std::invoke(f, item);
-    else return std::apply(f, item);
+    if constexpr (S == Style::single)
+      return std::invoke(f, item);
+    else
+      return std::apply(f, item);
   };
   if constexpr (std::is_void_v<typename raw_result<S, F, Item>::type>) {
     run();
@@ -66,13 +68,13 @@ void run_local(const F& f, std::span<const Item> items, std::size_t first, Typed
 // --- functions that cross into a worker process ------------------------------------------------
 
 template <class F>
-inline constexpr bool is_function_pointer_v = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+inline constexpr bool is_function_pointer_v = std::is_pointer_v<F>&& std::is_function_v<std::remove_pointer_t<F>>;
 
 // A worker forked from this program can rebuild F from nothing (an empty, default-constructible
 // type: a captureless lambda, std::plus<>) or from its address (a function pointer).
 template <class F>
-concept SendableFunction = is_function_pointer_v<F> || (std::is_empty_v<F> && std::is_default_constructible_v<F> &&
-                                                       std::is_trivially_copyable_v<F>);
+concept SendableFunction = is_function_pointer_v<F> ||
+    (std::is_empty_v<F>&& std::is_default_constructible_v<F>&& std::is_trivially_copyable_v<F>);
 
 // A worker's entry point for one chunk: reads the function and the items from in, calls the
 // function on each, and writes to out a status byte (0 value, 1 exception) and the payload

@@ -126,7 +126,8 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
 // Storage for one result per item. R that is not default-constructible, and bool (whose
 // vector packs bits, so neighbours cannot be written from two threads), are kept in optionals.
 template <class R>
-using ResultSlot = std::conditional_t<std::is_default_constructible_v<R> && !std::is_same_v<R, bool>, R, std::optional<R>>;
+using ResultSlot =
+    std::conditional_t<std::is_default_constructible_v<R> && !std::is_same_v<R, bool>, R, std::optional<R>>;
 
 // A job whose items' results a thread backend sets directly.
 template <class R>
@@ -192,8 +193,10 @@ class ListJob final : public TypedJob<R> {
 
   [[nodiscard]] std::vector<R> value() const { return gather(slots_); }
   [[nodiscard]] std::vector<R> take() {
-    if constexpr (std::is_same_v<ResultSlot<R>, R>) return std::move(slots_);
-    else return gather(std::move(slots_));
+    if constexpr (std::is_same_v<ResultSlot<R>, R>)
+      return std::move(slots_);
+    else
+      return gather(std::move(slots_));
   }
   [[nodiscard]] bool has_callbacks() const noexcept override { return callback_ || error_callback_; }
 
@@ -206,8 +209,10 @@ class ListJob final : public TypedJob<R> {
       std::vector<R> out;
       out.reserve(slots.size());
       for (auto& s : slots) {
-        if constexpr (std::is_rvalue_reference_v<Slots&&>) out.push_back(std::move(*s));
-        else out.push_back(*s);
+        if constexpr (std::is_rvalue_reference_v<Slots&&>)
+          out.push_back(std::move(*s));
+        else
+          out.push_back(*s);
       }
       return out;
     }
@@ -247,7 +252,9 @@ class StreamJob final : public TypedJob<R> {
     std::lock_guard lock(mu_);
     return expected_ - taken_;
   }
-  void set_value(std::size_t index, R&& value) override { put(index, Outcome(std::in_place_index<0>, std::move(value))); }
+  void set_value(std::size_t index, R&& value) override {
+    put(index, Outcome(std::in_place_index<0>, std::move(value)));
+  }
   void set_error(std::size_t index, const std::exception_ptr& e) override {
     put(index, Outcome(std::in_place_index<1>, e));
   }
@@ -268,8 +275,10 @@ class StreamJob final : public TypedJob<R> {
 
   void put(std::size_t index, Outcome&& outcome) {
     std::lock_guard lock(mu_);
-    if (ordered_) results_[index - taken_] = std::move(outcome);
-    else ready_.push_back(std::move(outcome));
+    if (ordered_)
+      results_[index - taken_] = std::move(outcome);
+    else
+      ready_.push_back(std::move(outcome));
     cv_.notify_all();
   }
   bool has_next() const {  // under mu_
@@ -299,9 +308,12 @@ void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
       for (; i < count; ++i) {
         std::uint8_t status = 0;
         r.read(&status, 1);
-        if (status == 0) set_value(first + i, decode<R>(r));
-        else if (status == 1) set_error(first + i, decode_exception(r));
-        else throw SerializationError("mproc: corrupt result: bad status byte");
+        if (status == 0)
+          set_value(first + i, decode<R>(r));
+        else if (status == 1)
+          set_error(first + i, decode_exception(r));
+        else
+          throw SerializationError("mproc: corrupt result: bad status byte");
       }
     } catch (...) {
       // A result that cannot be decoded fails its item and those after it in the chunk.
@@ -318,8 +330,10 @@ std::optional<R> StreamJob<R>::next(const Deadline& deadline) {
     std::unique_lock lock(mu_);
     if (has_next()) {
       Outcome outcome = ordered_ ? std::move(*results_.front()) : std::move(ready_.front());
-      if (ordered_) results_.pop_front();
-      else ready_.pop_front();
+      if (ordered_)
+        results_.pop_front();
+      else
+        ready_.pop_front();
       ++taken_;
       lock.unlock();
       if (outcome.index() == 1) std::rethrow_exception(std::get<1>(outcome));

@@ -21,8 +21,8 @@ class MpiPoolCore;
 
 // A task message: this header, then encode_chunk's bytes with their addresses made offsets.
 struct MpiTaskHeader {
-  std::uint64_t seq = 0;            // set by the communication thread
-  std::uint32_t invoker_module = 0; // module of the Invoker (see mpi_module_offset)
+  std::uint64_t seq = 0;              // set by the communication thread
+  std::uint32_t invoker_module = 0;   // module of the Invoker (see mpi_module_offset)
   std::uint32_t function_module = 0;  // module of the function pointer, kMpiNoFunction if none
 };
 inline constexpr std::uint32_t kMpiNoFunction = 0xffffffffu;
@@ -47,8 +47,8 @@ class MpiBackend {
   void check_running() const;  // throws PoolNotRunning
 
   template <Style S, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
-              std::size_t first, const std::shared_ptr<const void>& keep_alive);
+  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+              const std::shared_ptr<const void>& keep_alive);
 
   void close();
   void join();

@@ -32,8 +32,8 @@ class ProcessBackend {
   void check_running() const;  // throws PoolNotRunning
 
   template <Style S, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
-              std::size_t first, const std::shared_ptr<const void>& keep_alive);
+  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+              const std::shared_ptr<const void>& keep_alive);
 
   void close();
   void join();

@@ -31,8 +31,8 @@ std::uintptr_t program_base() {
 
 struct Registry {
   std::mutex mu;
-  std::vector<std::string> names{""};                       // guarded by mu
-  std::unordered_map<std::uintptr_t, Located> cache;         // guarded by mu
+  std::vector<std::string> names{""};                 // guarded by mu
+  std::unordered_map<std::uintptr_t, Located> cache;  // guarded by mu
 };
 Registry& registry() {
   static Registry r;
@@ -123,7 +123,8 @@ Located locate(const void* addr) {
   if (auto it = r.cache.find(key); it != r.cache.end()) return it->second;
   Dl_info info{};
   if (!dladdr(addr, &info) || !info.dli_fbase)
-    throw SerializationError("mproc: MpiPool: a function to send lies in no loaded module, so no other rank can find it");
+    throw SerializationError(
+        "mproc: MpiPool: a function to send lies in no loaded module, so no other rank can find it");
   const auto base = reinterpret_cast<std::uintptr_t>(info.dli_fbase);
   std::string name = base == program_base() ? std::string() : std::string(info.dli_fname ? info.dli_fname : "");
   if (!name.empty() && name.find('/') == std::string::npos)
@@ -154,12 +155,13 @@ void ModuleMap::add(std::uint32_t module, const std::string& name) {
   Span s = span_of(name);
   if (module >= modules_.size()) modules_.resize(module + 1);
   modules_[module] = Module{s.base, s.size, {}};
-  if (!s.found) modules_[module].missing = "mproc: MpiPool: rank 0 sends a function from " + name + ", which this rank has not loaded";
+  if (!s.found)
+    modules_[module].missing =
+        "mproc: MpiPool: rank 0 sends a function from " + name + ", which this rank has not loaded";
 }
 
 std::uintptr_t ModuleMap::address(std::uint32_t module, std::uint64_t offset) const {
-  if (module < modules_.size() && !modules_[module].missing.empty())
-    throw std::runtime_error(modules_[module].missing);
+  if (module < modules_.size() && !modules_[module].missing.empty()) throw std::runtime_error(modules_[module].missing);
   if (module >= modules_.size() || !modules_[module].base)
     throw std::runtime_error("mproc: MpiPool: a task names a module rank 0 never announced");
   if (offset >= modules_[module].size)
@@ -190,7 +192,8 @@ std::string compare(const Fingerprint& a, const Fingerprint& b) {
            ", not " + std::to_string(a.exe_size) + " bytes at " + std::to_string(a.exe_mtime);
   }
   if (a.anchor_module != b.anchor_module || a.anchor_offset != b.anchor_offset)
-    return "mproc::mpi::serve at offset " + std::to_string(b.anchor_offset) + ", not " + std::to_string(a.anchor_offset);
+    return "mproc::mpi::serve at offset " + std::to_string(b.anchor_offset) + ", not " +
+           std::to_string(a.anchor_offset);
   return {};
 }
 

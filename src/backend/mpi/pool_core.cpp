@@ -167,9 +167,12 @@ void MpiPoolCore::comm_loop() {
       continue;
     }
     auto idle = now - last_progress;
-    if (idle < kCommSpin) _mm_pause();
-    else if (idle < kCommYield) std::this_thread::yield();
-    else std::this_thread::sleep_for(kCommNap);
+    if (idle < kCommSpin)
+      _mm_pause();
+    else if (idle < kCommYield)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(kCommNap);
   }
   stop_workers(terminating);
 }
@@ -240,7 +243,8 @@ void MpiPoolCore::handle_result(Worker& w) {
   Record rec = std::move(w.inflight.front());
   w.inflight.pop_front();
   mpi::check(MPI_Wait(&rec.request, MPI_STATUS_IGNORE), "MPI_Wait", w.rank);
-  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
+  avg_chunk_ns_ =
+      avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
   rec.job->deliver(rec.first, rec.count, r);
   recycle(std::move(rec.payload));
   finished(1);

@@ -69,11 +69,11 @@ class MpiPoolCore final : public JobHost {
   void stop_threads();
   void recycle(Writer buffer) noexcept;
 
-  std::deque<Worker> workers_;  // ranks 1 .. n; a deque, as a Worker is not nothrow-movable
-  Writer inbox_;                      // communication thread only
-  std::uint64_t next_seq_ = 1;        // communication thread only
-  double avg_chunk_ns_ = 0;           // communication thread only
-  std::vector<Record> abandoned_;     // failed by terminate(), sends maybe incomplete; comm thread only
+  std::deque<Worker> workers_;     // ranks 1 .. n; a deque, as a Worker is not nothrow-movable
+  Writer inbox_;                   // communication thread only
+  std::uint64_t next_seq_ = 1;     // communication thread only
+  double avg_chunk_ns_ = 0;        // communication thread only
+  std::vector<Record> abandoned_;  // failed by terminate(), sends maybe incomplete; comm thread only
 
   mutable std::mutex mu_;
   std::condition_variable wake_comm_;  // work, stop or terminate for a sleeping comm thread; with mu_

@@ -132,8 +132,10 @@ MPI_Status wait_message(int source, int tag) {
     if ((i & 15) != 15) continue;
     auto idle = Clock::now() - start;
     if (idle < kSpin) continue;
-    if (idle < kYield) std::this_thread::yield();
-    else std::this_thread::sleep_for(kNap);
+    if (idle < kYield)
+      std::this_thread::yield();
+    else
+      std::this_thread::sleep_for(kNap);
   }
 }
 

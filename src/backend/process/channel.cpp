@@ -50,8 +50,8 @@ void Ring::copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexc
 }
 
 std::size_t Ring::free_space() const noexcept {
-  return capacity() - static_cast<std::size_t>(h_->head.load(std::memory_order_relaxed) -
-                                               h_->tail.load(std::memory_order_acquire));
+  return capacity() -
+         static_cast<std::size_t>(h_->head.load(std::memory_order_relaxed) - h_->tail.load(std::memory_order_acquire));
 }
 
 bool Ring::try_send(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
@@ -83,7 +83,9 @@ void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, cons
   std::span<const std::byte> parts[3] = {{reinterpret_cast<const std::byte*>(&length), sizeof length}, a, b};
   for (auto& part : parts) {
     while (!part.empty()) {
-      if (put_some(part) == 0) wait(h_->space, 20'000, [this] { return free_space() > 0; }, give_up);
+      if (put_some(part) == 0)
+        wait(
+            h_->space, 20'000, [this] { return free_space() > 0; }, give_up);
     }
   }
 }
@@ -95,13 +97,15 @@ bool Ring::has_message() const noexcept {
 void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std::int64_t sleep_ns) {
   out.clear();
   auto available = [this] {
-    return static_cast<std::size_t>(h_->head.load(std::memory_order_acquire) - h_->tail.load(std::memory_order_relaxed));
+    return static_cast<std::size_t>(h_->head.load(std::memory_order_acquire) -
+                                    h_->tail.load(std::memory_order_relaxed));
   };
   auto take = [&](std::byte* dst, std::size_t n) {
     while (n > 0) {
       std::size_t got = std::min(n, available());
       if (got == 0) {
-        wait(*data_bell_, spin_ns, [&] { return available() > 0; }, give_up, sleep_ns);
+        wait(
+            *data_bell_, spin_ns, [&] { return available() > 0; }, give_up, sleep_ns);
         continue;
       }
       std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
@@ -114,7 +118,8 @@ void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std
   };
   std::uint64_t length = 0;
   take(reinterpret_cast<std::byte*>(&length), sizeof length);
-  if (length > (std::uint64_t{1} << 40)) throw SerializationError("mproc: corrupt channel: a message of " + std::to_string(length) + " bytes");
+  if (length > (std::uint64_t{1} << 40))
+    throw SerializationError("mproc: corrupt channel: a message of " + std::to_string(length) + " bytes");
   out.reserve(static_cast<std::size_t>(length));
   take(out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
 }

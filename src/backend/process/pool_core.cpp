@@ -4,10 +4,10 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <future>
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <future>
 #include <stdexcept>
 #include <string>
 
@@ -19,12 +19,12 @@ namespace mproc::detail {
 namespace {
 
 constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // each direction, each worker
-constexpr std::int64_t kWaitSpinNs = 100'000;     // a waiting caller collects this long, then sleeps
-constexpr std::int64_t kResultSpinNs = 20'000;    // the result thread spins this long when idle
-constexpr std::int64_t kStreamSpinNs = 50'000;    // spin for the rest of a message before sleeping
-constexpr double kQueueAheadNs = 200'000;         // work queued on a worker ahead of what it runs
-constexpr std::size_t kSpareBuffers = 16;         // chunk buffers kept for reuse...
-constexpr std::size_t kSpareBufferMax = 64 << 20; // ...each up to this size
+constexpr std::int64_t kWaitSpinNs = 100'000;             // a waiting caller collects this long, then sleeps
+constexpr std::int64_t kResultSpinNs = 20'000;            // the result thread spins this long when idle
+constexpr std::int64_t kStreamSpinNs = 50'000;            // spin for the rest of a message before sleeping
+constexpr double kQueueAheadNs = 200'000;                 // work queued on a worker ahead of what it runs
+constexpr std::size_t kSpareBuffers = 16;                 // chunk buffers kept for reuse...
+constexpr std::size_t kSpareBufferMax = 64 << 20;         // ...each up to this size
 
 // True on the thread that holds the collecting role, while it holds it.
 thread_local bool t_collecting = false;
@@ -34,7 +34,9 @@ thread_local bool t_result_thread = false;
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
-std::span<const std::byte> bytes_of(const std::uint64_t& v) { return {reinterpret_cast<const std::byte*>(&v), sizeof v}; }
+std::span<const std::byte> bytes_of(const std::uint64_t& v) {
+  return {reinterpret_cast<const std::byte*>(&v), sizeof v};
+}
 
 }  // namespace
 
@@ -97,9 +99,8 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
 void ProcessPoolCore::abandon_start(bool watching) {
   if (watching) {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [this] {
-      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
-    });
+    changed_.wait(
+        lock, [this] { return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; }); });
     lock.unlock();
     stop_threads_.store(true);
     wake_watcher();
@@ -222,7 +223,8 @@ void ProcessPoolCore::dispatch() {
       if (options_.maxtasksperchild && s->chunks_sent >= *options_.maxtasksperchild) continue;
       // Fewest in flight; among equals, one that is awake (spinning) over one asleep.
       if (!best || s->inflight.size() < best->inflight.size() ||
-          (s->inflight.size() == best->inflight.size() && best->shared->task_bell.word.load(std::memory_order_relaxed) &&
+          (s->inflight.size() == best->inflight.size() &&
+           best->shared->task_bell.word.load(std::memory_order_relaxed) &&
            !s->shared->task_bell.word.load(std::memory_order_relaxed)))
         best = s.get();
     }
@@ -298,7 +300,8 @@ void ProcessPoolCore::handle_message(Slot& slot) {
     if (slot.inflight.empty() || slot.inflight.front().seq != seq) return;  // dropped by terminate()
     record = std::move(slot.inflight.front());
     slot.inflight.pop_front();
-    avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
+    avg_chunk_ns_ =
+        avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
     dispatch();
   }
   record.job->deliver(record.first, record.count, r);
@@ -558,8 +561,8 @@ void ProcessPoolCore::on_exit(Slot& slot) {
         timed_out ? std::make_exception_ptr(TimeoutError("mproc: the task ran longer than its time limit of " +
                                                          std::to_string(lost->limit_ns / 1'000'000) +
                                                          " ms; its worker was killed and replaced"))
-                  : std::make_exception_ptr(WorkerLost(slot.pid, status.signaled ? status.signal : 0,
-                                                       status.signaled ? 0 : status.code));
+                  : std::make_exception_ptr(
+                        WorkerLost(slot.pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
     lost->job->fail(lost->first, lost->count, error);
   }
   if (!unrunnable.empty()) {
@@ -590,15 +593,15 @@ void ProcessPoolCore::join() {
     std::unique_lock lock(mu_);
     if (state_ == State::running) throw std::logic_error("mproc: Pool::join: call close() or terminate() first");
     const std::uint64_t interrupts = interrupt_count();
-    while (!changed_.wait_for(lock, kInterruptCheck, [this] { return outstanding_ == 0 || state_ == State::terminated; }))
+    while (
+        !changed_.wait_for(lock, kInterruptCheck, [this] { return outstanding_ == 0 || state_ == State::terminated; }))
       throw_if_interrupted(interrupts);
     stopping_workers_ = true;
     const std::uint64_t stop = kControlSeq;
     for (auto& s : slots_)
       if (s->alive && !s->tasks.try_send(bytes_of(stop), {})) os::kill(s->pid, SIGKILL);
-    changed_.wait(lock, [this] {
-      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
-    });
+    changed_.wait(
+        lock, [this] { return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; }); });
   }
   stop_threads();
 }
@@ -632,9 +635,8 @@ void ProcessPoolCore::terminate() {
   if (std::this_thread::get_id() == result_thread_id_) return;
   {
     std::unique_lock lock(mu_);
-    changed_.wait(lock, [this] {
-      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
-    });
+    changed_.wait(
+        lock, [this] { return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; }); });
   }
   stop_threads();
 }

@@ -31,9 +31,9 @@ struct PoolShared {
 
 // Shared with one worker: its bell, what it runs now, and its two rings' headers.
 struct SlotShared {
-  alignas(64) Bell task_bell;  // the worker sleeps here while it has no task
+  alignas(64) Bell task_bell;                             // the worker sleeps here while it has no task
   alignas(64) std::atomic<std::uint64_t> started_seq{0};  // the chunk it runs or last ran
-  std::atomic<std::int64_t> started_ns{0};                 // when it started it (now_ns())
+  std::atomic<std::int64_t> started_ns{0};                // when it started it (now_ns())
   RingHeader task_header;
   RingHeader result_header;
 };
@@ -57,12 +57,12 @@ struct Slot {
   Ring results;  // worker -> parent
   pid_t pid = 0;
   os::Fd pidfd;
-  bool alive = false;                // guarded by ProcessPoolCore::mu_
-  long chunks_sent = 0;              // since spawned; guarded by mu_
-  std::deque<Record> inflight;       // sent, result not yet read, in order; guarded by mu_
-  std::atomic<bool> dead{false};     // set by the watcher as soon as it sees the exit
-  std::uint64_t timed_out_seq = 0;   // the chunk it was killed for running too long; guarded by mu_
-  Writer inbox;                      // used only by the thread holding the collecting role
+  bool alive = false;               // guarded by ProcessPoolCore::mu_
+  long chunks_sent = 0;             // since spawned; guarded by mu_
+  std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by mu_
+  std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
+  std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by mu_
+  Writer inbox;                     // used only by the thread holding the collecting role
 };
 
 // What a worker needs after the fork.
@@ -99,18 +99,18 @@ class ProcessPoolCore final : public JobHost {
   void map_memory();
   void spawn(Slot& slot);  // under mu_ or before the threads start
   void await_hello(Slot& slot);
-  void abandon_start(bool watching);  // undoes a constructor that failed
-  void throw_unless_running() const;  // under mu_; PoolNotRunning
-  void dispatch();  // under mu_
+  void abandon_start(bool watching);      // undoes a constructor that failed
+  void throw_unless_running() const;      // under mu_; PoolNotRunning
+  void dispatch();                        // under mu_
   bool send(Slot& slot, Record& record);  // under mu_
-  std::size_t window() const;  // chunks in flight per worker; under mu_
+  std::size_t window() const;             // chunks in flight per worker; under mu_
 
   bool drain();  // holds the collecting role; returns whether anything was read
   bool drain_slot(Slot& slot);
   void handle_message(Slot& slot);
   bool any_results() const noexcept;
   void run_deferred();
-  void release_role() noexcept;  // hands collecting back to the result thread
+  void release_role() noexcept;                                // hands collecting back to the result thread
   bool collect_until(JobBase& job, const Deadline& deadline);  // the result thread's own waits
 
   void result_loop();
@@ -119,8 +119,8 @@ class ProcessPoolCore final : public JobHost {
   void wake_watcher() noexcept;
   void wake_result_thread() noexcept;
   void stop_threads();
-  void kill_all();  // under mu_
-  std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
+  void kill_all();                                               // under mu_
+  std::optional<os::Nanos> enforce_time_limits();                // kills overdue workers; returns the next check
   void fail_pending_if_no_workers(std::vector<Record>& failed);  // under mu_
   void recycle(Writer buffer) noexcept;
 

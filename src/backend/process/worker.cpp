@@ -12,7 +12,7 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::int64_t kWorkerSpinNs = 200'000;     // spin this long for the next task, then sleep...
+constexpr std::int64_t kWorkerSpinNs = 200'000;       // spin this long for the next task, then sleep...
 constexpr std::int64_t kWorkerSleepNs = 100'000'000;  // ...checking on the parent at least this often
 
 // Runs the initializer and tells the parent how it went; a worker whose initializer threw exits.

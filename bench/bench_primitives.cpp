@@ -83,7 +83,8 @@ void BM_FutexRoundTrip(benchmark::State& state) {
     ++i;
     w->ping.store(i);
     futex(&w->ping, FUTEX_WAKE, INT_MAX);
-    while (w->pong.load() != i) futex(&w->pong, FUTEX_WAIT, w->pong.load());
+    // One load per check: waiting on a second, later load could sleep on the very value awaited.
+    for (std::uint32_t seen; (seen = w->pong.load()) != i;) futex(&w->pong, FUTEX_WAIT, seen);
   }
   w->ping.store(UINT32_MAX);
   futex(&w->ping, FUTEX_WAKE, INT_MAX);

@@ -3,10 +3,11 @@
 // and a Pool(2) built, closed and joined. bench/pool_python.py measures Python's side.
 #include <algorithm>
 #include <chrono>
-#include <random>
 #include <vector>
 
 #include <benchmark/benchmark.h>
+
+#include "article_workload.hpp"
 
 #include "mproc/mproc.hpp"
 
@@ -14,21 +15,8 @@ namespace {
 
 int tiny(int x) { return x + 1; }
 
-// The article's workload: 300000 rows of 6 ints in [0, 11); count values in [4, 8] per row.
-int howmany_within_range(const std::vector<int>& row) {
-  return static_cast<int>(std::count_if(row.begin(), row.end(), [](int v) { return v >= 4 && v <= 8; }));
-}
-
-const std::vector<std::vector<int>>& article_rows() {
-  static const auto rows = [] {
-    std::mt19937 gen(110);
-    std::vector<std::vector<int>> out(300000, std::vector<int>(6));
-    for (auto& row : out)
-      for (int& v : row) v = static_cast<int>(gen() % 11);
-    return out;
-  }();
-  return rows;
-}
+using bench::article_rows;
+using bench::howmany_within_range;
 
 mproc::Pool& started_pool() {
   static mproc::Pool pool(2);

@@ -7,12 +7,13 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <benchmark/benchmark.h>
+
+#include "article_workload.hpp"
 
 #include "mproc/thread_pool.hpp"
 
@@ -30,23 +31,8 @@ namespace {
 
 constexpr int kWorkers = 2;
 
-// The article's workload: 300000 rows of 6 ints in [0, 11) (a fixed seed, the same rows for every
-// contender); count the values in [4, 8] per row. Rows are separate vectors, as the article's
-// data.tolist() and as bench_pool.cpp.
-int howmany_within_range(const std::vector<int>& row) {
-  return static_cast<int>(std::count_if(row.begin(), row.end(), [](int v) { return v >= 4 && v <= 8; }));
-}
-
-const std::vector<std::vector<int>>& article_rows() {
-  static const auto rows = [] {
-    std::mt19937 gen(110);
-    std::vector<std::vector<int>> out(300000, std::vector<int>(6));
-    for (auto& row : out)
-      for (int& v : row) v = static_cast<int>(gen() % 11);
-    return out;
-  }();
-  return rows;
-}
+using bench::article_rows;
+using bench::howmany_within_range;
 
 mproc::ThreadPool& pool() {
   static mproc::ThreadPool p(kWorkers);

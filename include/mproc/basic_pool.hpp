@@ -163,6 +163,11 @@ class BasicPool {
   std::shared_ptr<detail::ListJob<R>> start_list(F&& f, Range&& range, std::size_t chunksize, Limit limit,
                                                  typename detail::ListJob<R>::Callback callback,
                                                  std::function<void(std::exception_ptr)> error_callback);
+  // map_async or starmap_async.
+  template <detail::Style S, class F, class Range, class R = detail::map_result_t<S, F, Range>>
+  AsyncResult<std::vector<R>> start_async(F&& f, Range&& range, std::size_t chunksize, Limit limit,
+                                          typename detail::ListJob<R>::Callback callback,
+                                          std::function<void(std::exception_ptr)> error_callback);
   // A synchronous map or starmap: its results, or the first failure rethrown.
   template <detail::Style S, class F, class Range>
   std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
@@ -388,6 +393,15 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
 }
 
 template <class Backend>
+template <detail::Style S, class F, class Range, class R>
+AsyncResult<std::vector<R>> BasicPool<Backend>::start_async(F&& f, Range&& range, std::size_t chunksize, Limit limit,
+                                                            typename detail::ListJob<R>::Callback callback,
+                                                            std::function<void(std::exception_ptr)> error_callback) {
+  return AsyncResult<std::vector<R>>(start_list<S, false>(std::forward<F>(f), std::forward<Range>(range), chunksize,
+                                                          limit, std::move(callback), std::move(error_callback)));
+}
+
+template <class Backend>
 template <detail::Style S, class F, class Range>
 std::vector<detail::map_result_t<S, F, Range>> BasicPool<Backend>::run_list(F&& f, Range&& range, std::size_t chunksize,
                                                                             Limit limit) {
@@ -418,10 +432,8 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> 
     F&& f, Range&& range, std::size_t chunksize,
     typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  using R = detail::map_result_t<detail::Style::single, F, Range>;
-  return AsyncResult<std::vector<R>>(
-      start_list<detail::Style::single, false>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
-                                               std::move(callback), std::move(error_callback)));
+  return start_async<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
+                                            std::move(callback), std::move(error_callback));
 }
 
 template <class Backend>
@@ -430,10 +442,8 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> 
     F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
     typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  using R = detail::map_result_t<detail::Style::single, F, Range>;
-  return AsyncResult<std::vector<R>>(
-      start_list<detail::Style::single, false>(std::forward<F>(f), std::forward<Range>(range), chunksize,
-                                               checked(limit), std::move(callback), std::move(error_callback)));
+  return start_async<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
+                                            std::move(callback), std::move(error_callback));
 }
 
 template <class Backend>
@@ -457,10 +467,8 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
     F&& f, Range&& range, std::size_t chunksize,
     typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  using R = detail::map_result_t<detail::Style::star, F, Range>;
-  return AsyncResult<std::vector<R>>(
-      start_list<detail::Style::star, false>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
-                                             std::move(callback), std::move(error_callback)));
+  return start_async<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
+                                          std::move(callback), std::move(error_callback));
 }
 
 template <class Backend>
@@ -469,10 +477,8 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
     F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
     typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  using R = detail::map_result_t<detail::Style::star, F, Range>;
-  return AsyncResult<std::vector<R>>(
-      start_list<detail::Style::star, false>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
-                                             std::move(callback), std::move(error_callback)));
+  return start_async<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
+                                          std::move(callback), std::move(error_callback));
 }
 
 template <class Backend>

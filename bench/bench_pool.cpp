@@ -2,6 +2,7 @@
 // apply_async then gathered, the article's map on a started Pool(2) next to the serial loop,
 // and a Pool(2) built, closed and joined. bench/pool_python.py measures Python's side.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <vector>
 
@@ -18,7 +19,26 @@ int tiny(int x) { return x + 1; }
 using bench::article_rows;
 using bench::howmany_within_range;
 
+// The article's rows again, in an mproc::Array: shared memory made before the pool, which the
+// pool's workers read in place.
+using Row = std::array<int, 6>;
+
+int howmany_within_range_row(const Row& row) {
+  return static_cast<int>(std::count_if(row.begin(), row.end(), [](int v) { return v >= 4 && v <= 8; }));
+}
+
+const mproc::Array<Row>& article_array() {
+  static const mproc::Array<Row> rows = [] {
+    const auto& source = article_rows();
+    mproc::Array<Row> out(source.size());
+    for (std::size_t i = 0; i < source.size(); ++i) std::copy(source[i].begin(), source[i].end(), out[i].begin());
+    return out;
+  }();
+  return rows;
+}
+
 mproc::Pool& started_pool() {
+  article_array();  // before the fork: the workers share it
   static mproc::Pool pool(2);
   return pool;
 }
@@ -92,6 +112,33 @@ void BM_ArticleSerial(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ArticleSerial)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The same rows in an mproc::Array made before the pool: the workers read them in place.
+void BM_ArticleMapShared(benchmark::State& state) {
+  auto& pool = started_pool();
+  const auto& rows = article_array();
+  for (auto _ : state) benchmark::DoNotOptimize(pool.map(howmany_within_range_row, rows, state.range(0)));
+}
+BENCHMARK(BM_ArticleMapShared)->Unit(benchmark::kMillisecond)->UseRealTime()->Arg(0)->Arg(150000)->Arg(75000)->Arg(10000)->Arg(3000);
+
+void BM_ArticleMapSharedLambda(benchmark::State& state) {
+  auto& pool = started_pool();
+  const auto& rows = article_array();
+  auto f = [](const Row& r) { return howmany_within_range_row(r); };
+  for (auto _ : state) benchmark::DoNotOptimize(pool.map(f, rows));
+}
+BENCHMARK(BM_ArticleMapSharedLambda)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+void BM_ArticleSerialShared(benchmark::State& state) {
+  const auto& rows = article_array();
+  for (auto _ : state) {
+    std::vector<int> out;
+    out.reserve(rows.size());
+    for (const Row& row : rows) out.push_back(howmany_within_range_row(row));
+    benchmark::DoNotOptimize(out);
+  }
+}
+BENCHMARK(BM_ArticleSerialShared)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace
 

@@ -48,6 +48,8 @@ using map_result_t = result_t<S, std::decay_t<F>, std::ranges::range_value_t<Ran
 //   submit<S>(job, fn, items, first, keep_alive);
 //   static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
 //   static bool copies_arguments: submit() is done with items and fn when it returns.
+//   Optionally static bool reads_in_place, with shares(p, bytes) and submit_in_place<S>(job, fn,
+//   items, first): workers that can read the caller's memory read map's items there.
 template <class Backend>
 class BasicPool {
  public:
@@ -79,6 +81,9 @@ class BasicPool {
 
   // [f(x) for x in range], computed in chunks (chunksize 0: Python's default, n / (4 x workers)
   // rounded up). The input may be any input range; it is read here, in the caller's thread.
+  // One exception, for speed: a Pool's workers read items that lie in an mproc::Array made
+  // before the Pool where they are, without a copy (map, starmap and their async forms); so
+  // leave such items unchanged until the call's results are ready.
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range,
                                                                          std::size_t chunksize = 0);
@@ -171,7 +176,8 @@ class BasicPool {
   // A synchronous map or starmap: its results, or the first failure rethrown.
   template <detail::Style S, class F, class Range>
   std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
-  template <detail::Style S, class Fn, class Item, class R>
+  // InPlace: the backend's workers read the items where they are (see reads_in_place).
+  template <detail::Style S, bool InPlace, class Fn, class Item, class R>
   void submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
               std::size_t first, std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
   [[nodiscard]] std::size_t default_chunksize(std::size_t n) const noexcept {
@@ -262,7 +268,7 @@ constexpr void BasicPool<Backend>::check_function() {
 }
 
 template <class Backend>
-template <detail::Style S, class Fn, class Item, class R>
+template <detail::Style S, bool InPlace, class Fn, class Item, class R>
 void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn,
                                 std::span<const Item> items, std::size_t first, std::size_t chunksize,
                                 const std::shared_ptr<const void>& keep_alive) {
@@ -272,9 +278,13 @@ void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job,
   }
   std::size_t i = 0;
   try {
-    for (; i < items.size(); i += chunksize)
-      backend_.template submit<S>(job, fn, items.subspan(i, std::min(chunksize, items.size() - i)), first + i,
-                                  keep_alive);
+    for (; i < items.size(); i += chunksize) {
+      auto chunk = items.subspan(i, std::min(chunksize, items.size() - i));
+      if constexpr (InPlace)
+        backend_.template submit_in_place<S>(job, fn, chunk, first + i);
+      else
+        backend_.template submit<S>(job, fn, chunk, first + i, keep_alive);
+    }
   } catch (...) {
     // The pool stopped midway: what was not submitted fails, so the job still completes.
     job->fail(first + i, items.size() - i, std::current_exception());
@@ -339,13 +349,13 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
   // they need no allocation of their own.
   if constexpr (Backend::copies_arguments || requires { requires Backend::template copies_small<Fn, Item>; }) {
     const Fn& fn = f;
-    submit<detail::Style::star>(std::shared_ptr<detail::TypedJob<R>>(job), fn, std::span<const Item>(&args, 1), 0, 1,
-                                nullptr);
+    submit<detail::Style::star, false>(std::shared_ptr<detail::TypedJob<R>>(job), fn, std::span<const Item>(&args, 1),
+                                       0, 1, nullptr);
   } else {
     auto owned = std::make_shared<Owned<Fn, std::array<Item, 1>>>(
         Owned<Fn, std::array<Item, 1>>{Fn(std::forward<F>(f)), {Item(std::forward<Args>(args))}});
-    submit<detail::Style::star>(std::shared_ptr<detail::TypedJob<R>>(job), owned->fn,
-                                std::span<const Item>(owned->items), 0, 1, owned);
+    submit<detail::Style::star, false>(std::shared_ptr<detail::TypedJob<R>>(job), owned->fn,
+                                       std::span<const Item>(owned->items), 0, 1, owned);
   }
   return AsyncResult<R>(std::move(job));
 }
@@ -360,35 +370,41 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
   constexpr bool contiguous = std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>;
   check_function<Fn>();
   backend_.check_running();
-  auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive) {
+  auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive,
+                   auto in_place) {
     auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), items.size(), std::move(callback),
                                                     std::move(error_callback));
     job->set_task_timeout(limit);
-    submit<S>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
-              chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
+    submit<S, decltype(in_place)::value>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
+                                         chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
     return job;
   };
+  constexpr std::false_type copied;
   if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
     // The caller's items stay valid for as long as tasks read them.
     std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
+    if constexpr (requires { requires Backend::reads_in_place; } && std::is_trivially_copyable_v<Item>) {
+      // Items in memory the workers share (an mproc::Array made before the pool) are not copied.
+      if (backend_.shares(items.data(), items.size_bytes())) return start(f, items, nullptr, std::true_type{});
+    }
     if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
-      return start(f, items, nullptr);
+      return start(f, items, nullptr, copied);
     } else {
       // A function reference decays to a pointer, which must outlive this frame.
       auto fn = std::make_shared<const Fn>(f);
-      return start(*fn, items, fn);
+      return start(*fn, items, fn, copied);
     }
   } else if constexpr (Backend::copies_arguments) {
     // Element by element: an input range's end may be a sentinel of another type.
     std::vector<Item> items;
     if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
     for (auto&& x : range) items.push_back(std::forward<decltype(x)>(x));
-    return start(f, items, nullptr);
+    return start(f, items, nullptr, copied);
   } else {
     auto owned =
         std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
     for (auto&& x : range) owned->items.push_back(std::forward<decltype(x)>(x));
-    return start(owned->fn, owned->items, owned);
+    return start(owned->fn, owned->items, owned, copied);
   }
 }
 
@@ -521,8 +537,8 @@ void ImapRange<Pool, S, Fn, V>::top_up() {
     for (; *it_ != std::ranges::end(input_) && chunk->second.size() < chunksize_; ++*it_)
       chunk->second.push_back(**it_);
     std::size_t first = job_->expect(chunk->second.size());
-    pool_->template submit<S>(std::shared_ptr<TypedJob<R>>(job_), *fn_, std::span<const Item>(chunk->second), first,
-                              chunksize_, chunk);
+    pool_->template submit<S, false>(std::shared_ptr<TypedJob<R>>(job_), *fn_, std::span<const Item>(chunk->second),
+                                     first, chunksize_, chunk);
   }
 }
 

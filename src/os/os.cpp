@@ -268,6 +268,10 @@ BlockSignals::BlockSignals(std::initializer_list<int> signals) noexcept {
 
 BlockSignals::~BlockSignals() { ::pthread_sigmask(SIG_SETMASK, reinterpret_cast<sigset_t*>(old_), nullptr); }
 
+void at_fork(void (*prepare)(), void (*parent)(), void (*child)()) {
+  if (int err = ::pthread_atfork(prepare, parent, child)) throw_error(err, "pthread_atfork", "");
+}
+
 void register_parent_only_fd(int fd) noexcept {
   for (auto& slot : g_parent_only_fds) {
     int expected = 0;

@@ -66,6 +66,8 @@ void ignore_signal(int sig) noexcept;
 void flush_stdio() noexcept;
 // Blocks until the child pid ends, for a child that has no pidfd.
 void reap(pid_t pid) noexcept;
+// Handlers fork() runs in the forking thread: prepare before, parent and child after (pthread_atfork).
+void at_fork(void (*prepare)(), void (*parent)(), void (*child)());
 
 // --- waiting -------------------------------------------------------------------------------
 using Nanos = std::chrono::nanoseconds;

@@ -5,12 +5,14 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <functional>
 #include <optional>
 #include <span>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "mproc/codec.hpp"
 #include "mproc/detail/job.hpp"
@@ -76,51 +78,156 @@ template <class F>
 concept SendableFunction = is_function_pointer_v<F> ||
     (std::is_empty_v<F>&& std::is_default_constructible_v<F>&& std::is_trivially_copyable_v<F>);
 
-// A worker's entry point for one chunk: reads the function and the items from in, calls the
-// function on each, and writes to out a status byte (0 value, 1 exception) and the payload
-// per item. Never throws: what cannot be decoded or encoded becomes that item's error.
+// A worker's entry point for one chunk: reads the function and the items (or where they are)
+// from in, calls the function on each, and writes the results to out as ResultWriter does.
+// Never throws: what cannot be decoded or encoded becomes that item's error.
 using Invoker = void (*)(Reader& in, Writer& out);
 
 void write_item_error(Writer& out, std::exception_ptr e);
 
+// How a chunk's results travel back: a form byte, then either (dense) every result's bytes back
+// to back — when all items succeeded and the result type is sent as its bytes, so the parent
+// copies them in one go — or (per_item) for each item a status byte (0 value, 1 exception) and
+// its encoded value or exception. TypedJob::deliver reads them.
+enum class ResultForm : std::uint8_t { per_item = 0, dense = 1 };
+
+template <class R>
+class ResultWriter {
+ public:
+  explicit ResultWriter(Writer& out) : out_(out), form_at_(out.size()) {
+    auto form = dense_ ? ResultForm::dense : ResultForm::per_item;
+    out_.write(&form, 1);
+  }
+  // Runs one task and writes its result or its exception.
+  template <Style S, class F, class Item>
+  void run(const F& f, const Item& item) {
+    std::size_t mark = out_.size();
+    try {
+      auto result = call<S>(f, item);
+      if constexpr (is_raw_v<R>) {
+        if (dense_) {
+          std::byte* at = out_.grow(sizeof(R));
+          if constexpr (std::is_empty_v<R>)
+            *at = std::byte{0};  // None: nothing to copy
+          else
+            std::memcpy(at, &result, sizeof(R));
+          ++done_;
+          return;
+        }
+      }
+      std::uint8_t ok = 0;
+      out_.write(&ok, 1);
+      encode(out_, result);
+      ++done_;
+    } catch (...) {
+      out_.truncate(mark);  // drop a result that failed halfway through encoding
+      fail(std::current_exception());
+    }
+  }
+  // Runs count tasks on items[0..count). When results are dense, they go straight into one block
+  // sized once: this loop is all a worker adds to the function's own cost.
+  template <Style S, class F, class Item>
+  void run_all(const F& f, const Item* items, std::size_t count) {
+    if constexpr (is_raw_v<R> && !std::is_empty_v<R>) {
+      if (dense_ && done_ == 0) {
+        std::byte* block = out_.grow(count * sizeof(R));
+        std::size_t i = 0;  // a local: done_ would be stored and reloaded around every call
+        try {
+          for (; i < count; ++i) {
+            auto result = call<S>(f, items[i]);
+            std::memcpy(block + i * sizeof(R), &result, sizeof(R));
+          }
+          done_ = count;
+        } catch (...) {
+          done_ = i;
+          out_.truncate(form_at_ + 1 + i * sizeof(R));
+          fail(std::current_exception());
+        }
+      }
+    }
+    while (done_ < count) run<S>(f, items[done_]);
+  }
+  // The items from the next one up to count fail with e (the chunk could not be read).
+  void fail_rest(std::size_t count, const std::exception_ptr& e) {
+    while (done_ < count) fail(e);
+  }
+
+ private:
+  void fail(const std::exception_ptr& e) {
+    if (dense_) to_per_item();
+    write_item_error(out_, e);
+    ++done_;
+  }
+  // Rewrites the dense results so far in the per-item form, which can carry an exception.
+  void to_per_item() {
+    if constexpr (is_raw_v<R>) {
+      std::vector<R> so_far(done_);
+      if (done_) std::memcpy(so_far.data(), out_.data() + form_at_ + 1, done_ * sizeof(R));
+      out_.truncate(form_at_);
+      auto form = ResultForm::per_item;
+      out_.write(&form, 1);
+      std::uint8_t ok = 0;
+      for (const R& r : so_far) {
+        out_.write(&ok, 1);
+        out_.write(&r, sizeof(R));
+      }
+    }
+    dense_ = false;
+  }
+
+  Writer& out_;
+  std::size_t form_at_;
+  std::size_t done_ = 0;
+  bool dense_ = is_raw_v<R>;
+};
+
+template <class F>
+F read_function(Reader& in) {
+  if constexpr (is_function_pointer_v<F>) {
+    F p = nullptr;
+    in.read(&p, sizeof p);
+    return p;
+  } else {
+    return F{};
+  }
+}
+
 template <Style S, class F, class Item>
 void invoke(Reader& in, Writer& out) {
+  ResultWriter<result_t<S, F, Item>> results(out);
   std::uint64_t count = 0;
-  std::size_t done = 0;
   try {
-    F f = [&] {
-      if constexpr (is_function_pointer_v<F>) {
-        F p = nullptr;
-        in.read(&p, sizeof p);
-        return p;
-      } else {
-        return F{};
-      }
-    }();
+    F f = read_function<F>(in);
     in.read(&count, sizeof count);
     std::optional<Item> item;
-    for (; done < count; ++done) {
+    for (std::uint64_t i = 0; i < count; ++i) {
       if constexpr (std::is_default_constructible_v<Item>) {
         if (!item) item.emplace();
         decode_into(in, *item);
       } else {
         item.emplace(decode<Item>(in));
       }
-      std::size_t mark = out.size();
-      try {
-        auto result = call<S>(f, *item);
-        std::uint8_t ok = 0;
-        out.write(&ok, 1);
-        encode(out, result);
-      } catch (...) {
-        out.truncate(mark);  // drop a result that failed halfway through encoding
-        write_item_error(out, std::current_exception());
-      }
+      results.template run<S>(f, *item);
     }
   } catch (...) {
     // The chunk itself could not be decoded: every item not yet run fails with that error.
-    auto e = std::current_exception();
-    for (; done < count; ++done) write_item_error(out, e);
+    results.fail_rest(count, std::current_exception());
+  }
+}
+
+// As invoke, for items the worker reads where they are, in memory it shares with the parent.
+template <Style S, class F, class Item>
+void invoke_in_place(Reader& in, Writer& out) {
+  ResultWriter<result_t<S, F, Item>> results(out);
+  std::uint64_t count = 0;
+  try {
+    F f = read_function<F>(in);
+    const Item* items = nullptr;
+    in.read(&items, sizeof items);
+    in.read(&count, sizeof count);
+    results.template run_all<S>(f, items, count);
+  } catch (...) {
+    results.fail_rest(count, std::current_exception());
   }
 }
 
@@ -138,6 +245,20 @@ void encode_chunk(Writer& w, const F& f, std::span<const Item> items) {
   encode(w, items[0]);
   w.reserve(w.size() + (w.size() - before) * (items.size() - 1) + 64);
   for (const Item& item : items.subspan(1)) encode(w, item);
+}
+
+// Writes a chunk whose items the worker reads in place (invoke_in_place): where they are, not
+// what they are. Only for items in memory the worker shares, unchanged until it has run them.
+template <Style S, class F, class Item>
+void encode_chunk_in_place(Writer& w, const F& f, std::span<const Item> items) {
+  static_assert(std::is_trivially_copyable_v<Item>);
+  Invoker entry = &invoke_in_place<S, F, Item>;
+  w.write(&entry, sizeof entry);
+  if constexpr (is_function_pointer_v<F>) w.write(&f, sizeof f);
+  const Item* where = items.data();
+  w.write(&where, sizeof where);
+  auto count = static_cast<std::uint64_t>(items.size());
+  w.write(&count, sizeof count);
 }
 
 }  // namespace mproc::detail

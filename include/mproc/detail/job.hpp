@@ -5,11 +5,14 @@
 // callbacks on a pool thread, and wakes whoever waits.
 #pragma once
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <deque>
 #include <exception>
 #include <functional>
@@ -136,6 +139,16 @@ class TypedJob : public JobBase {
   using JobBase::JobBase;
   virtual void set_value(std::size_t index, R&& value) = 0;
   virtual void set_error(std::size_t index, const std::exception_ptr& e) = 0;
+  // Results of items [first, first + count) as their bytes back to back (R is sent as its bytes).
+  virtual void set_values(std::size_t first, std::size_t count, const std::byte* bytes) {
+    if constexpr (is_raw_v<R>) {
+      for (std::size_t i = 0; i < count; ++i) {
+        std::array<std::byte, sizeof(R)> one;
+        std::memcpy(one.data(), bytes + i * sizeof(R), sizeof(R));
+        set_value(first + i, std::bit_cast<R>(one));
+      }
+    }
+  }
   // Called after a run of set_value/set_error calls for count items.
   void done(std::size_t count) noexcept { items_done(count); }
 
@@ -190,6 +203,12 @@ class ListJob final : public TypedJob<R> {
 
   void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
+  void set_values(std::size_t first, std::size_t count, const std::byte* bytes) override {
+    if constexpr (std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>)
+      std::memcpy(slots_.data() + first, bytes, count * sizeof(R));
+    else
+      TypedJob<R>::set_values(first, count, bytes);
+  }
 
   [[nodiscard]] std::vector<R> value() const { return gather(slots_); }
   [[nodiscard]] std::vector<R> take() {
@@ -303,8 +322,18 @@ void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
     // Only backends that send results as bytes deliver, and they accept only Sendable results.
     fail(first, count, std::make_exception_ptr(SerializationError("mproc: this result type cannot be decoded")));
   } else {
+    // The form and layout are ResultWriter's (invoke.hpp).
     std::size_t i = 0;
     try {
+      std::uint8_t form = 0;
+      r.read(&form, 1);
+      if (form == 1) {
+        if constexpr (!is_raw_v<R>) throw SerializationError("mproc: corrupt result: dense form for this type");
+        set_values(first, count, r.take(count * sizeof(R)));  // take() checks the length
+        i = count;
+      } else if (form != 0) {
+        throw SerializationError("mproc: corrupt result: bad form byte");
+      }
       for (; i < count; ++i) {
         std::uint8_t status = 0;
         r.read(&status, 1);

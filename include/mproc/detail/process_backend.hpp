@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/shared_region.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
@@ -21,6 +23,7 @@ class ProcessBackend {
   static constexpr bool sends_functions = true;   // by address: valid in every forked worker
   static constexpr bool copies_arguments = true;  // encoded in submit()
   static constexpr bool kills_tasks = true;       // task_timeout and TaskTimeout are enforced
+  static constexpr bool reads_in_place = true;    // see shares() and submit_in_place()
 
   explicit ProcessBackend(PoolOptions options);
   ProcessBackend(const ProcessBackend&) = delete;
@@ -34,6 +37,17 @@ class ProcessBackend {
   template <Style S, class Fn, class Item, class R>
   void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               const std::shared_ptr<const void>& keep_alive);
+
+  // Whether [p, p + bytes) lies in memory every worker maps at the same address and sees change:
+  // a shared region (an mproc::Array, say) made before the pool forked its workers, still mapped.
+  [[nodiscard]] bool shares(const void* p, std::size_t bytes) const noexcept {
+    return in_shared_region(p, bytes, regions_before_);
+  }
+  // As submit, for items that shares() and that stay unchanged until their tasks have run:
+  // the worker reads them where they are, and nothing but their address is copied.
+  template <Style S, class Fn, class Item, class R>
+  void submit_in_place(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+                       std::size_t first);
 
   void close();
   void join();
@@ -49,6 +63,7 @@ class ProcessBackend {
   // per 4 KiB, more than encoding into them.
   Writer take_buffer();
 
+  std::uint64_t regions_before_;  // shared regions made before the workers were forked
   std::unique_ptr<ProcessPoolCore> core_;
 };
 
@@ -63,6 +78,14 @@ void ProcessBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& f
     job->fail(first, items.size(), std::current_exception());
     return;
   }
+  enqueue(job, first, items.size(), std::move(payload));
+}
+
+template <Style S, class Fn, class Item, class R>
+void ProcessBackend::submit_in_place(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn,
+                                     std::span<const Item> items, std::size_t first) {
+  Writer payload = take_buffer();
+  encode_chunk_in_place<S>(payload, fn, items);
   enqueue(job, first, items.size(), std::move(payload));
 }
 

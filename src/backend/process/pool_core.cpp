@@ -4,6 +4,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -22,7 +23,7 @@ constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // each direction, eac
 constexpr std::int64_t kWaitSpinNs = 100'000;             // a waiting caller collects this long, then sleeps
 constexpr std::int64_t kResultSpinNs = 20'000;            // the result thread spins this long when idle
 constexpr std::int64_t kStreamSpinNs = 50'000;            // spin for the rest of a message before sleeping
-constexpr double kQueueAheadNs = 200'000;                 // work queued on a worker ahead of what it runs
+constexpr double kQueueAheadNs = 1'000'000;               // work queued on a worker ahead of what it runs
 constexpr std::size_t kSpareBuffers = 16;                 // chunk buffers kept for reuse...
 constexpr std::size_t kSpareBufferMax = 64 << 20;         // ...each up to this size
 
@@ -214,6 +215,13 @@ std::size_t ProcessPoolCore::window() const {
   return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 1, 256);
 }
 
+bool ProcessPoolCore::spin_worthwhile(std::int64_t budget_ns) const {
+  std::lock_guard lock(mu_);
+  if (avg_chunk_ns_ < kResultSpinNs) return true;
+  double rounds = std::ceil(static_cast<double>(outstanding_) / static_cast<double>(slots_.size()));
+  return avg_chunk_ns_ * rounds < static_cast<double>(budget_ns);
+}
+
 void ProcessPoolCore::dispatch() {
   const std::size_t limit = window();
   while (!pending_.empty()) {
@@ -340,7 +348,7 @@ bool ProcessPoolCore::wait(JobBase& job, const Deadline& deadline) {
   if (t_result_thread) return collect_until(job, deadline);  // a callback waiting on its pool
   // Whoever waits collects: with the result thread asleep, a synchronous call involves just
   // this thread and one worker, with no wake-up in between.
-  if (role_mu_.try_lock()) {
+  if (spin_worthwhile(kWaitSpinNs) && role_mu_.try_lock()) {
     t_collecting = true;
     shared_->doorbell.disarm();
     const std::int64_t spin_end = now_ns() + kWaitSpinNs;
@@ -411,6 +419,7 @@ void ProcessPoolCore::result_loop() {
   std::unique_lock role(role_mu_);
   t_collecting = true;
   std::int64_t idle_since = now_ns();
+  bool spin = true;  // whether the next result is expected soon
   for (;;) {
     if (has_deferred_.load()) {
       // Callbacks run without the role, so that one may wait on the pool like any caller.
@@ -422,10 +431,11 @@ void ProcessPoolCore::result_loop() {
     }
     if (drain()) {
       idle_since = now_ns();
+      spin = spin_worthwhile(kResultSpinNs);
       continue;
     }
     if (stop_threads_.load() && !has_deferred_.load()) break;
-    if (now_ns() - idle_since < kResultSpinNs) {
+    if (spin && now_ns() - idle_since < kResultSpinNs) {
       _mm_pause();
       continue;
     }
@@ -659,7 +669,8 @@ std::vector<int> ProcessPoolCore::worker_pids() {
 
 // --- ProcessBackend ---------------------------------------------------------------------------
 
-ProcessBackend::ProcessBackend(PoolOptions options) : core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
+ProcessBackend::ProcessBackend(PoolOptions options)
+    : regions_before_(shared_regions_made()), core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
 ProcessBackend::~ProcessBackend() = default;
 unsigned ProcessBackend::size() const noexcept { return core_->size(); }
 JobHost* ProcessBackend::host() noexcept { return core_.get(); }

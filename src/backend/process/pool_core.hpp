@@ -104,6 +104,10 @@ class ProcessPoolCore final : public JobHost {
   void dispatch();                        // under mu_
   bool send(Slot& slot, Record& record);  // under mu_
   std::size_t window() const;             // chunks in flight per worker; under mu_
+  // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
+  // often, or when all the work in hand should be done within budget_ns (from the chunks'
+  // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
+  bool spin_worthwhile(std::int64_t budget_ns) const;  // takes mu_
 
   bool drain();  // holds the collecting role; returns whether anything was read
   bool drain_slot(Slot& slot);

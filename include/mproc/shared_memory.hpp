@@ -85,6 +85,7 @@ class Value {
 // n Ts (trivially copyable) in an anonymous shared mapping, zeroed or copied from a list, with
 // an RLock (multiprocessing.Array). Element access does not lock: take get_lock() around updates
 // that must be atomic. Copies share the elements and lock. Create it before the fork.
+// A Pool made after it reads map's and starmap's items from it in place, without a copy.
 template <class T>
 class Array {
   static_assert(std::is_trivially_copyable_v<T>, "mproc::Array<T>: T must be trivially copyable");

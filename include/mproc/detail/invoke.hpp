@@ -85,12 +85,8 @@ using Invoker = void (*)(Reader& in, Writer& out);
 
 void write_item_error(Writer& out, std::exception_ptr e);
 
-// How a chunk's results travel back: a form byte, then either (dense) every result's bytes back
-// to back — when all items succeeded and the result type is sent as its bytes, so the parent
-// copies them in one go — or (per_item) for each item a status byte (0 value, 1 exception) and
-// its encoded value or exception. TypedJob::deliver reads them.
-enum class ResultForm : std::uint8_t { per_item = 0, dense = 1 };
-
+// Writes a chunk's results in the form TypedJob::deliver reads (see ResultForm): densely while
+// every item succeeds and R is sent as its bytes, switching to per-item at the first failure.
 template <class R>
 class ResultWriter {
  public:
@@ -222,23 +218,28 @@ void invoke_in_place(Reader& in, Writer& out) {
   std::uint64_t count = 0;
   try {
     F f = read_function<F>(in);
+    in.read(&count, sizeof count);
     const Item* items = nullptr;
     in.read(&items, sizeof items);
-    in.read(&count, sizeof count);
     results.template run_all<S>(f, items, count);
   } catch (...) {
     results.fail_rest(count, std::current_exception());
   }
 }
 
+// A chunk's header: the worker's entry point, the function if it is a pointer, the item count.
+template <class F>
+void write_chunk_header(Writer& w, Invoker entry, const F& f, std::size_t count) {
+  w.write(&entry, sizeof entry);
+  if constexpr (is_function_pointer_v<F>) w.write(&f, sizeof f);
+  auto n = static_cast<std::uint64_t>(count);
+  w.write(&n, sizeof n);
+}
+
 // Writes a chunk's header and items as invoke<S, F, Item> reads them.
 template <Style S, class F, class Item>
 void encode_chunk(Writer& w, const F& f, std::span<const Item> items) {
-  Invoker entry = &invoke<S, F, Item>;
-  w.write(&entry, sizeof entry);
-  if constexpr (is_function_pointer_v<F>) w.write(&f, sizeof f);
-  auto count = static_cast<std::uint64_t>(items.size());
-  w.write(&count, sizeof count);
+  write_chunk_header(w, &invoke<S, F, Item>, f, items.size());
   if (items.empty()) return;
   // Size the buffer once from the first item, rather than doubling through a large chunk.
   std::size_t before = w.size();
@@ -252,13 +253,9 @@ void encode_chunk(Writer& w, const F& f, std::span<const Item> items) {
 template <Style S, class F, class Item>
 void encode_chunk_in_place(Writer& w, const F& f, std::span<const Item> items) {
   static_assert(std::is_trivially_copyable_v<Item>);
-  Invoker entry = &invoke_in_place<S, F, Item>;
-  w.write(&entry, sizeof entry);
-  if constexpr (is_function_pointer_v<F>) w.write(&f, sizeof f);
+  write_chunk_header(w, &invoke_in_place<S, F, Item>, f, items.size());
   const Item* where = items.data();
   w.write(&where, sizeof where);
-  auto count = static_cast<std::uint64_t>(items.size());
-  w.write(&count, sizeof count);
 }
 
 }  // namespace mproc::detail

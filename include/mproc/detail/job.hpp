@@ -126,6 +126,13 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   std::optional<std::chrono::nanoseconds> task_timeout_;
 };
 
+// How a chunk's results travel back from a worker (ResultWriter in invoke.hpp writes them,
+// TypedJob::deliver reads them): a form byte, then either (dense) every result's bytes back to
+// back — all items succeeded and the result type is sent as its bytes, so the parent copies them
+// in one go — or (per_item) for each item a status byte (0 value, 1 exception) and its encoded
+// value or exception.
+enum class ResultForm : std::uint8_t { per_item = 0, dense = 1 };
+
 // Storage for one result per item. R that is not default-constructible, and bool (whose
 // vector packs bits, so neighbours cannot be written from two threads), are kept in optionals.
 template <class R>
@@ -322,16 +329,15 @@ void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
     // Only backends that send results as bytes deliver, and they accept only Sendable results.
     fail(first, count, std::make_exception_ptr(SerializationError("mproc: this result type cannot be decoded")));
   } else {
-    // The form and layout are ResultWriter's (invoke.hpp).
     std::size_t i = 0;
     try {
-      std::uint8_t form = 0;
+      ResultForm form{};
       r.read(&form, 1);
-      if (form == 1) {
+      if (form == ResultForm::dense) {
         if constexpr (!is_raw_v<R>) throw SerializationError("mproc: corrupt result: dense form for this type");
         set_values(first, count, r.take(count * sizeof(R)));  // take() checks the length
         i = count;
-      } else if (form != 0) {
+      } else if (form != ResultForm::per_item) {
         throw SerializationError("mproc: corrupt result: bad form byte");
       }
       for (; i < count; ++i) {

@@ -82,8 +82,8 @@ void ProcessBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& f
 }
 
 template <Style S, class Fn, class Item, class R>
-void ProcessBackend::submit_in_place(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn,
-                                     std::span<const Item> items, std::size_t first) {
+void ProcessBackend::submit_in_place(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+                                     std::size_t first) {
   Writer payload = take_buffer();
   encode_chunk_in_place<S>(payload, fn, items);
   enqueue(job, first, items.size(), std::move(payload));

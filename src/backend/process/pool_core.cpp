@@ -4,9 +4,9 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
 #include <climits>
+#include <cmath>
 #include <cstring>
 #include <future>
 #include <stdexcept>

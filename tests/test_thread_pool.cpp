@@ -1,5 +1,6 @@
 // What only ThreadPool does: it runs any callable, captures included, and refuses time limits,
 // since a running thread cannot be killed. Everything it shares with Pool is in test_behaviour.
+#include <atomic>
 #include <chrono>
 #include <stdexcept>
 #include <tuple>
@@ -28,4 +29,19 @@ TEST(ThreadPool, TimeLimitsAreRefused) {
   EXPECT_THROW((void)pool.apply(twice, std::tuple{1}, mproc::TaskTimeout(1s)), std::invalid_argument);
   EXPECT_THROW((void)pool.map(twice, std::vector{1}, 1, mproc::TaskTimeout(1s)), std::invalid_argument);
   EXPECT_EQ(pool.apply(twice, std::tuple{4}), 8);  // the pool goes on
+}
+
+// apply_async hands the task its own reference to the job: a result dropped at once (fire and
+// forget) leaves every task to run, and join() waits for them all.
+TEST(ThreadPool, FireAndForgetTasksRunWhenTheirResultsAreDropped) {
+  std::atomic<int> ran{0};
+  {
+    mproc::ThreadPool pool(2);
+    for (int i = 0; i < 10000; ++i) (void)pool.apply_async([&ran] { ran.fetch_add(1, std::memory_order_relaxed); });
+    auto kept = pool.apply_async(twice, std::tuple{21});
+    EXPECT_EQ(kept.get(), 42);
+    pool.close();
+    pool.join();
+  }
+  EXPECT_EQ(ran.load(), 10000);
 }

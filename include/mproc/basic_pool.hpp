@@ -343,21 +343,22 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
   using Item = std::decay_t<Args>;
   check_function<Fn>();
   backend_.check_running();
-  auto job = std::make_shared<detail::ValueJob<R>>(backend_.host(), std::move(callback), std::move(error_callback));
+  // Held as the TypedJob that submit() takes, so that no temporary copy of the pointer (two
+  // atomic operations, the second racing the worker for the job's cache line) is made per task.
+  std::shared_ptr<detail::TypedJob<R>> job =
+      std::make_shared<detail::ValueJob<R>>(backend_.host(), std::move(callback), std::move(error_callback));
   job->set_task_timeout(limit);
   // A backend may copy a call's function and arguments when they are small (copies_small): then
   // they need no allocation of their own.
   if constexpr (Backend::copies_arguments || requires { requires Backend::template copies_small<Fn, Item>; }) {
     const Fn& fn = f;
-    submit<detail::Style::star, false>(std::shared_ptr<detail::TypedJob<R>>(job), fn, std::span<const Item>(&args, 1),
-                                       0, 1, nullptr);
+    submit<detail::Style::star, false>(job, fn, std::span<const Item>(&args, 1), 0, 1, nullptr);
   } else {
     auto owned = std::make_shared<Owned<Fn, std::array<Item, 1>>>(
         Owned<Fn, std::array<Item, 1>>{Fn(std::forward<F>(f)), {Item(std::forward<Args>(args))}});
-    submit<detail::Style::star, false>(std::shared_ptr<detail::TypedJob<R>>(job), owned->fn,
-                                       std::span<const Item>(owned->items), 0, 1, owned);
+    submit<detail::Style::star, false>(job, owned->fn, std::span<const Item>(owned->items), 0, 1, owned);
   }
-  return AsyncResult<R>(std::move(job));
+  return AsyncResult<R>(std::static_pointer_cast<detail::ValueJob<R>>(std::move(job)));
 }
 
 template <class Backend>

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
@@ -48,6 +49,10 @@ using namespace std::chrono_literals;
 
 constexpr auto kWorkerSpin = 50us;  // an idle worker looks for work this long, then sleeps
 constexpr auto kCallerSpin = 50us;  // a caller outside the pool watches its job this long, then sleeps
+// A spinner past this long lets another thread that wants its CPU have it (sched_yield returns
+// at once when none does): with more threads than CPUs, a spinning idle worker would otherwise
+// hold the CPU of a worker still running a task.
+constexpr auto kSpinAlone = 5us;
 constexpr auto kHelpSlice = 200us;  // a worker waiting on a job looks for other work this often
 constexpr auto kSleepSafetyNet = std::chrono::duration_cast<os::Nanos>(100ms);  // not the wake-up path
 
@@ -118,7 +123,9 @@ void ThreadPoolCore::enqueue(ThreadTask&& task) {
 
 unsigned ThreadPoolCore::outside_target() const noexcept {
   thread_local unsigned t_next = 0;
-  return t_next++ % size();
+  unsigned target = t_next < size() ? t_next : 0;  // no division: this is on every submission's path
+  t_next = target + 1;
+  return target;
 }
 
 void ThreadPoolCore::stop_pushes() noexcept {
@@ -207,13 +214,18 @@ bool ThreadPoolCore::spin(unsigned index, ThreadTask& task) {
   std::uint32_t none = 0;
   if (!spinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) return false;
   bool found = false;
-  const auto spin_end = Clock::now() + kWorkerSpin;
+  const auto spin_start = Clock::now();
   for (unsigned i = 1;; ++i) {
     if (find_task(index, task)) {
       found = true;
       break;
     }
-    if ((i & 15) == 0 && (stop_.load(std::memory_order_acquire) || Clock::now() >= spin_end)) break;
+    if ((i & 15) == 0) {
+      if (stop_.load(std::memory_order_acquire)) break;
+      auto spun = Clock::now() - spin_start;
+      if (spun >= kWorkerSpin) break;
+      if (spun >= kSpinAlone) std::this_thread::yield();
+    }
     _mm_pause();
   }
   spinning_.store(0, std::memory_order_seq_cst);
@@ -312,11 +324,12 @@ bool ThreadPoolCore::wait(JobBase& job, const Deadline& deadline) {
   if (t_pool != this) {
     // Watch the job without announcing a waiter, so that the worker finishing it need not
     // make a wake-up call; sleep only if it takes longer.
-    const auto spin_end = Clock::now() + kCallerSpin;
+    const auto spin_start = Clock::now();
     for (unsigned i = 1; !job.ready(); ++i) {
       if ((i & 63) == 0) {
         auto now = Clock::now();
-        if (now >= spin_end || (deadline && now >= *deadline)) return job.wait_plain(deadline);
+        if (now - spin_start >= kCallerSpin || (deadline && now >= *deadline)) return job.wait_plain(deadline);
+        if (now - spin_start >= kSpinAlone) std::this_thread::yield();
       }
       _mm_pause();
     }

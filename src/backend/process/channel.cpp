@@ -140,7 +140,12 @@ void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& p
     }
     bell.sleep(sleep_ns);
     if (pred()) return;
-    if (give_up && give_up()) throw RingAbandoned{};
+    // Look once more after giving up: a peer that wrote its last message and then exited (a
+    // worker whose initializer failed) may have done both since the look above.
+    if (give_up && give_up()) {
+      if (pred()) return;
+      throw RingAbandoned{};
+    }
   }
 }
 

@@ -60,6 +60,11 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
   // the thread that forked it, and the watcher lives exactly as long as the pool.
   std::promise<void> spawned;
   auto all_spawned = spawned.get_future();
+  // The hellos are results: read them as the collector would, holding the role from before the
+  // watcher starts. Otherwise the watcher could collect the hellos of workers whose initializer
+  // failed and replace them, three times over, before this thread looks for them.
+  std::unique_lock role(role_mu_, std::defer_lock);
+  if (options_.initializer) role.lock();
   watch_thread_ = std::thread([this, &spawned] {
     try {
       std::lock_guard lock(mu_);
@@ -72,12 +77,10 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
     watch_loop();
   });
   bool watching = false;
-  std::unique_lock role(role_mu_, std::defer_lock);
   try {
     all_spawned.get();
     watching = true;
     if (options_.initializer) {
-      role.lock();  // the hellos are results: read them as the collector would
       for (auto& slot : slots_) await_hello(*slot);
       role.unlock();
     }

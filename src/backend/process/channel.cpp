@@ -1,6 +1,7 @@
 #include "backend/process/channel.hpp"
 
 #include <emmintrin.h>
+#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
@@ -126,10 +127,14 @@ void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std
 
 void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up,
                 std::int64_t sleep_ns) {
-  std::int64_t spin_end = now_ns() + spin_ns;
+  const std::int64_t spin_start = now_ns();
   for (unsigned i = 0;; ++i) {
     if (pred()) return;
-    if ((i & 63) == 63 && now_ns() > spin_end) break;
+    if ((i & 63) == 63) {
+      std::int64_t spun = now_ns() - spin_start;
+      if (spun > spin_ns) break;
+      if (spun > kSpinAloneNs) sched_yield();
+    }
     _mm_pause();
   }
   for (;;) {

@@ -166,35 +166,61 @@ class TypedJob : public JobBase {
   }
 };
 
+// A job's callbacks, kept out of line: most calls have none, and a job that fits in fewer cache
+// lines costs less to create and to hand from thread to thread.
+template <class V>
+class Callbacks {
+ public:
+  using OnValue = std::function<void(const V&)>;
+  using OnError = std::function<void(std::exception_ptr)>;
+
+  Callbacks(OnValue on_value, OnError on_error)
+      : fns_(on_value || on_error ? new Fns{std::move(on_value), std::move(on_error)} : nullptr) {}
+
+  [[nodiscard]] bool any() const noexcept { return fns_ != nullptr; }
+  // The value callback, given value(), if the job succeeded; else the error callback.
+  template <class GetValue>
+  void run(const JobBase& job, GetValue&& value) const {
+    if (!fns_) return;
+    if (job.successful()) {
+      if (fns_->on_value) fns_->on_value(std::forward<GetValue>(value)());
+    } else if (fns_->on_error) {
+      fns_->on_error(job.error());
+    }
+  }
+
+ private:
+  struct Fns {
+    OnValue on_value;
+    OnError on_error;
+  };
+  std::unique_ptr<Fns> fns_;
+};
+
 // One task (apply, apply_async).
 template <class R>
 class ValueJob final : public TypedJob<R> {
  public:
-  using Callback = std::function<void(const R&)>;
-  using ErrorCallback = std::function<void(std::exception_ptr)>;
+  using Callback = typename Callbacks<R>::OnValue;
+  using ErrorCallback = typename Callbacks<R>::OnError;
 
   ValueJob(JobHost* host, Callback callback, ErrorCallback error_callback)
-      : TypedJob<R>(host, 1), callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
+      : TypedJob<R>(host, 1), callbacks_(std::move(callback), std::move(error_callback)) {}
 
   void set_value(std::size_t, R&& value) override { value_.emplace(std::move(value)); }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
 
   [[nodiscard]] const R& value() const { return *value_; }
   [[nodiscard]] R take() { return std::move(*value_); }
-  [[nodiscard]] bool has_callbacks() const noexcept override { return callback_ || error_callback_; }
+  [[nodiscard]] bool has_callbacks() const noexcept override { return callbacks_.any(); }
 
  private:
   void run_callbacks() override {
-    if (this->successful()) {
-      if (callback_) callback_(*value_);
-    } else if (error_callback_) {
-      error_callback_(this->error());
-    }
+    callbacks_.run(*this, [this]() -> const R& { return *value_; });
   }
 
   std::optional<R> value_;
-  Callback callback_;
-  ErrorCallback error_callback_;
+  Callbacks<R> callbacks_;
 };
 
 // Many tasks whose results are kept in input order (map, starmap and their async forms). The
@@ -202,11 +228,11 @@ class ValueJob final : public TypedJob<R> {
 template <class R>
 class ListJob final : public TypedJob<R> {
  public:
-  using Callback = std::function<void(const std::vector<R>&)>;
-  using ErrorCallback = std::function<void(std::exception_ptr)>;
+  using Callback = typename Callbacks<std::vector<R>>::OnValue;
+  using ErrorCallback = typename Callbacks<std::vector<R>>::OnError;
 
   ListJob(JobHost* host, std::size_t n, Callback callback, ErrorCallback error_callback)
-      : TypedJob<R>(host, n), slots_(n), callback_(std::move(callback)), error_callback_(std::move(error_callback)) {}
+      : TypedJob<R>(host, n), slots_(n), callbacks_(std::move(callback), std::move(error_callback)) {}
 
   void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
@@ -224,7 +250,7 @@ class ListJob final : public TypedJob<R> {
     else
       return gather(std::move(slots_));
   }
-  [[nodiscard]] bool has_callbacks() const noexcept override { return callback_ || error_callback_; }
+  [[nodiscard]] bool has_callbacks() const noexcept override { return callbacks_.any(); }
 
  private:
   template <class Slots>
@@ -245,16 +271,11 @@ class ListJob final : public TypedJob<R> {
   }
 
   void run_callbacks() override {
-    if (this->successful()) {
-      if (callback_) callback_(value());
-    } else if (error_callback_) {
-      error_callback_(this->error());
-    }
+    callbacks_.run(*this, [this] { return value(); });
   }
 
   std::vector<ResultSlot<R>> slots_;
-  Callback callback_;
-  ErrorCallback error_callback_;
+  Callbacks<std::vector<R>> callbacks_;
 };
 
 // Results handed out as they come (imap: in input order; imap_unordered: in completion order).

@@ -33,7 +33,11 @@ struct ThreadTask {
   std::size_t count = 0;
   std::size_t first = 0;
   std::shared_ptr<const void> keep_alive;
-  alignas(16) unsigned char local[kLocalBytes];  // the function, then the item, as bytes
+  // The function, then the item, as bytes; uninitialized unless used. In a struct of its own so
+  // that moving a task copies them as one block, not byte by byte.
+  struct alignas(16) Bytes {
+    unsigned char at[kLocalBytes];
+  } local;
 };
 
 // Where a small item sits in ThreadTask::local, after the function.
@@ -96,8 +100,8 @@ void release_shared(std::shared_ptr<JobBase>& job) noexcept;
 // Local: the function and the one item are in task.local.
 template <Style S, class Fn, class Item, class R, class Job, bool Local>
 void run_thread_task(ThreadTask& task) noexcept {
-  const Fn& fn = Local ? *std::launder(reinterpret_cast<const Fn*>(task.local)) : *static_cast<const Fn*>(task.fn);
-  const Item* items = Local ? std::launder(reinterpret_cast<const Item*>(task.local + local_item_offset<Fn, Item>))
+  const Fn& fn = Local ? *std::launder(reinterpret_cast<const Fn*>(task.local.at)) : *static_cast<const Fn*>(task.fn);
+  const Item* items = Local ? std::launder(reinterpret_cast<const Item*>(task.local.at + local_item_offset<Fn, Item>))
                             : static_cast<const Item*>(task.items);
   auto& job = static_cast<Job&>(*task.job);
   for (std::size_t i = 0; i < task.count; ++i) {
@@ -120,32 +124,29 @@ void ThreadBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn
   // Comparing the type_info objects' addresses costs no string comparison; where one type has
   // two of them (shared libraries), the generic runner still does the right thing.
   const bool list = &typeid(*job) == &typeid(ListJob<R>);
+  // Fields set one by one: an aggregate initializer would also zero task.local, 32 bytes that
+  // only a one-item task uses, on every submission.
+  ThreadTask task;
+  task.job = job;
+  task.first = first;
   if constexpr (copies_small<Fn, Item>) {
     if (items.size() == 1) {
-      ThreadTask task{list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, true>
-                           : &run_thread_task<S, Fn, Item, R, TypedJob<R>, true>,
-                      job,
-                      nullptr,
-                      nullptr,
-                      1,
-                      first,
-                      nullptr,
-                      {}};
-      ::new (static_cast<void*>(task.local)) Fn(fn);
-      ::new (static_cast<void*>(task.local + local_item_offset<Fn, Item>)) Item(items[0]);
+      task.run = list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, true>
+                      : &run_thread_task<S, Fn, Item, R, TypedJob<R>, true>;
+      task.count = 1;
+      ::new (static_cast<void*>(task.local.at)) Fn(fn);
+      ::new (static_cast<void*>(task.local.at + local_item_offset<Fn, Item>)) Item(items[0]);
       enqueue(std::move(task));
       return;
     }
   }
-  enqueue(ThreadTask{
-      list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, false> : &run_thread_task<S, Fn, Item, R, TypedJob<R>, false>,
-      job,
-      &fn,
-      items.data(),
-      items.size(),
-      first,
-      keep_alive,
-      {}});
+  task.run =
+      list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, false> : &run_thread_task<S, Fn, Item, R, TypedJob<R>, false>;
+  task.fn = &fn;
+  task.items = items.data();
+  task.count = items.size();
+  task.keep_alive = keep_alive;
+  enqueue(std::move(task));
 }
 
 }  // namespace mproc::detail

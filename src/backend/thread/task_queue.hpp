@@ -18,12 +18,13 @@ class TaskQueue {
  public:
   TaskQueue() : ring_(kInitialCapacity) {}
 
-  // Adds task at the back; false, leaving task as it was, once the queue is closed.
-  [[nodiscard]] bool push(ThreadTask&& task) {
+  // Adds task at the back and returns how many tasks the queue then holds; 0, leaving task as
+  // it was, once the queue is closed.
+  [[nodiscard]] std::size_t push(ThreadTask&& task) {
     lock();
     if (closed_) {
       unlock();
-      return false;
+      return 0;
     }
     if (size_.load(std::memory_order_relaxed) == ring_.size()) {
       try {
@@ -37,7 +38,7 @@ class TaskQueue {
     ring_[(head_ + n) & (ring_.size() - 1)] = std::move(task);
     size_.store(n + 1, std::memory_order_relaxed);
     unlock();
-    return true;
+    return n + 1;
   }
 
   // Refuses every later push; a push that got in first is in the queue when this returns.

@@ -61,7 +61,9 @@ class TaskQueue {
       return false;
     }
     out = std::move(ring_[head_]);
-    head_ = (head_ + 1) & (ring_.size() - 1);
+    // Emptied, the ring starts over at its first slot: the next pushes reuse the slots (and
+    // cache lines) just used, rather than walk through all of a ring that once grew.
+    head_ = n == 1 ? 0 : (head_ + 1) & (ring_.size() - 1);
     size_.store(n - 1, std::memory_order_relaxed);
     unlock();
     return true;

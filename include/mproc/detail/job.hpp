@@ -118,11 +118,13 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
  private:
   static constexpr std::uint32_t kPending = 0, kWaiting = 1, kDone = 2;
 
+  // In this order, without padding between them: a ValueJob and its shared_ptr's count then fit
+  // in 112 bytes of heap, not 128 (at 10000 fire-and-forget tasks, what the caches hold or not).
   JobHost* host_;
   std::atomic<std::size_t> remaining_;
-  std::atomic<bool> failed_{false};
   std::exception_ptr error_;  // written once, by whoever set failed_, before remaining_ reaches 0
   std::atomic<std::uint32_t> state_{kPending};
+  std::atomic<bool> failed_{false};
   std::optional<std::chrono::nanoseconds> task_timeout_;
 };
 

@@ -9,7 +9,7 @@
 namespace mproc::detail {
 
 bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline) {
-  // A short spin (a few microseconds: a pause takes ~25 ns here) catches results that are that
+  // A short spin (about kSpinAlone: a pause takes ~25 ns here) catches results that are that
   // close without a system call. No longer: hosts that expect a result soon have spun already,
   // and one that chose to sleep may share its CPU with the worker it waits for.
   for (int i = 0; i < 200; ++i) {

@@ -53,6 +53,11 @@ void throw_if_interrupted(std::uint64_t since);
 void watch_interrupts() noexcept;
 // How often a long wait wakes to check for an interrupt.
 inline constexpr std::chrono::milliseconds kInterruptCheck{50};
+// How long a thread that waits spins as if it had its CPU to itself. Past this it yields between
+// looks, or sleeps: the pools run more threads than there are CPUs (workers, the caller, a
+// result thread), and a spinner would keep a CPU from one that has work to do. (sched_yield
+// returns at once when no other thread wants the CPU.)
+inline constexpr std::chrono::microseconds kSpinAlone{5};
 
 // Waits on a 32-bit word: bounded spin, then a futex sleep. Throws Interrupted. In src/.
 bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline);

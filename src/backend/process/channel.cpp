@@ -1,14 +1,16 @@
 #include "backend/process/channel.hpp"
 
 #include <emmintrin.h>
-#include <sched.h>
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <string>
+#include <thread>
 
+#include "mproc/detail/job.hpp"
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
 
@@ -133,7 +135,7 @@ void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& p
     if ((i & 63) == 63) {
       std::int64_t spun = now_ns() - spin_start;
       if (spun > spin_ns) break;
-      if (spun > kSpinAloneNs) sched_yield();
+      if (spun > std::chrono::nanoseconds(kSpinAlone).count()) std::this_thread::yield();
     }
     _mm_pause();
   }

@@ -81,10 +81,4 @@ class Ring {
 // Monotonic nanoseconds (CLOCK_MONOTONIC), for spin budgets and task times.
 std::int64_t now_ns() noexcept;
 
-// A spinner past this long yields between looks (sched_yield returns at once when no other
-// thread wants the CPU): with more threads than CPUs — two workers, the caller and the result
-// thread on two cores — a spinning worker would otherwise keep the parent from sending or
-// collecting, and a busy worker from running.
-inline constexpr std::int64_t kSpinAloneNs = 5'000;
-
 }  // namespace mproc::detail

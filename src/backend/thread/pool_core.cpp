@@ -49,10 +49,6 @@ using namespace std::chrono_literals;
 
 constexpr auto kWorkerSpin = 50us;  // an idle worker looks for work this long, then sleeps
 constexpr auto kCallerSpin = 50us;  // a caller outside the pool watches its job this long, then sleeps
-// A spinner past this long lets another thread that wants its CPU have it (sched_yield returns
-// at once when none does): with more threads than CPUs, a spinning idle worker would otherwise
-// hold the CPU of a worker still running a task.
-constexpr auto kSpinAlone = 5us;
 constexpr auto kHelpSlice = 200us;  // a worker waiting on a job looks for other work this often
 constexpr auto kSleepSafetyNet = std::chrono::duration_cast<os::Nanos>(100ms);  // not the wake-up path
 

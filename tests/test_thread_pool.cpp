@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -44,4 +45,42 @@ TEST(ThreadPool, FireAndForgetTasksRunWhenTheirResultsAreDropped) {
     pool.join();
   }
   EXPECT_EQ(ran.load(), 10000);
+}
+
+// A worker held busy while thousands of tasks are queued behind it: its queue's ring fills and
+// the rest wait in the overflow list; every task runs once, with its own arguments, and join()
+// waits for all of them.
+TEST(ThreadPool, TasksQueuedBeyondTheRingAllRunOnce) {
+  constexpr int kTasks = 5000;
+  std::atomic<bool> release{false};
+  std::vector<std::atomic<int>> runs(kTasks);
+  std::vector<mproc::AsyncResult<int>> results;
+  {
+    mproc::ThreadPool pool(1);
+    auto blocker = pool.apply_async([&release] {
+      while (!release.load()) std::this_thread::sleep_for(1ms);
+    });
+    for (int i = 0; i < kTasks; ++i)
+      results.push_back(pool.apply_async(
+          [&runs](int k) {
+            runs[static_cast<std::size_t>(k)].fetch_add(1);
+            return 2 * k;
+          },
+          std::tuple{i}));
+    release = true;
+    for (int i = 0; i < kTasks; ++i) EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), 2 * i);
+    (void)blocker.get();
+    // More behind a busy worker again, then close and join: none is lost.
+    release = false;
+    auto second = pool.apply_async([&release] {
+      while (!release.load()) std::this_thread::sleep_for(1ms);
+    });
+    for (int i = 0; i < kTasks; ++i)
+      (void)pool.apply_async([&runs](int k) { runs[static_cast<std::size_t>(k)].fetch_add(1); }, std::tuple{i});
+    pool.close();
+    release = true;
+    pool.join();
+    EXPECT_TRUE(second.ready());
+  }
+  for (int i = 0; i < kTasks; ++i) EXPECT_EQ(runs[static_cast<std::size_t>(i)].load(), 2) << i;
 }

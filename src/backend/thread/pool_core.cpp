@@ -113,9 +113,8 @@ void ThreadPoolCore::enqueue(ThreadTask&& task) {
   // A worker's own submissions stay with it (others steal them if idle); outside ones rotate.
   unsigned target = t_pool == this ? t_index : outside_target();
   // A join or terminate that began since the check above has closed the queues.
-  std::size_t queued = workers_[target]->queue.push(std::move(task));
-  if (queued == 0) throw_not_running(state_.load(std::memory_order_acquire));
-  wake_for_push(target, queued);
+  if (!workers_[target]->queue.push(std::move(task))) throw_not_running(state_.load(std::memory_order_acquire));
+  wake_for_push(target);
 }
 
 unsigned ThreadPoolCore::outside_target() const noexcept {
@@ -234,13 +233,15 @@ bool ThreadPoolCore::spin(unsigned index, ThreadTask& task) {
   return found;
 }
 
-void ThreadPoolCore::wake_for_push(unsigned target, std::size_t queued) noexcept {
+void ThreadPoolCore::wake_for_push(unsigned target) noexcept {
   // The push before the look at spinning_ and sleepers_: a worker that stops spinning or goes
   // to sleep looks at the queues after announcing it, so one of the two sees the other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
   // A spinning worker takes one task; a second one queued (a map's chunks) is for a sleeper,
-  // woken now rather than when the spinner finds its task.
-  if (queued > 1 || spinning_.load(std::memory_order_relaxed) == 0) wake_one(target);
+  // woken now rather than when the spinner finds its own.
+  if (spinning_.load(std::memory_order_relaxed) == 0 ||
+      (sleepers_.load(std::memory_order_relaxed) != 0 && workers_[target]->queue.size() > 1))
+    wake_one(target);
 }
 
 void ThreadPoolCore::sleep(Worker& w) {
@@ -297,8 +298,8 @@ void ThreadPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
     task.run = &run_completion;
     task.job = std::move(job);
     unsigned target = outside_target();
-    if (std::size_t queued = workers_[target]->queue.push(std::move(task))) {
-      wake_for_push(target, queued);
+    if (workers_[target]->queue.push(std::move(task))) {
+      wake_for_push(target);
       return;
     }
     job = std::move(task.job);  // refused: the queues closed since the check

@@ -1,14 +1,18 @@
-// task_queue.hpp: TaskQueue — one worker's FIFO of ThreadTasks: a growable ring under a
-// spinlock, with a size readable without the lock so idle workers scan without contending.
+// task_queue.hpp: TaskQueue — one worker's queue of ThreadTasks: a ring of slots, each with a
+// sequence number that says whose turn it is (a push's or a pop's; Vyukov's bounded queue), so
+// that a submitter and the worker taking its tasks share no lock and touch no common cache line
+// but the slot they hand over. Pushes that find the ring full go to an overflow list under a
+// mutex, which pops empty first: first in, first out, but for tasks queued while it was in use.
 #pragma once
-
-#include <emmintrin.h>
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
-#include <vector>
 
 #include "mproc/detail/thread_backend.hpp"
 
@@ -16,91 +20,105 @@ namespace mproc::detail {
 
 class TaskQueue {
  public:
-  TaskQueue() : ring_(kInitialCapacity) {}
+  TaskQueue() : slots_(new Slot[kCapacity]) {
+    for (std::size_t i = 0; i < kCapacity; ++i) slots_[i].seq.store(i, std::memory_order_relaxed);
+  }
 
-  // Adds task at the back and returns how many tasks the queue then holds; 0, leaving task as
-  // it was, once the queue is closed.
-  [[nodiscard]] std::size_t push(ThreadTask&& task) {
-    lock();
-    if (closed_) {
-      unlock();
-      return 0;
-    }
-    if (size_.load(std::memory_order_relaxed) == ring_.size()) {
-      try {
-        grow();
-      } catch (...) {
-        unlock();
-        throw;
+  // Adds task at the back; false, leaving task as it was, once the queue is closed.
+  [[nodiscard]] bool push(ThreadTask&& task) {
+    std::size_t pos = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (pos & kClosed) return false;
+      Slot& slot = slots_[pos & (kCapacity - 1)];
+      const std::size_t seq = slot.seq.load(std::memory_order_acquire);
+      if (seq == pos) {  // free: claim it
+        if (tail_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+          slot.task = std::move(task);
+          slot.seq.store(pos + 1, std::memory_order_release);  // published to pop()
+          return true;
+        }
+      } else if (seq < pos) {  // still holds the task of the previous lap: the ring is full
+        return push_overflow(std::move(task));
+      } else {
+        pos = tail_.load(std::memory_order_relaxed);  // another push claimed it first
       }
     }
-    std::size_t n = size_.load(std::memory_order_relaxed);
-    ring_[(head_ + n) & (ring_.size() - 1)] = std::move(task);
-    size_.store(n + 1, std::memory_order_relaxed);
-    unlock();
-    return n + 1;
   }
 
   // Refuses every later push; a push that got in first is in the queue when this returns.
   void close() noexcept {
-    lock();
-    closed_ = true;
-    unlock();
+    const std::size_t end = tail_.fetch_or(kClosed, std::memory_order_seq_cst) & ~kClosed;
+    // Pushes that claimed a slot before the flag publish it in a moment: wait for each.
+    for (std::size_t pos = head_.load(std::memory_order_acquire); pos < end; ++pos)
+      while (slots_[pos & (kCapacity - 1)].seq.load(std::memory_order_acquire) == pos) std::this_thread::yield();
+    std::lock_guard lock(overflow_mu_);  // and those adding to the overflow list finish first
   }
 
-  // The oldest task; false when empty. steal: give up rather than wait for the lock.
+  // The oldest task; false when empty. steal: give up rather than wait for a contended pop.
   bool pop(ThreadTask& out, bool steal) {
-    if (empty()) return false;
-    if (!steal)
-      lock();
-    else if (!try_lock())
-      return false;
-    std::size_t n = size_.load(std::memory_order_relaxed);
-    if (n == 0) {
-      unlock();
-      return false;
+    if (overflow_size_.load(std::memory_order_acquire) != 0 && pop_overflow(out)) return true;
+    std::size_t pos = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      Slot& slot = slots_[pos & (kCapacity - 1)];
+      const std::size_t seq = slot.seq.load(std::memory_order_acquire);
+      if (seq != pos + 1) {
+        if (seq <= pos) return false;                 // not published yet: empty
+        pos = head_.load(std::memory_order_relaxed);  // another pop took it
+        continue;
+      }
+      if (head_.compare_exchange_weak(pos, pos + 1, std::memory_order_relaxed)) {
+        out = std::move(slot.task);
+        slot.seq.store(pos + kCapacity, std::memory_order_release);  // free for the next lap's push
+        return true;
+      }
+      if (steal) return false;
     }
-    out = std::move(ring_[head_]);
-    // Emptied, the ring starts over at its first slot: the next pushes reuse the slots (and
-    // cache lines) just used, rather than walk through all of a ring that once grew.
-    head_ = n == 1 ? 0 : (head_ + 1) & (ring_.size() - 1);
-    size_.store(n - 1, std::memory_order_relaxed);
-    unlock();
+  }
+
+  // Hints; exact once pushes have stopped.
+  [[nodiscard]] std::size_t size() const noexcept {
+    const std::size_t head = head_.load(std::memory_order_acquire);
+    const std::size_t tail = tail_.load(std::memory_order_acquire) & ~kClosed;
+    return (tail > head ? tail - head : 0) + overflow_size_.load(std::memory_order_acquire);
+  }
+  [[nodiscard]] bool empty() const noexcept {
+    const std::size_t pos = head_.load(std::memory_order_acquire);
+    return slots_[pos & (kCapacity - 1)].seq.load(std::memory_order_acquire) != pos + 1 &&
+           overflow_size_.load(std::memory_order_acquire) == 0;
+  }
+
+ private:
+  static constexpr std::size_t kCapacity = 1024;  // a power of two
+  static constexpr std::size_t kClosed = std::size_t{1} << (sizeof(std::size_t) * 8 - 1);
+
+  bool push_overflow(ThreadTask&& task) {
+    std::lock_guard lock(overflow_mu_);
+    if (tail_.load(std::memory_order_relaxed) & kClosed) return false;
+    overflow_.push_back(std::move(task));
+    overflow_size_.store(overflow_.size(), std::memory_order_release);
     return true;
   }
 
-  // A hint without the lock; exact once pushes have stopped.
-  [[nodiscard]] bool empty() const noexcept { return size_.load(std::memory_order_acquire) == 0; }
-
- private:
-  static constexpr std::size_t kInitialCapacity = 256;  // a power of two, as every capacity
-
-  bool try_lock() noexcept {
-    return !locked_.load(std::memory_order_relaxed) && !locked_.exchange(true, std::memory_order_acquire);
-  }
-  void lock() noexcept {
-    for (unsigned spins = 0; !try_lock(); ++spins) {
-      // A holder that lost its CPU would make us spin a whole time slice: give ours up.
-      if ((spins & 63) == 63)
-        std::this_thread::yield();
-      else
-        _mm_pause();
-    }
-  }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
-
-  void grow() {  // under the lock, when full
-    std::vector<ThreadTask> bigger(ring_.size() * 2);
-    for (std::size_t i = 0; i < ring_.size(); ++i) bigger[i] = std::move(ring_[(head_ + i) & (ring_.size() - 1)]);
-    ring_.swap(bigger);
-    head_ = 0;
+  bool pop_overflow(ThreadTask& out) {
+    std::lock_guard lock(overflow_mu_);
+    if (overflow_.empty()) return false;
+    out = std::move(overflow_.front());
+    overflow_.pop_front();
+    overflow_size_.store(overflow_.size(), std::memory_order_release);
+    return true;
   }
 
-  alignas(64) std::atomic<bool> locked_{false};
-  std::atomic<std::size_t> size_{0};  // written under the lock
-  std::size_t head_ = 0;              // guarded by locked_
-  bool closed_ = false;               // guarded by locked_
-  std::vector<ThreadTask> ring_;      // guarded by locked_
+  struct alignas(64) Slot {
+    std::atomic<std::size_t> seq;  // pos: free for the push at pos; pos + 1: holds its task
+    ThreadTask task;
+  };
+
+  std::unique_ptr<Slot[]> slots_;
+  alignas(64) std::atomic<std::size_t> tail_{0};  // the next push's position, with kClosed once closed
+  alignas(64) std::atomic<std::size_t> head_{0};  // the next pop's position
+  std::atomic<std::size_t> overflow_size_{0};     // on head_'s line: every pop and look reads both
+  std::mutex overflow_mu_;
+  std::deque<ThreadTask> overflow_;  // guarded by overflow_mu_
 };
 
 }  // namespace mproc::detail

@@ -55,6 +55,8 @@ constexpr auto kSleepSafetyNet = std::chrono::duration_cast<os::Nanos>(100ms);  
 // Which pool, and which of its workers, the current thread is.
 thread_local ThreadPoolCore* t_pool = nullptr;
 thread_local unsigned t_index = 0;
+// Tasks the current thread submitted since it last waited on a job (see wake_for_push).
+thread_local unsigned t_pushes_unwaited = 0;
 // The pool whose callback mutex the current thread holds: a callback that waits on its pool
 // may finish other jobs, whose callbacks then run nested rather than deadlock.
 thread_local const ThreadPoolCore* t_in_callbacks = nullptr;
@@ -114,7 +116,7 @@ void ThreadPoolCore::enqueue(ThreadTask&& task) {
   unsigned target = t_pool == this ? t_index : outside_target();
   // A join or terminate that began since the check above has closed the queues.
   if (!workers_[target]->queue.push(std::move(task))) throw_not_running(state_.load(std::memory_order_acquire));
-  wake_for_push(target);
+  wake_for_push(target, ++t_pushes_unwaited > 1);
 }
 
 unsigned ThreadPoolCore::outside_target() const noexcept {
@@ -233,14 +235,15 @@ bool ThreadPoolCore::spin(unsigned index, ThreadTask& task) {
   return found;
 }
 
-void ThreadPoolCore::wake_for_push(unsigned target) noexcept {
+void ThreadPoolCore::wake_for_push(unsigned target, bool in_a_row) noexcept {
   // The push before the look at spinning_ and sleepers_: a worker that stops spinning or goes
   // to sleep looks at the queues after announcing it, so one of the two sees the other.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  // A spinning worker takes one task; a second one queued (a map's chunks) is for a sleeper,
-  // woken now rather than when the spinner finds its own.
+  // A spinning worker takes one task; a second one queued behind it (a map's chunks, a burst of
+  // apply_async) is for a sleeper, woken now rather than when the spinner finds its own. Only a
+  // push in a row can have left two: a lone one (apply, then get) skips reading the pops' count.
   if (spinning_.load(std::memory_order_relaxed) == 0 ||
-      (sleepers_.load(std::memory_order_relaxed) != 0 && workers_[target]->queue.size() > 1))
+      (in_a_row && sleepers_.load(std::memory_order_relaxed) != 0 && workers_[target]->queue.size() > 1))
     wake_one(target);
 }
 
@@ -299,7 +302,7 @@ void ThreadPoolCore::defer_completion(std::shared_ptr<JobBase> job) {
     task.job = std::move(job);
     unsigned target = outside_target();
     if (workers_[target]->queue.push(std::move(task))) {
-      wake_for_push(target);
+      wake_for_push(target, false);
       return;
     }
     job = std::move(task.job);  // refused: the queues closed since the check
@@ -321,6 +324,7 @@ void ThreadPoolCore::complete_on_pool_thread(JobBase& job) noexcept {
 }
 
 bool ThreadPoolCore::wait(JobBase& job, const Deadline& deadline) {
+  t_pushes_unwaited = 0;
   if (t_pool != this) {
     // Watch the job without announcing a waiter, so that the worker finishing it need not
     // make a wake-up call; sleep only if it takes longer.

@@ -52,8 +52,9 @@ class ThreadPoolCore final : public JobHost {
   void sleep(Worker& w);
   // Idle: spins looking for a task if no other worker does; returns whether it found one.
   bool spin(unsigned index, ThreadTask& task);
-  bool claim(Worker& w) noexcept;                // wakes w if it sleeps; returns whether it did
-  void wake_for_push(unsigned target) noexcept;  // after a push to target's queue
+  bool claim(Worker& w) noexcept;  // wakes w if it sleeps; returns whether it did
+  // After a push to target's queue; in_a_row: the pushing thread pushed before without waiting.
+  void wake_for_push(unsigned target, bool in_a_row) noexcept;
   void wake_one(unsigned prefer) noexcept;
   void wake_all() noexcept;
   // Closes every queue: after this, no task is added to any.

@@ -184,6 +184,14 @@ class BasicPool {
     std::size_t per = std::size_t{4} * backend_.size();
     return std::max<std::size_t>(1, (n + per - 1) / per);
   }
+  // The least heap block an apply_async's job takes (see JobAllocator): the backend's
+  // job_block_min where it has one.
+  static constexpr std::size_t job_block_min = [] {
+    if constexpr (requires { Backend::job_block_min; })
+      return std::size_t{Backend::job_block_min};
+    else
+      return std::size_t{0};
+  }();
 
   Backend backend_;
 };
@@ -346,7 +354,8 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
   // Held as the TypedJob that submit() takes, so that no temporary copy of the pointer (two
   // atomic operations, the second racing the worker for the job's cache line) is made per task.
   std::shared_ptr<detail::TypedJob<R>> job =
-      std::make_shared<detail::ValueJob<R>>(backend_.host(), std::move(callback), std::move(error_callback));
+      std::allocate_shared<detail::ValueJob<R>>(detail::JobAllocator<detail::ValueJob<R>, job_block_min>{},
+                                                backend_.host(), std::move(callback), std::move(error_callback));
   job->set_task_timeout(limit);
   // A backend may copy a call's function and arguments when they are small (copies_small): then
   // they need no allocation of their own.

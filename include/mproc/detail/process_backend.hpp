@@ -20,10 +20,11 @@ class ProcessPoolCore;
 
 class ProcessBackend {
  public:
-  static constexpr bool sends_functions = true;   // by address: valid in every forked worker
-  static constexpr bool copies_arguments = true;  // encoded in submit()
-  static constexpr bool kills_tasks = true;       // task_timeout and TaskTimeout are enforced
-  static constexpr bool reads_in_place = true;    // see shares() and submit_in_place()
+  static constexpr bool sends_functions = true;      // by address: valid in every forked worker
+  static constexpr bool copies_arguments = true;     // encoded in submit()
+  static constexpr bool kills_tasks = true;          // task_timeout and TaskTimeout are enforced
+  static constexpr bool reads_in_place = true;       // see shares() and submit_in_place()
+  static constexpr std::size_t job_block_min = 160;  // out of glibc's fastbins: see JobAllocator
 
   explicit ProcessBackend(PoolOptions options);
   ProcessBackend(const ProcessBackend&) = delete;

@@ -177,24 +177,26 @@ class ResultWriter {
   bool dense_ = is_raw_v<R>;
 };
 
-template <class F>
-F read_function(Reader& in) {
-  if constexpr (is_function_pointer_v<F>) {
-    F p = nullptr;
-    in.read(&p, sizeof p);
-    return p;
-  } else {
-    return F{};
+// Reads a chunk's header as write_chunk_header wrote it (the function, the item count), then
+// has run_items(f, count, results) read and run the items. What cannot be read fails every item
+// not yet run with that error.
+template <Style S, class F, class Item, class RunItems>
+void run_chunk(Reader& in, Writer& out, RunItems run_items) {
+  ResultWriter<result_t<S, F, Item>> results(out);
+  std::uint64_t count = 0;
+  try {
+    F f{};
+    if constexpr (is_function_pointer_v<F>) in.read(&f, sizeof f);
+    in.read(&count, sizeof count);
+    run_items(f, count, results);
+  } catch (...) {
+    results.fail_rest(count, std::current_exception());
   }
 }
 
 template <Style S, class F, class Item>
 void invoke(Reader& in, Writer& out) {
-  ResultWriter<result_t<S, F, Item>> results(out);
-  std::uint64_t count = 0;
-  try {
-    F f = read_function<F>(in);
-    in.read(&count, sizeof count);
+  run_chunk<S, F, Item>(in, out, [&in](const F& f, std::uint64_t count, auto& results) {
     std::optional<Item> item;
     for (std::uint64_t i = 0; i < count; ++i) {
       if constexpr (std::is_default_constructible_v<Item>) {
@@ -205,26 +207,17 @@ void invoke(Reader& in, Writer& out) {
       }
       results.template run<S>(f, *item);
     }
-  } catch (...) {
-    // The chunk itself could not be decoded: every item not yet run fails with that error.
-    results.fail_rest(count, std::current_exception());
-  }
+  });
 }
 
 // As invoke, for items the worker reads where they are, in memory it shares with the parent.
 template <Style S, class F, class Item>
 void invoke_in_place(Reader& in, Writer& out) {
-  ResultWriter<result_t<S, F, Item>> results(out);
-  std::uint64_t count = 0;
-  try {
-    F f = read_function<F>(in);
-    in.read(&count, sizeof count);
+  run_chunk<S, F, Item>(in, out, [&in](const F& f, std::uint64_t count, auto& results) {
     const Item* items = nullptr;
     in.read(&items, sizeof items);
     results.template run_all<S>(f, items, count);
-  } catch (...) {
-    results.fail_rest(count, std::current_exception());
-  }
+  });
 }
 
 // A chunk's header: the worker's entry point, the function if it is a pointer, the item count.

@@ -26,7 +26,14 @@
 
 namespace mproc {
 
-// The version as "MAJOR.MINOR.PATCH".
-constexpr const char* version() noexcept { return "0.1.0"; }
+// The version as "MAJOR.MINOR.PATCH", spelled from the macros above (CMake reads them too).
+constexpr const char* version() noexcept {
+#define MPROC_DETAIL_STR2(x) #x
+#define MPROC_DETAIL_STR(x) MPROC_DETAIL_STR2(x)
+  return MPROC_DETAIL_STR(MPROC_VERSION_MAJOR) "." MPROC_DETAIL_STR(MPROC_VERSION_MINOR) "." MPROC_DETAIL_STR(
+      MPROC_VERSION_PATCH);
+#undef MPROC_DETAIL_STR
+#undef MPROC_DETAIL_STR2
+}
 
 }  // namespace mproc

@@ -321,6 +321,7 @@ int demo(const Options& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{"mproc: Python's multiprocessing in C++"};
+  app.set_version_flag("--version", std::string("mproc ") + mproc::version());
   app.require_subcommand(1);
   Options o;
   CLI::App* sub =

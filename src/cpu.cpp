@@ -137,13 +137,15 @@ unsigned quota_of(const std::string& dir, bool v2) {
   return ec == std::errc() && end == quota.data() + quota.size() ? cpus_of(q, period) : 0;
 }
 
+// The tighter of two limits, 0 meaning none.
+unsigned tighter(unsigned a, unsigned b) { return !a || (b && b < a) ? b : a; }
+
 unsigned limit_of(const std::string& root, const Hierarchy& h) {
   Mount m = mount_of(root, h.v2).value_or(usual_mount(h.v2));
   std::string rel = below_mount(h.path, m.root);
   unsigned limit = 0;
   for (;;) {
-    unsigned q = quota_of(root + m.point + rel, h.v2);
-    if (q && (!limit || q < limit)) limit = q;
+    limit = tighter(limit, quota_of(root + m.point + rel, h.v2));
     if (rel.empty()) return limit;
     rel.erase(rel.rfind('/'));
   }
@@ -153,10 +155,7 @@ unsigned limit_of(const std::string& root, const Hierarchy& h) {
 
 unsigned cgroup_cpu_limit(const std::string& root) {
   unsigned limit = 0;
-  for (const auto& h : hierarchies(root)) {
-    unsigned q = limit_of(root, h);
-    if (q && (!limit || q < limit)) limit = q;
-  }
+  for (const auto& h : hierarchies(root)) limit = tighter(limit, limit_of(root, h));
   return limit;
 }
 
@@ -183,9 +182,7 @@ unsigned cpu_count() { return override_from_environment().value_or(detail::os::o
 
 unsigned process_cpu_count() {
   if (auto n = override_from_environment()) return *n;
-  unsigned n = detail::os::affinity_cpus();
-  unsigned quota = detail::cgroup_cpu_limit("");
-  return std::max(quota && quota < n ? quota : n, 1U);
+  return std::max(detail::tighter(detail::os::affinity_cpus(), detail::cgroup_cpu_limit("")), 1U);
 }
 
 }  // namespace mproc

@@ -115,6 +115,20 @@ TEST(cpu_Cgroup, V1CpuControllerQuotaAndPeriod) {
   EXPECT_EQ(root.limit(), 0u);
 }
 
+// The cpu controller mounted alone (as on this project's own machine): found through mountinfo,
+// not at the usual cpu,cpuacct.
+TEST(cpu_Cgroup, V1CpuControllerMountedAlone) {
+  FakeRoot root;
+  root.write("/proc/self/cgroup", "2:cpuacct:/\n1:cpu:/job\n0::/\n");
+  root.write("/proc/self/mountinfo",
+             "31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu\n"
+             "32 30 0:29 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
+             "40 30 0:37 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n");
+  root.write("/sys/fs/cgroup/cpu/job/cpu.cfs_quota_us", "50000\n");
+  root.write("/sys/fs/cgroup/cpu/job/cpu.cfs_period_us", "100000\n");
+  EXPECT_EQ(root.limit(), 1u);
+}
+
 // Hybrid: a v1 cpu controller and a v2 hierarchy both apply; the lesser quota wins.
 TEST(cpu_Cgroup, HybridTakesTheLeastOfV1AndV2) {
   FakeRoot root;

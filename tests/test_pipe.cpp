@@ -38,6 +38,53 @@ TEST(pipe_Pipe, DuplexBothWaysWithBoundaries) {
   EXPECT_THROW(left.recv(), mproc::EOFError);
 }
 
+namespace {
+// The child of the idiom below: sends 0..count-1 and returns.
+void write_numbers(mproc::Connection<int>& w, int count) {
+  for (int i = 0; i < count; ++i) w.send(i);
+}
+
+// Reads until EOFError; a recv() that would wait more than 10 s fails the test instead.
+std::vector<int> read_until_eof(mproc::Connection<int>& r) {
+  std::vector<int> got;
+  for (;;) {
+    if (!r.poll(10s)) {
+      ADD_FAILURE() << "no end of file: a copy of the writer is still open in the parent";
+      return got;
+    }
+    try {
+      got.push_back(r.recv());
+    } catch (const mproc::EOFError&) {
+      return got;
+    }
+  }
+}
+}  // namespace
+
+// Python's idiom: the parent hands the writer to a child, closes its own copy, and reads until
+// EOFError. The Connection passed as an lvalue stays the parent's (the Process keeps a duplicate
+// for the child); docs/process-safety.md shows this example.
+TEST(pipe_Pipe, ParentClosesItsWriterThenReadsUntilEOF) {
+  auto [r, w] = mproc::Pipe<int>(false);
+  mproc::Process p(write_numbers, w, 3);
+  p.start();
+  w.close();
+  EXPECT_EQ(read_until_eof(r), (std::vector<int>{0, 1, 2}));
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
+// An end moved into a Process is the child's alone: start() drops the parent's copy, so EOF comes
+// when the child ends, without join() or close(). The child may take it by value.
+TEST(pipe_Pipe, WriterMovedIntoAProcessClosesInTheParentAtStart) {
+  auto [r, w] = mproc::Pipe<int>(false);
+  mproc::Process p([](mproc::Connection<int> mine) { mine.send(7); }, std::move(w));
+  p.start();
+  EXPECT_EQ(read_until_eof(r), (std::vector<int>{7}));
+  p.join();
+  EXPECT_EQ(p.exitcode(), 0);
+}
+
 TEST(pipe_Pipe, SixteenMebibyteMessage) {
   auto [reader, writer] = mproc::Pipe<std::vector<char>>(false);
   EXPECT_TRUE(reader.readable());

@@ -108,6 +108,37 @@ TEST(process_Process, StartTwiceThrowsAndCloseWhileRunningThrows) {
   p.close();
 }
 
+// As Python's ValueError("process object is closed"): after close() every method but close(),
+// name() and daemon() throws; a second close() does nothing; closed, it is no active child.
+TEST(process_Process, ClosedProcessRefusesEverythingButClose) {
+  mproc::Process p([] {});
+  p.start();
+  p.join();
+  p.close();
+  EXPECT_NO_THROW(p.close());
+  EXPECT_THROW((void)p.is_alive(), std::logic_error);
+  EXPECT_THROW(p.join(), std::logic_error);
+  EXPECT_THROW(p.join(10ms), std::logic_error);
+  EXPECT_THROW(p.terminate(), std::logic_error);
+  EXPECT_THROW(p.kill(), std::logic_error);
+  EXPECT_THROW((void)p.exitcode(), std::logic_error);
+  EXPECT_THROW((void)p.pid(), std::logic_error);
+  EXPECT_THROW((void)p.sentinel(), std::logic_error);
+  EXPECT_THROW(p.start(), std::logic_error);
+  EXPECT_EQ(p.name().rfind("Process-", 0), 0u);
+  EXPECT_FALSE(p.daemon());
+  try {
+    (void)p.is_alive();
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("process object is closed"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(mproc::active_children().empty());
+
+  mproc::Process never([] {});
+  never.close();
+  EXPECT_THROW(never.start(), std::logic_error);
+}
+
 TEST(process_Process, NamesAndCurrentProcess) {
   EXPECT_EQ(mproc::current_process().name(), "MainProcess");
   EXPECT_FALSE(mproc::parent_process().has_value());

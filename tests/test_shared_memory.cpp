@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "fork_helper.hpp"
+#include "leak_check.hpp"
 #include "mproc/shared_memory.hpp"
 
 using namespace std::chrono_literals;
@@ -55,6 +56,27 @@ TEST(shared_SharedMemory, TrackerUnlinksWhatACrashedCreatorLeft) {
   auto deadline = std::chrono::steady_clock::now() + 5s;
   while (shm_exists(leaked) && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
   EXPECT_FALSE(shm_exists(leaked));
+}
+
+// The tracker has room for any number of blocks: a child that leaves 5000 behind (more than
+// the 4096 its table once held, silently dropping the rest) has every one unlinked once it ends.
+// Like the test above, the child starts its own tracker when this test runs alone.
+TEST(shared_SharedMemory, TrackerUnlinksThousandsOfBlocks) {
+  const std::string prefix = "mproc_test_many_" + std::to_string(::getpid()) + "_";
+  constexpr int kBlocks = 5000;
+  pid_t pid = fork_child([&] {
+    for (int i = 0; i < kBlocks; ++i) (void)mproc::SharedMemory::create(1, prefix + std::to_string(i));
+  });
+  EXPECT_TRUE(exited_ok(pid));
+  auto left = [&] {
+    int n = 0;
+    for (const auto& name : mproc::test::shm_entries()) n += name.rfind(prefix, 0) == 0;
+    return n;
+  };
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (left() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(left(), 0) << "blocks the tracker did not unlink";
+  for (int i = 0; i < kBlocks; ++i) ::shm_unlink(("/" + prefix + std::to_string(i)).c_str());
 }
 
 TEST(shared_Value, ChildWritesSeenByParent) {

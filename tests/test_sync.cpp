@@ -72,6 +72,25 @@ TEST(sync_Lock, AcquireReleaseAndLocked) {
   EXPECT_FALSE(lock.locked());
 }
 
+// As Python's non-recursive Lock: its holder's acquire(false), try_lock() and acquire(timeout)
+// return false (the last after the timeout); only a blocking acquire(), a certain deadlock,
+// throws. The lock stays held and usable.
+TEST(sync_Lock, HolderAcquiringAgainGetsFalseUnlessBlocking) {
+  mproc::Lock lock;
+  ASSERT_TRUE(lock.acquire());
+  EXPECT_FALSE(lock.acquire(false));
+  EXPECT_FALSE(lock.try_lock());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(lock.acquire(50ms));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 50ms);
+  EXPECT_THROW(lock.acquire(), std::logic_error);
+  EXPECT_TRUE(lock.locked());
+  lock.release();
+  EXPECT_FALSE(lock.locked());
+  EXPECT_TRUE(lock.try_lock());
+  lock.release();
+}
+
 TEST(sync_Lock, TimeoutAndNonBlockingAgainstAnotherProcess) {
   mproc::Lock lock;
   mproc::Event held, done;

@@ -24,7 +24,14 @@ namespace mproc {
 // carrying framed messages, so each recv() returns exactly one send(), of any size. Move-only;
 // use one end from one thread at a time (concurrent sends may interleave). A fork copies the
 // descriptor: recv() throws EOFError only once every copy of the other end, in every process,
-// is closed, so close the end a process does not use. send() to a closed peer throws
+// is closed, so close the end a process does not use. Passed to a Process as an lvalue, an end
+// stays the caller's: Python's idiom works as is —
+//   auto [r, w] = mproc::Pipe<int>(false);
+//   mproc::Process p(writer, w);  // void writer(mproc::Connection<int>& w)
+//   p.start();
+//   w.close();                    // the child has its own copy
+//   try { for (;;) use(r.recv()); } catch (const mproc::EOFError&) {}  // once the child ends send() to a closed peer
+//   throws
 // std::system_error (EPIPE), never SIGPIPE. Signals arriving during a call do not interrupt it.
 template <class T>
 class Connection {
@@ -56,6 +63,9 @@ class Connection {
   [[nodiscard]] bool readable() const noexcept { return core_.readable(); }
   [[nodiscard]] bool writable() const noexcept { return core_.writable(); }
   [[nodiscard]] int fileno() const noexcept { return core_.fileno(); }
+
+  // What a Process keeps of an end given to it as an lvalue: a duplicate fd, for the child.
+  friend Connection copy_for_child(const Connection& c) { return Connection(c.core_.dup()); }
 
  private:
   detail::ConnectionCore core_;

@@ -22,6 +22,28 @@
 
 namespace mproc {
 
+namespace detail {
+// A callable the child can call with its arguments: as lvalues (so it may take them by
+// reference) or, failing that, as rvalues (so it may take move-only ones by value).
+template <class F, class... Args>
+concept RunnableWith = std::invocable<F&, Args&...> || std::invocable<F&, Args...>;
+
+// A handle that owns a descriptor (a Connection) has a copy_for_child() found by ADL: what a
+// Process keeps when given such a handle as an lvalue, instead of copying or taking it.
+template <class A>
+concept CopiedForChild = requires(const A& a) {
+  copy_for_child(a);
+};
+
+template <class A>
+decltype(auto) child_argument(A&& a) {
+  if constexpr (std::is_lvalue_reference_v<A> && CopiedForChild<std::remove_cvref_t<A>>)
+    return copy_for_child(a);
+  else
+    return std::forward<A>(a);
+}
+}  // namespace detail
+
 // Options of a Process. Every field has a default.
 struct ProcessOptions {
   std::string name;  // empty: "Process-N" (in a child: "Process-M:N", as Python)
@@ -33,7 +55,11 @@ struct ProcessOptions {
 // Runs a callable with its arguments in a child forked by start() (multiprocessing.Process).
 // The callable and arguments are copied into the Process and reach the child through fork, so
 // any callable works, captures included (the child has its own copy of what they refer to);
-// shared state (Queue, Lock, Value...) must exist before start(). Move-only; one thread uses a
+// shared state (Queue, Lock, Value...) must exist before start(). A Connection passed as an
+// lvalue is kept as a duplicate of its fd: the caller's end stays the caller's to close, as in
+// Python (close a writer's end in the parent after start(), and its recv() sees EOFError once
+// the child ends). start() drops the Process's copies in the parent (Python deletes its target
+// and args there too): only the child keeps them. Move-only; one thread uses a
 // Process at a time. exitcode(): 0 after a normal return, n after std::exit(n), 1 when the
 // callable threw (its type and what() go to stderr), -N when killed by signal N. After the
 // callable returns the child leaves with _exit(): no static destructors or atexit handlers run
@@ -41,11 +67,11 @@ struct ProcessOptions {
 class Process {
  public:
   template <class F, class... Args>
-  requires std::invocable < std::decay_t<F>
-  &, std::decay_t<Args>&... > explicit Process(F&& f, Args&&... args);
+  requires detail::RunnableWith<std::decay_t<F>, std::decay_t<Args>...>
+  explicit Process(F&& f, Args&&... args);
   template <class F, class... Args>
-  requires std::invocable < std::decay_t<F>
-  &, std::decay_t<Args>&... > Process(ProcessOptions options, F&& f, Args&&... args);
+  requires detail::RunnableWith<std::decay_t<F>, std::decay_t<Args>...> Process(ProcessOptions options, F&& f,
+                                                                                Args&&... args);
 
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;
@@ -53,7 +79,9 @@ class Process {
   Process& operator=(const Process&) = delete;
   ~Process();
 
-  // Forks the child. A second start() throws std::logic_error.
+  // Forks the child. A second start() throws std::logic_error. After close(), every method but
+  // close(), name() and daemon() throws std::logic_error ("process object is closed", Python's
+  // ValueError); a second close() does nothing.
   void start();
   // Waits for the child to end and reaps it; signals arriving meanwhile do not interrupt it.
   // Throws std::logic_error before start().
@@ -69,18 +97,23 @@ class Process {
   // or once the child's end was seen. Neither waits: join() after.
   void terminate();
   void kill();
-  // Releases the pidfd and the callable; throws std::logic_error while the child runs. The
-  // exit code stays; sentinel() is -1 from now on.
+  // Releases the pidfd and the callable; throws std::logic_error while the child runs.
   void close();
 
   // nullopt before start() and while the child runs; reaps it once it has ended.
   [[nodiscard]] std::optional<int> exitcode();
   // 0 before start().
-  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  [[nodiscard]] pid_t pid() const {
+    check_open();
+    return pid_;
+  }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   [[nodiscard]] bool daemon() const noexcept { return daemon_; }
   // A pidfd, readable once the child has ended: for mproc::wait() or poll(). -1 before start().
-  [[nodiscard]] int sentinel() const noexcept { return pidfd_; }
+  [[nodiscard]] int sentinel() const {
+    check_open();
+    return pidfd_;
+  }
 
   // Both join forms: nullopt waits forever.
   bool join_ns(detail::OptNanos timeout);
@@ -97,6 +130,7 @@ class Process {
   Process(ProcessOptions options, std::unique_ptr<Body> body);
   void signal(int sig);
   void record(int code_or_minus_signal) noexcept;
+  void check_open() const;
 
   std::unique_ptr<Body> body_;
   std::string name_;
@@ -105,6 +139,7 @@ class Process {
   pid_t pid_ = 0;
   int pidfd_ = -1;
   bool started_ = false;
+  bool closed_ = false;
   std::optional<int> exitcode_;
 };
 
@@ -136,21 +171,28 @@ class ProcessInfo {
 template <class F, class Tuple>
 struct Process::BodyOf final : Process::Body {
   BodyOf(F f, Tuple args) : f_(std::move(f)), args_(std::move(args)) {}
-  void run() override { std::apply(f_, args_); }
+  void run() override { run_with(std::make_index_sequence<std::tuple_size_v<Tuple>>{}); }
+  template <std::size_t... I>
+  void run_with(std::index_sequence<I...>) {
+    if constexpr (std::invocable<F&, std::tuple_element_t<I, Tuple>&...>)
+      std::invoke(f_, std::get<I>(args_)...);
+    else
+      std::invoke(f_, std::move(std::get<I>(args_))...);
+  }
   F f_;
   Tuple args_;
 };
 
 template <class F, class... Args>
-requires std::invocable < std::decay_t<F>
-&, std::decay_t<Args>&... > Process::Process(F&& f, Args&&... args)
+requires detail::RunnableWith<std::decay_t<F>, std::decay_t<Args>...> Process::Process(F&& f, Args&&... args)
     : Process(ProcessOptions{}, std::forward<F>(f), std::forward<Args>(args)...) {}
 
 template <class F, class... Args>
-requires std::invocable < std::decay_t<F>
-&, std::decay_t<Args>&... > Process::Process(ProcessOptions options, F&& f, Args&&... args)
+requires detail::RunnableWith<std::decay_t<F>, std::decay_t<Args>...> Process::Process(ProcessOptions options, F&& f,
+                                                                                       Args&&... args)
     : Process(std::move(options),
               std::make_unique<BodyOf<std::decay_t<F>, std::tuple<std::decay_t<Args>...>>>(
-                  std::forward<F>(f), std::tuple<std::decay_t<Args>...>(std::forward<Args>(args)...))) {}
+                  std::forward<F>(f),
+                  std::tuple<std::decay_t<Args>...>(detail::child_argument<Args>(std::forward<Args>(args))...))) {}
 
 }  // namespace mproc

@@ -68,8 +68,10 @@ class BasicLock {
 // A mutex shared between processes (multiprocessing.Lock). Safe to use from any thread of any
 // process that inherited it. Robust: when the holding thread or process dies, the next acquire
 // succeeds and previous_owner_died() tells the new holder the guarded state may be
-// inconsistent. Stricter than Python: only the holding thread may release it, and any acquire
-// by the thread that holds it (blocking or not) throws std::logic_error instead of deadlocking.
+// inconsistent. Stricter than Python: only the holding thread may release it, and a blocking
+// acquire() by the thread that holds it throws std::logic_error instead of deadlocking. Its
+// acquire(false), try_lock() and acquire(timeout) return false (the last after the timeout), as
+// in Python.
 class Lock : public detail::BasicLock {
  public:
   Lock() : BasicLock(false) {}

@@ -19,7 +19,6 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <mutex>
 #include <string>
 #include <system_error>
@@ -313,21 +312,12 @@ unsigned online_cpus() noexcept {
   return n > 0 ? static_cast<unsigned>(n) : 1U;
 }
 
-unsigned usable_cpus() noexcept {
-  unsigned n = online_cpus();
+unsigned affinity_cpus() noexcept {
   cpu_set_t set;
   CPU_ZERO(&set);
-  if (::sched_getaffinity(0, sizeof(set), &set) == 0) n = static_cast<unsigned>(CPU_COUNT(&set));
-  // cgroup v2: "max 100000" means no quota; "200000 100000" means two CPUs' worth.
-  std::ifstream in("/sys/fs/cgroup/cpu.max");
-  std::string quota;
-  long long period = 0;
-  if (in >> quota >> period && quota != "max" && period > 0) {
-    long long q = std::strtoll(quota.c_str(), nullptr, 10);
-    auto limit = static_cast<unsigned>((q + period - 1) / period);
-    if (limit > 0 && limit < n) n = limit;
-  }
-  return n > 0 ? n : 1U;
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0) return online_cpus();
+  int n = CPU_COUNT(&set);
+  return n > 0 ? static_cast<unsigned>(n) : 1U;
 }
 
 }  // namespace mproc::detail::os

@@ -135,8 +135,8 @@ bool hung_up(int fd) noexcept;
 // Random bytes from the kernel (getrandom), for unguessable names.
 void random_bytes(void* data, std::size_t size);
 
-// CPUs: online logical CPUs; and those this process may use (affinity, then cgroup v2 quota).
+// CPUs: online logical CPUs; and those this process's affinity mask allows (sched_getaffinity).
 unsigned online_cpus() noexcept;
-unsigned usable_cpus() noexcept;
+unsigned affinity_cpus() noexcept;
 
 }  // namespace mproc::detail::os

@@ -92,6 +92,12 @@ void shutdown(int fd, bool read, bool write) noexcept {
     ::shutdown(fd, SHUT_WR);
 }
 
+Fd dup(int fd) {
+  int copy = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy == -1) throw_error(errno, "fcntl", "F_DUPFD_CLOEXEC, fd " + std::to_string(fd));
+  return Fd(copy);
+}
+
 void send_all(int fd, const void* data, std::size_t size) {
   auto p = static_cast<const char*>(data);
   while (size > 0) {
@@ -200,5 +206,10 @@ void shm_unlink_quiet(const char* name) noexcept { ::shm_unlink(name); }
 int dup2_raw(int from, int to) noexcept { return ::dup2(from, to); }
 pid_t fork_raw() noexcept { return ::fork(); }
 int setsid_raw() noexcept { return ::setsid(); }
+
+void* map_private_raw(std::size_t size) noexcept {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
 
 }  // namespace mproc::detail::os

@@ -32,6 +32,8 @@ unsigned robust_mutex_depth(const pthread_mutex_t* m) noexcept;
 // --- sockets ---------------------------------------------------------------------------------
 std::pair<Fd, Fd> stream_socketpair();  // AF_UNIX, SOCK_STREAM, both ends close-on-exec
 void shutdown(int fd, bool read, bool write) noexcept;
+// A second descriptor for the same open file (F_DUPFD_CLOEXEC).
+Fd dup(int fd);
 // send(MSG_NOSIGNAL) until all is written: a closed peer is EPIPE, never SIGPIPE.
 void send_all(int fd, const void* data, std::size_t size);
 // The same for [a][b], in one sendmsg when the socket takes it all.
@@ -55,5 +57,7 @@ void shm_unlink_quiet(const char* name) noexcept;
 int dup2_raw(int from, int to) noexcept;
 pid_t fork_raw() noexcept;  // -1 on failure
 int setsid_raw() noexcept;
+// Private anonymous memory, zeroed; nullptr on failure. Free with unmap().
+void* map_private_raw(std::size_t size) noexcept;
 
 }  // namespace mproc::detail::os

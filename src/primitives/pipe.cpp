@@ -32,6 +32,11 @@ void ConnectionCore::close() noexcept {
   if (fd_ >= 0) os::Fd closer(std::exchange(fd_, -1));
 }
 
+ConnectionCore ConnectionCore::dup() const {
+  if (fd_ < 0) return ConnectionCore();
+  return ConnectionCore(os::dup(fd_).release(), readable_, writable_);
+}
+
 void ConnectionCore::check(bool for_write) const {
   if (fd_ < 0) throw std::logic_error("mproc::Connection: the connection is closed");
   if (for_write && !writable_) throw std::logic_error("mproc::Connection: this end is read-only");

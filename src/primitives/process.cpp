@@ -96,6 +96,7 @@ Process::Process(Process&& other) noexcept
       pid_(std::exchange(other.pid_, 0)),
       pidfd_(std::exchange(other.pidfd_, -1)),
       started_(std::exchange(other.started_, false)),
+      closed_(other.closed_),
       exitcode_(other.exitcode_) {
   if (started_) registry_replace(&other, this);
 }
@@ -122,6 +123,7 @@ Process::~Process() {
 }
 
 void Process::start() {
+  check_open();
   if (started_) throw std::logic_error("mproc::Process::start: a process can only be started once");
   if (!body_) throw std::logic_error("mproc::Process::start: the process was moved from");
   Self& me = self();
@@ -154,21 +156,27 @@ void Process::start() {
     throw;
   }
   started_ = true;
+  body_.reset();  // the child's alone now: the parent's copies of its arguments must not linger
   registry_replace(nullptr, this);
+}
+
+void Process::check_open() const {
+  if (closed_) throw std::logic_error("mproc::Process: process object is closed");
 }
 
 void Process::record(int code_or_minus_signal) noexcept { exitcode_ = code_or_minus_signal; }
 
 std::optional<int> Process::exitcode() {
+  check_open();
   if (exitcode_ || pidfd_ < 0) return exitcode_;
   if (auto st = os::wait_pidfd(pidfd_, false)) record(st->signaled ? -st->signal : st->code);
   return exitcode_;
 }
 
 bool Process::join_ns(detail::OptNanos timeout) {
+  check_open();
   if (!started_) throw std::logic_error("mproc::Process::join: the process was not started");
   if (exitcode_) return true;
-  if (pidfd_ < 0) throw std::logic_error("mproc::Process::join: the process is closed");
   if (timeout) {
     std::int64_t end = os::monotonic_ns() + *timeout;
     for (;;) {
@@ -182,10 +190,14 @@ bool Process::join_ns(detail::OptNanos timeout) {
   return true;
 }
 
-bool Process::is_alive() { return started_ && !exitcode(); }
+bool Process::is_alive() {
+  check_open();
+  return started_ && !exitcode();
+}
 
 void Process::signal(int sig) {
-  if (!started_ || exitcode_ || pidfd_ < 0) return;
+  check_open();
+  if (!started_ || exitcode_) return;
   os::pidfd_send_signal(pidfd_, sig);
 }
 
@@ -193,9 +205,12 @@ void Process::terminate() { signal(SIGTERM); }
 void Process::kill() { signal(SIGKILL); }
 
 void Process::close() {
+  if (closed_) return;
   if (started_ && !exitcode()) throw std::logic_error("mproc::Process::close: the process is still running");
   if (pidfd_ >= 0) os::Fd closer(std::exchange(pidfd_, -1));
   body_.reset();
+  registry_replace(this, nullptr);
+  closed_ = true;
 }
 
 ProcessInfo current_process() {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <climits>
 #include <stdexcept>
+#include <thread>
 
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
@@ -101,6 +102,16 @@ BasicLock::BasicLock(bool recursive) : s_(make_shared_state<MutexState>()) {
   s_->recursive = recursive;
 }
 
+namespace {
+// A Lock the caller already holds (only its holder may release it): a bounded wait can only
+// time out, as in Python; waiting forever is a certain deadlock, refused instead.
+bool held_by_caller(OptNanos timeout) {
+  if (!timeout) throw std::logic_error("mproc::Lock::acquire: this thread already holds the lock");
+  std::this_thread::sleep_for(os::Nanos(*timeout));
+  return false;
+}
+}  // namespace
+
 bool BasicLock::acquire_ns(OptNanos timeout) {
   auto r = os::robust_mutex_lock(&s_->m, timeout ? std::optional(os::Nanos(*timeout)) : std::nullopt);
   switch (r) {
@@ -108,7 +119,7 @@ bool BasicLock::acquire_ns(OptNanos timeout) {
     case os::LockResult::timed_out:
       return false;
     case os::LockResult::deadlock:
-      throw std::logic_error("mproc::Lock::acquire: this thread already holds the lock");
+      return held_by_caller(timeout);
     case os::LockResult::owner_died:
       s_->owner_died = true;
       s_->died_pending.store(0, std::memory_order_relaxed);

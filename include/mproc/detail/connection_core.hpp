@@ -28,6 +28,8 @@ class ConnectionCore {
   void recv(Writer& out);
   bool poll(OptNanos timeout);
   void close() noexcept;
+  // Another end on the same socket (a duplicate fd, close-on-exec); closed when this one is.
+  [[nodiscard]] ConnectionCore dup() const;
   [[nodiscard]] int fileno() const noexcept { return fd_; }
   [[nodiscard]] bool closed() const noexcept { return fd_ < 0; }
   [[nodiscard]] bool readable() const noexcept { return readable_; }

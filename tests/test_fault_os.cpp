@@ -115,57 +115,50 @@ void expect_clean_failure(Call call, int err, unsigned after, const std::string&
   expect_unchanged(before);
 }
 
-void make_pool() {
-  mproc::Pool pool(2);
-  ADD_FAILURE() << "the pool was made";
-}
+// --- Pool(2) construction: mmap, pipe, pipe, then fork and pidfd_open per worker -----------------
 
-void expect_pool_works() {
+// One system call of Pool(2)'s construction that fails.
+struct PoolFault {
+  const char* test;
+  Call call;
+  int err;
+  unsigned after;  // calls of the same kind that succeed first
+  const char* name;
+};
+
+void PrintTo(const PoolFault& f, std::ostream* out) { *out << f.test; }
+
+class FaultOsPool : public ::testing::TestWithParam<PoolFault> {};
+
+TEST_P(FaultOsPool, ConstructorThrowsAndLeavesNothing) {
+  const PoolFault& f = GetParam();
+  expect_clean_failure(f.call, f.err, f.after, f.name, [] {
+    mproc::Pool pool(2);
+    ADD_FAILURE() << "the pool was made";
+  });
   mproc::Pool pool(2);
   mproc::test::expect_full_pool_works(pool, 2);
 }
 
-// --- Pool(2) construction: mmap, pipe, pipe, then fork and pidfd_open per worker -----------------
+std::string fault_name(const ::testing::TestParamInfo<PoolFault>& info) { return info.param.test; }
 
-TEST(FaultOsPool, ForkFailsForTheFirstWorker) {
-  expect_clean_failure(Call::fork, EAGAIN, 0, "fork", make_pool);
-  expect_pool_works();
-}
-
-TEST(FaultOsPool, ForkFailsForTheSecondWorker) {
-  expect_clean_failure(Call::fork, ENOMEM, 1, "fork", make_pool);
-  expect_pool_works();
-}
-
-TEST(FaultOsPool, PidfdOpenFailsForTheFirstWorker) {
-  expect_clean_failure(Call::pidfd_open, EMFILE, 0, "pidfd_open", make_pool);
-  expect_pool_works();
-}
-
-TEST(FaultOsPool, PidfdOpenFailsForTheSecondWorker) {
-  expect_clean_failure(Call::pidfd_open, EMFILE, 1, "pidfd_open", make_pool);
-  expect_pool_works();
-}
-
-TEST(FaultOsPool, MmapFailsForItsSharedMemory) {
-  expect_clean_failure(Call::mmap, ENOMEM, 0, "mmap", make_pool);
-  expect_pool_works();
-}
+INSTANTIATE_TEST_SUITE_P(
+    Fails, FaultOsPool,
+    ::testing::Values(PoolFault{"ForkForTheFirstWorker", Call::fork, EAGAIN, 0, "fork"},
+                      PoolFault{"ForkForTheSecondWorker", Call::fork, ENOMEM, 1, "fork"},
+                      PoolFault{"PidfdOpenForTheFirstWorker", Call::pidfd_open, EMFILE, 0, "pidfd_open"},
+                      PoolFault{"PidfdOpenForTheSecondWorker", Call::pidfd_open, EMFILE, 1, "pidfd_open"},
+                      PoolFault{"MmapOfItsSharedMemory", Call::mmap, ENOMEM, 0, "mmap"}),
+    fault_name);
 
 // DISABLED: bug in src/backend/process/pool_core.cpp, ProcessPoolCore::ProcessPoolCore: the pool's
 // shared mapping (map_memory(): memory_, 2 MiB per worker plus headers) is made in the
 // constructor's body before the two os::pipe() calls; when either pipe throws, the destructor
 // does not run and nothing else unmaps memory_, so each failed Pool leaks the mapping.
-TEST(FaultOsPool, DISABLED_FirstPipeFails) {
-  expect_clean_failure(Call::pipe, EMFILE, 0, "pipe2", make_pool);
-  expect_pool_works();
-}
-
-// DISABLED: the same leak of the pool's mapping as DISABLED_FirstPipeFails.
-TEST(FaultOsPool, DISABLED_SecondPipeFails) {
-  expect_clean_failure(Call::pipe, EMFILE, 1, "pipe2", make_pool);
-  expect_pool_works();
-}
+INSTANTIATE_TEST_SUITE_P(DISABLED_Fails, FaultOsPool,
+                         ::testing::Values(PoolFault{"FirstPipe", Call::pipe, EMFILE, 0, "pipe2"},
+                                           PoolFault{"SecondPipe", Call::pipe, EMFILE, 1, "pipe2"}),
+                         fault_name);
 
 // Waits up to 5 s for pred.
 template <class P>
@@ -178,7 +171,7 @@ bool eventually(P pred) {
   return true;
 }
 
-TEST(FaultOsPool, ForkFailsReplacingAWorker) {
+TEST(FaultOsPoolWorkers, ForkFailsReplacingAWorker) {
   mproc::Pool pool(2);
   auto pids = pool.backend().worker_pids();
   {
@@ -198,7 +191,7 @@ TEST(FaultOsPool, ForkFailsReplacingAWorker) {
   pool.join();
 }
 
-TEST(FaultOsPool, ForkFailsReplacingEveryWorker) {
+TEST(FaultOsPoolWorkers, ForkFailsReplacingEveryWorker) {
   mproc::Pool pool(2);
   auto pids = pool.backend().worker_pids();
   {

@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "fault_check.hpp"
+#include "fork_helper.hpp"
 #include "leak_check.hpp"
 #include "mproc/mproc.hpp"
 #include "os/os.hpp"
@@ -328,6 +329,45 @@ TEST(FaultOsWrappers, MemfdCreateIsCloseOnExecAndShared) {
 
 TEST(FaultOsWrappers, MemfdCreateFails) {
   expect_clean_failure(Call::memfd_create, EMFILE, 0, "memfd_create", [] { (void)os::memfd_create("mproc-test"); });
+}
+
+TEST(FaultOsWrappers, FileStamp) {
+  auto exe = os::file_stamp("/proc/self/exe");
+  ASSERT_TRUE(exe);
+  EXPECT_GT(exe->size, 0U);
+  EXPECT_GT(exe->mtime, 0);
+  EXPECT_FALSE(os::file_stamp("/nonexistent/mproc"));
+}
+
+volatile sig_atomic_t g_handled = 0;
+void on_usr1(int sig, siginfo_t*, void*) { g_handled = sig; }
+
+TEST(FaultOsWrappers, SignalHandlersInstallChainAndRestore) {
+  struct sigaction previous {};
+  os::install_signal_handler(SIGUSR1, on_usr1, 0, &previous);
+  ::raise(SIGUSR1);
+  EXPECT_EQ(g_handled, SIGUSR1);
+  struct sigaction ours {};
+  ::sigaction(SIGUSR1, nullptr, &ours);
+  g_handled = 0;
+  os::call_handler(ours, SIGUSR1, nullptr, nullptr);
+  EXPECT_EQ(g_handled, SIGUSR1);
+  os::call_handler(previous, SIGUSR1, nullptr, nullptr);  // SIG_DFL: nothing is called
+  os::restore_signal_action(SIGUSR1, previous);
+  struct sigaction now {};
+  ::sigaction(SIGUSR1, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);
+}
+
+TEST(FaultOsWrappers, RaiseDefaultEndsTheProcessBySignal) {
+  pid_t pid = mproc::test::fork_child([] {
+    struct sigaction previous {};
+    os::install_signal_handler(SIGTERM, on_usr1, 0, &previous);
+    os::write_stderr("", 0);
+    os::raise_default(SIGTERM);
+  });
+  int status = mproc::test::wait_child(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
 }
 
 TEST(FaultOsWrappers, InjectionCountsCallsAndStops) {

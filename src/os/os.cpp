@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pthread.h>
@@ -24,7 +25,13 @@
 #include <system_error>
 #include <vector>
 
+#include "os/os_ipc.hpp"
+#include "os/os_testing.hpp"
+
 namespace mproc::detail::os {
+
+using testing::Call;
+
 namespace {
 
 // Calls f until it does not fail with EINTR; throws on any other failure.
@@ -66,15 +73,16 @@ void Fd::reset() noexcept {
 }
 
 pid_t fork() {
-  return retry("fork", {}, [] { return ::fork(); });
+  return retry("fork", {}, [] { return injected_failure(Call::fork) ? -1 : ::fork(); });
 }
 
 void exit_now(int code) noexcept { ::_exit(code); }
 
 Fd pidfd_open(pid_t pid) {
   // pidfds are close-on-exec by construction.
-  auto fd =
-      retry("pidfd_open", std::to_string(pid), [&] { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); });
+  auto fd = retry("pidfd_open", std::to_string(pid), [&] {
+    return injected_failure(Call::pidfd_open) ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  });
   return Fd(fd);
 }
 
@@ -118,6 +126,12 @@ void reap(pid_t pid) noexcept {
   }
 }
 
+std::int64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::optional<Nanos> timeout,
                 bool shared) {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));
@@ -156,13 +170,16 @@ int poll_readable(std::span<PollFd> fds, std::optional<Nanos> timeout) {
 }
 
 void* map_shared_anonymous(std::size_t size) {
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* p = injected_failure(Call::mmap)
+                ? MAP_FAILED
+                : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw_error(errno, "mmap", "MAP_SHARED|MAP_ANONYMOUS, " + std::to_string(size));
   return p;
 }
 
 void* map_fd(int fd, std::size_t size) {
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  void* p =
+      injected_failure(Call::mmap) ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (p == MAP_FAILED) throw_error(errno, "mmap", "fd " + std::to_string(fd) + ", " + std::to_string(size));
   return p;
 }
@@ -172,7 +189,15 @@ void unmap(void* addr, std::size_t size) noexcept {
 }
 
 Fd shm_open(const std::string& name, int flags, unsigned mode) {
-  return Fd(retry("shm_open", name, [&] { return ::shm_open(name.c_str(), flags | O_CLOEXEC, mode); }));
+  return Fd(retry("shm_open", name, [&] {
+    return injected_failure(Call::shm_open) ? -1 : ::shm_open(name.c_str(), flags | O_CLOEXEC, mode);
+  }));
+}
+
+Fd memfd_create(const std::string& name) {
+  return Fd(retry("memfd_create", name, [&] {
+    return injected_failure(Call::memfd_create) ? -1 : ::memfd_create(name.c_str(), MFD_CLOEXEC);
+  }));
 }
 
 void shm_unlink(const std::string& name) {
@@ -181,7 +206,7 @@ void shm_unlink(const std::string& name) {
 
 void ftruncate(int fd, std::size_t size) {
   retry("ftruncate", std::to_string(fd) + ", " + std::to_string(size),
-        [&] { return ::ftruncate(fd, static_cast<off_t>(size)); });
+        [&] { return injected_failure(Call::ftruncate) ? -1 : ::ftruncate(fd, static_cast<off_t>(size)); });
 }
 
 std::size_t file_size(int fd) {
@@ -190,9 +215,20 @@ std::size_t file_size(int fd) {
   return static_cast<std::size_t>(st.st_size);
 }
 
+std::size_t page_size() noexcept {
+  static const auto size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::optional<FileStamp> file_stamp(const std::string& path) noexcept {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileStamp{static_cast<std::uint64_t>(st.st_size), static_cast<std::int64_t>(st.st_mtime)};
+}
+
 std::pair<Fd, Fd> pipe() {
   int fds[2];
-  retry("pipe2", "O_CLOEXEC", [&] { return ::pipe2(fds, O_CLOEXEC); });
+  retry("pipe2", "O_CLOEXEC", [&] { return injected_failure(Call::pipe) ? -1 : ::pipe2(fds, O_CLOEXEC); });
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
@@ -234,11 +270,7 @@ std::mutex g_chain_mu;  // serializes installing; never taken in a handler
 
 void chained_handler(int sig, siginfo_t* info, void* context) {
   if (g_notes[sig]) g_notes[sig](sig);
-  const struct sigaction& program = g_chained[sig];
-  if (program.sa_flags & SA_SIGINFO)
-    program.sa_sigaction(sig, info, context);
-  else if (program.sa_handler != SIG_DFL && program.sa_handler != SIG_IGN)
-    program.sa_handler(sig);
+  call_handler(g_chained[sig], sig, info, context);
 }
 }  // namespace
 

@@ -69,8 +69,11 @@ void reap(pid_t pid) noexcept;
 // Handlers fork() runs in the forking thread: prepare before, parent and child after (pthread_atfork).
 void at_fork(void (*prepare)(), void (*parent)(), void (*child)());
 
-// --- waiting -------------------------------------------------------------------------------
+// --- time and waiting ----------------------------------------------------------------------
 using Nanos = std::chrono::nanoseconds;
+
+// Nanoseconds of the monotonic clock (CLOCK_MONOTONIC): mproc's one clock for spins and deadlines.
+std::int64_t monotonic_ns() noexcept;
 
 // Sleeps while *word == expected, up to timeout (none: forever). Returns false on timeout.
 // shared: the word lives in memory shared between processes.
@@ -96,6 +99,17 @@ Fd shm_open(const std::string& name, int flags, unsigned mode);
 void shm_unlink(const std::string& name);  // throws, with errc::no_such_file_or_directory when absent
 void ftruncate(int fd, std::size_t size);
 std::size_t file_size(int fd);
+// An anonymous file in memory (memfd_create), close-on-exec: it lives while an fd or a mapping
+// of it does, and leaves nothing in /dev/shm. name is only a label, seen in /proc/<pid>/fd.
+Fd memfd_create(const std::string& name);
+std::size_t page_size() noexcept;
+
+// A file's size and modification time (stat); nullopt when it cannot be read.
+struct FileStamp {
+  std::uint64_t size = 0;
+  std::int64_t mtime = 0;  // seconds since the epoch
+};
+std::optional<FileStamp> file_stamp(const std::string& path) noexcept;
 
 // --- pipes and descriptors -----------------------------------------------------------------
 std::pair<Fd, Fd> pipe();                                            // (read end, write end), both close-on-exec

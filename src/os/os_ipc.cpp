@@ -14,7 +14,11 @@
 #include <string>
 #include <vector>
 
+#include "os/os_testing.hpp"
+
 namespace mproc::detail::os {
+
+using testing::Call;
 
 namespace {
 timespec abs_monotonic(Nanos d) {
@@ -78,7 +82,7 @@ unsigned robust_mutex_depth(const pthread_mutex_t* m) noexcept { return m->__dat
 
 std::pair<Fd, Fd> stream_socketpair() {
   int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == -1)
+  if (injected_failure(Call::socketpair) || ::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == -1)
     throw_error(errno, "socketpair", "AF_UNIX, SOCK_STREAM");
   return {Fd(fds[0]), Fd(fds[1])};
 }
@@ -143,12 +147,6 @@ bool read_exact(int fd, void* data, std::size_t size) {
   return true;
 }
 
-std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 pid_t gettid() noexcept { return static_cast<pid_t>(::syscall(SYS_gettid)); }
 
 int pidfd_poll(int pidfd, std::optional<Nanos> timeout) {
@@ -204,12 +202,42 @@ long read_raw(int fd, void* data, std::size_t size) noexcept {
 
 void shm_unlink_quiet(const char* name) noexcept { ::shm_unlink(name); }
 int dup2_raw(int from, int to) noexcept { return ::dup2(from, to); }
-pid_t fork_raw() noexcept { return ::fork(); }
+pid_t fork_raw() noexcept { return injected_failure(Call::fork) ? -1 : ::fork(); }
 int setsid_raw() noexcept { return ::setsid(); }
 
 void* map_private_raw(std::size_t size) noexcept {
+  if (injected_failure(Call::mmap)) return nullptr;
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
+}
+
+void write_stderr(const char* text, std::size_t size) noexcept {
+  while (::write(STDERR_FILENO, text, size) == -1 && errno == EINTR) {
+  }
+}
+
+void install_signal_handler(int sig, void (*handler)(int, siginfo_t*, void*), int flags,
+                            struct sigaction* previous) noexcept {
+  struct sigaction ours {};
+  ours.sa_sigaction = handler;
+  ours.sa_flags = SA_SIGINFO | flags;
+  sigemptyset(&ours.sa_mask);
+  ::sigaction(sig, &ours, previous);
+}
+
+void restore_signal_action(int sig, const struct sigaction& action) noexcept { ::sigaction(sig, &action, nullptr); }
+
+void call_handler(const struct sigaction& action, int sig, siginfo_t* info, void* context) noexcept {
+  if (action.sa_flags & SA_SIGINFO) {
+    if (action.sa_sigaction) action.sa_sigaction(sig, info, context);
+  } else if (action.sa_handler != SIG_DFL && action.sa_handler != SIG_IGN) {
+    action.sa_handler(sig);
+  }
+}
+
+void raise_default(int sig) noexcept {
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
 }
 
 }  // namespace mproc::detail::os

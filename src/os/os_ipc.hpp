@@ -4,6 +4,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -42,8 +43,6 @@ void send_all2(int fd, const void* a, std::size_t a_size, const void* b, std::si
 // EOFError-worthy std::system_error(ECONNRESET) when it closed in the middle.
 bool read_exact(int fd, void* data, std::size_t size);
 
-// Monotonic nanoseconds.
-std::int64_t monotonic_ns() noexcept;
 pid_t gettid() noexcept;
 int pidfd_poll(int pidfd, std::optional<Nanos> timeout);  // 1 when the process has ended
 // poll(2) for POLLIN once: unlike poll_readable, EINTR returns 0 (the caller tracks its deadline).
@@ -59,5 +58,18 @@ pid_t fork_raw() noexcept;  // -1 on failure
 int setsid_raw() noexcept;
 // Private anonymous memory, zeroed; nullptr on failure. Free with unmap().
 void* map_private_raw(std::size_t size) noexcept;
+void write_stderr(const char* text, std::size_t size) noexcept;  // one write(2); errors ignored
+
+// --- signal handlers (async-signal-safe: for use in handlers too) ----------------------------
+// Installs handler (with SA_SIGINFO | flags, nothing blocked) for sig; the action it replaces
+// goes to *previous.
+void install_signal_handler(int sig, void (*handler)(int, siginfo_t*, void*), int flags,
+                            struct sigaction* previous) noexcept;
+void restore_signal_action(int sig, const struct sigaction& action) noexcept;
+// Calls the handler action names, if it names one (neither SIG_DFL nor SIG_IGN).
+void call_handler(const struct sigaction& action, int sig, siginfo_t* info, void* context) noexcept;
+// Resets sig to its default action and raises it: a fatal signal ends the process as it would
+// have without handlers.
+void raise_default(int sig) noexcept;
 
 }  // namespace mproc::detail::os

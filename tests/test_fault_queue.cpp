@@ -50,7 +50,7 @@ void still_works(mproc::Queue<std::string>& q) {
 
 }  // namespace
 
-TEST(fault_queue, WriterKilledHalfwayThroughABigItemLosesThatItemOnly) {
+TEST(FaultQueue, WriterKilledHalfwayThroughABigItemLosesThatItemOnly) {
   mproc::Queue<std::string> q;
   q.put("before");
   killed_at(QueueStep::payload_copying, [&] { q.put(mproc::test::pattern(kBig, 1)); });
@@ -60,7 +60,7 @@ TEST(fault_queue, WriterKilledHalfwayThroughABigItemLosesThatItemOnly) {
   still_works(q);
 }
 
-TEST(fault_queue, ReaderKilledHalfwayThroughABigItemLosesThatItemOnly) {
+TEST(FaultQueue, ReaderKilledHalfwayThroughABigItemLosesThatItemOnly) {
   mproc::Queue<std::string> q;
   q.put(mproc::test::pattern(kBig, 1));
   q.put("after");
@@ -72,7 +72,7 @@ TEST(fault_queue, ReaderKilledHalfwayThroughABigItemLosesThatItemOnly) {
 
 // Killed holding the lock, a big item just referred to from the ring or taken from it: the put
 // took effect, the get did not, and the blocks are accounted for after.
-TEST(fault_queue, KilledHoldingTheLockAroundABigItem) {
+TEST(FaultQueue, KilledHoldingTheLockAroundABigItem) {
   mproc::Queue<std::string> q;
   killed_at(QueueStep::put_published, [&] { q.put(mproc::test::pattern(kBig, 2)); });
   q.put("marker");  // the first to lock after the kill repairs the count
@@ -87,7 +87,7 @@ TEST(fault_queue, KilledHoldingTheLockAroundABigItem) {
 // The same with the ring full, so that items go through the overflow list. A get killed after
 // taking its item loses it; the ring holds at most the first 12 items (of 80 bytes or more in
 // 1 KiB), so the third killed get takes from the list.
-TEST(fault_queue, KilledHoldingTheLockAroundTheOverflowList) {
+TEST(FaultQueue, KilledHoldingTheLockAroundTheOverflowList) {
   mproc::Queue<std::string> q(0, 1024);
   auto item = [](int i) { return "item " + std::to_string(i) + std::string(70, '.'); };
   for (int i = 0; i < 40; ++i) q.put(item(i));
@@ -106,7 +106,7 @@ TEST(fault_queue, KilledHoldingTheLockAroundTheOverflowList) {
 }
 
 // A putter killed between publishing its item and counting it: the item counts as unfinished.
-TEST(fault_queue, JoinableQueueCountsAPutterKilledAfterPublishing) {
+TEST(FaultQueue, JoinableQueueCountsAPutterKilledAfterPublishing) {
   mproc::JoinableQueue<std::string> q;
   q.put("one");
   killed_at(QueueStep::put_published, [&] { q.put("two"); });

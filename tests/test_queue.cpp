@@ -10,9 +10,9 @@
 #include <gtest/gtest.h>
 
 #include "fork_helper.hpp"
-#include "queue_support.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
+#include "queue_support.hpp"
 
 using namespace std::chrono_literals;
 

@@ -90,13 +90,13 @@ struct QueueState {
   std::uint64_t maxsize = 0;
   std::byte* area = nullptr;  // the payload reservation: inherited, so the same in every process
   std::uint64_t area_bytes = 0;
-  std::uint64_t area_top = 0;              // bytes carved into blocks; under m
-  std::uint64_t cached = 0;                // resident bytes of free blocks; under m
-  std::uint64_t free_head[kClasses] = {};  // by class; under m
-  std::atomic<std::uint64_t> list_head{kNone};  // the overflow list; written under m
-  std::uint64_t list_tail = kNone;              // under m
-  Journal journal{};                            // under m
-  Slot slots[kSlots] = {};                      // under m
+  std::uint64_t area_top = 0;                       // bytes carved into blocks; under m
+  std::uint64_t cached = 0;                         // resident bytes of free blocks; under m
+  std::uint64_t free_head[kClasses] = {};           // by class; under m
+  std::atomic<std::uint64_t> list_head{kNone};      // the overflow list; written under m
+  std::uint64_t list_tail = kNone;                  // under m
+  Journal journal{};                                // under m
+  Slot slots[kSlots] = {};                          // under m
   alignas(64) std::atomic<std::uint32_t> count{0};  // items queued, for qsize; written under m
   alignas(64) std::atomic<std::uint32_t> put_seq{0};
   std::atomic<std::uint32_t> getters_sleeping{0};
@@ -484,6 +484,7 @@ bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
   if (timeout) end = os::monotonic_ns() + *timeout;
   HeldBlock held(s);
   if (message.size() > s.inline_max()) {
+    if (timeout == 0 && full()) return false;  // not worth a copy; publish() decides the rest
     bool outside = false;
     std::uint64_t off = kNone;
     {

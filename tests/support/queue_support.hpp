@@ -14,9 +14,7 @@
 namespace mproc::test {
 
 // n bytes that depend on their position and on seed, so a shifted or mixed-up copy shows.
-inline std::uint64_t pattern_word(std::size_t i, std::size_t seed) {
-  return (i + 1) * 0x9E3779B97F4A7C15ull + seed;
-}
+inline std::uint64_t pattern_word(std::size_t i, std::size_t seed) { return (i + 1) * 0x9E3779B97F4A7C15ull + seed; }
 
 inline std::string pattern(std::size_t n, std::size_t seed) {
   std::string s(n, '\0');

@@ -282,8 +282,8 @@ TEST(queue_Bounded, BigItemsPutNowaitAndTimeoutRaiseFull) {
 
 // After big items are taken the queue keeps at most kPayloadCache of them resident.
 TEST(queue_BigItems, MemoryComesBackAfterTheyAreTaken) {
-  const std::string large = mproc::test::pattern(std::size_t{100} << 20, 1);
-  const std::string mid = mproc::test::pattern(std::size_t{30} << 20, 2);
+  const std::string large = mproc::test::pattern(std::size_t{72} << 20, 1);  // past kPayloadCache
+  const std::string mid = mproc::test::pattern(std::size_t{24} << 20, 2);    // kept
   long before = mproc::test::shmem_resident_kib();
   {
     mproc::Queue<std::string> q;

@@ -1,6 +1,7 @@
 // Tests of Queue, SimpleQueue and JoinableQueue between processes.
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "fork_helper.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
+#include "queue_support.hpp"
 
 using namespace std::chrono_literals;
 
@@ -113,11 +115,15 @@ TEST(queue_Queue, ManyProducersManyConsumers) {
   EXPECT_EQ(total, expected);
 }
 
-TEST(queue_Queue, TooLargeItemFailsThatPutOnly) {
+// Items past the ring (1 KiB here) and items put while it is full keep their order.
+TEST(queue_Queue, ItemsLargerThanTheRingKeepTheirOrder) {
   mproc::Queue<std::string> q(0, 1024);
-  EXPECT_THROW(q.put(std::string(4096, 'x')), std::length_error);
-  q.put("fine");
-  EXPECT_EQ(q.get(), "fine");
+  std::vector<std::string> put;
+  for (std::size_t i = 0; i < 300; ++i) put.push_back(std::string(i * 37 % 5000, static_cast<char>('a' + i % 26)));
+  for (const auto& s : put) q.put(s, 10s);
+  EXPECT_EQ(q.qsize(), put.size());
+  for (const auto& s : put) EXPECT_EQ(q.get(1s), s);
+  EXPECT_TRUE(q.empty());
 }
 
 // A process killed holding the queue's lock between the stores of a get or a put (the test
@@ -176,4 +182,131 @@ TEST(queue_JoinableQueue, JoinWaitsForTaskDone) {
   EXPECT_TRUE(q.join(10s));
   worker.join();
   EXPECT_THROW(q.task_done(), std::logic_error);
+}
+
+// Items of 1 MiB + 8 and 10 MiB cross every kind of queue between processes, 100 MiB a Queue.
+TEST(queue_BigItems, CrossQueueSimpleQueueAndJoinableQueue) {
+  const std::size_t kSmall = (std::size_t{1} << 20) + 8, kMid = std::size_t{10} << 20, kLarge = std::size_t{100} << 20;
+  mproc::Queue<std::string> q;
+  mproc::SimpleQueue<std::string> sq;
+  mproc::JoinableQueue<std::string> jq;
+  mproc::Process child([&] {
+    for (std::size_t n : {kSmall, kMid}) {
+      std::string item = mproc::test::pattern(n, n);
+      q.put(item, 30s);
+      sq.put(item);
+      jq.put(item, 30s);
+    }
+    q.put(mproc::test::pattern(kLarge, 1), 30s);
+  });
+  child.start();
+  for (std::size_t n : {kSmall, kMid}) {
+    EXPECT_TRUE(mproc::test::is_pattern(q.get(30s), n, n)) << n;
+    EXPECT_TRUE(mproc::test::is_pattern(sq.get(), n, n)) << n;
+    EXPECT_TRUE(mproc::test::is_pattern(jq.get(30s), n, n)) << n;
+    jq.task_done();
+  }
+  EXPECT_TRUE(jq.join(1s));
+  EXPECT_TRUE(mproc::test::is_pattern(q.get(30s), kLarge, 1));
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
+}
+
+// Python's order: every task put before any result is read, results read after tasks.join().
+TEST(queue_Unbounded, PythonProducerConsumerOrderWith100000Items) {
+  constexpr int kItems = 100'000;
+  mproc::JoinableQueue<std::string> tasks;
+  mproc::Queue<std::string> results;
+  std::vector<mproc::Process> consumers;
+  for (int c = 0; c < 2; ++c)
+    consumers.emplace_back([&] {
+      for (;;) {
+        std::string task = tasks.get(30s);
+        if (task.empty()) {
+          tasks.task_done();
+          break;
+        }
+        results.put(task + " done", 30s);
+        tasks.task_done();
+      }
+    });
+  for (auto& c : consumers) c.start();
+  for (int i = 0; i < kItems; ++i) tasks.put("task number " + std::to_string(i), 30s);
+  tasks.put("", 30s);
+  tasks.put("", 30s);
+  ASSERT_TRUE(tasks.join(50s));
+  std::vector<char> seen(kItems, 0);
+  for (int i = 0; i < kItems; ++i) {
+    std::string r = results.get(1s);
+    int n = std::stoi(r.substr(12));
+    ASSERT_EQ(r, "task number " + std::to_string(n) + " done");
+    seen[static_cast<std::size_t>(n)]++;
+  }
+  EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), kItems);
+  EXPECT_TRUE(results.empty());
+  for (auto& c : consumers) {
+    c.join();
+    EXPECT_EQ(c.exitcode(), 0);
+  }
+}
+
+// Nobody reads: an unbounded queue's put() still does not block, items far past the ring.
+TEST(queue_Unbounded, PutNeverWaitsForBytes) {
+  mproc::Queue<std::string> q(0, 4096);
+  for (int i = 0; i < 20'000; ++i) q.put_nowait(std::string(100, 'x') + std::to_string(i));
+  q.put_nowait(std::string(std::size_t{3} << 20, 'y'));
+  EXPECT_EQ(q.qsize(), 20'001u);
+  for (int i = 0; i < 20'000; ++i) ASSERT_EQ(q.get_nowait(), std::string(100, 'x') + std::to_string(i));
+  EXPECT_EQ(q.get_nowait().size(), std::size_t{3} << 20);
+}
+
+// A bounded queue still says Full by its item count, big items or small.
+TEST(queue_Bounded, BigItemsPutNowaitAndTimeoutRaiseFull) {
+  mproc::Queue<std::string> q(2, 4096);
+  std::string big = mproc::test::pattern(std::size_t{2} << 20, 7);
+  q.put(big);
+  q.put_nowait("small");
+  EXPECT_TRUE(q.full());
+  EXPECT_THROW(q.put_nowait(big), mproc::Full);
+  EXPECT_THROW(q.put_nowait("x"), mproc::Full);
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(q.put(big, 100ms), mproc::Full);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 95ms);
+  EXPECT_EQ(q.qsize(), 2u);
+  EXPECT_EQ(q.get(), big);
+  q.put(big, 100ms);
+  EXPECT_EQ(q.get(), "small");
+  EXPECT_EQ(q.get(), big);
+  EXPECT_TRUE(q.empty());
+}
+
+// After big items are taken the queue keeps at most kPayloadCache of them resident.
+TEST(queue_BigItems, MemoryComesBackAfterTheyAreTaken) {
+  const std::string large = mproc::test::pattern(std::size_t{72} << 20, 1);  // past kPayloadCache
+  const std::string mid = mproc::test::pattern(std::size_t{24} << 20, 2);    // kept
+  long before = mproc::test::shmem_resident_kib();
+  {
+    mproc::Queue<std::string> q;
+    for (int i = 0; i < 2; ++i) {
+      q.put(large);
+      q.put(mid);
+      EXPECT_EQ(q.get(), large);
+      EXPECT_EQ(q.get(), mid);
+    }
+    long after = mproc::test::shmem_resident_kib();
+    long bound = static_cast<long>(mproc::detail::QueueCore::kPayloadCache >> 10) + (1 << 10) + (4 << 10);
+    EXPECT_LE(after - before, bound);
+  }
+  EXPECT_LE(mproc::test::shmem_resident_kib() - before, 4 << 10);
+}
+
+// A queue holds no file descriptor.
+TEST(queue_Queue, LeavesNoFileDescriptor) {
+  std::size_t fds = mproc::test::open_fds();
+  {
+    mproc::Queue<std::string> q;
+    q.put(std::string(std::size_t{2} << 20, 'z'));
+    EXPECT_EQ(q.get().size(), std::size_t{2} << 20);
+  }
+  EXPECT_EQ(mproc::test::open_fds(), fds);
 }

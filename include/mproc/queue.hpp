@@ -9,6 +9,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <utility>
 
@@ -20,13 +22,22 @@ namespace mproc {
 
 // A multi-producer, multi-consumer FIFO queue between processes (multiprocessing.Queue). Safe
 // from any thread of any process that shares it. Items put by one thread of one process come
-// out in the order put. maxsize 0 means no item limit; the shared ring (buffer_bytes, 1 MiB by
-// default, rounded up to a power of two) still bounds the bytes in flight, and put() waits for
-// room there too. put() copies the item in before returning (no feeder thread, unlike Python).
-// A value that cannot be encoded fails that put() alone (SerializationError); one that could
-// never fit the ring throws std::length_error. The lock is robust: a process that dies inside
-// put() or get() does not leave the queue locked, a half-copied item is never published, and
-// the queue stays consistent (qsize() may be one off until the next put or get).
+// out in the order put. Items of any size cross. maxsize 0 means no item limit, and put() then
+// never blocks; with a maxsize, put() waits only for the item count. put() copies the item in
+// before returning (no feeder thread, unlike Python). Small items travel through a shared ring
+// (buffer_bytes, 1 MiB by default, rounded up to a power of two); an item past an eighth of it,
+// or put while the ring is full, is written once into a payload block of the queue's shared
+// reservation (64 GiB of address space where the system allows it, at least 64 MiB; pages are
+// committed as they are written), and the getter reads it from there. What remains bounded is
+// memory: the items put and not yet taken are resident until taken (a consumer that never reads
+// lets them grow), an item or the items in flight past the reservation throw std::length_error,
+// and after they are taken the queue keeps at most QueueCore::kPayloadCache (64 MiB) of freed
+// blocks resident for reuse, plus the ring; each putting thread keeps its encode buffer (freed
+// past 64 MiB). A value that cannot be encoded fails that put() alone (SerializationError).
+// The lock is robust: a process that dies inside put() or get() does not leave the queue locked,
+// a half-copied item is never published, and the queue stays consistent (qsize() may be one off
+// until the next put or get); a process that dies while copying a big item in or out loses that
+// item alone.
 template <class T>
 class Queue {
   static_assert(Sendable<T>, "mproc::Queue<T>: T must be Sendable (see codec.hpp)");
@@ -67,6 +78,7 @@ class Queue {
   T get_ns(detail::OptNanos timeout);
 
  protected:
+  static constexpr std::size_t kKeptEncodeBuffer = std::size_t{64} << 20;
   detail::QueueCore core_;
   bool closed_ = false;
 };
@@ -112,16 +124,21 @@ void Queue<T>::put_ns(const T& x, detail::OptNanos timeout) {
   thread_local detail::Writer w;
   w.clear();
   detail::encode(w, x);
-  if (!core_.put(w.bytes(), timeout)) throw Full("mproc::Queue::put: the queue is full");
+  bool put = core_.put(w.bytes(), timeout);
+  if (w.capacity() > kKeptEncodeBuffer) w = detail::Writer();
+  if (!put) throw Full("mproc::Queue::put: the queue is full");
 }
 
 template <class T>
 T Queue<T>::get_ns(detail::OptNanos timeout) {
   if (closed_) throw std::logic_error("mproc::Queue::get: the queue is closed");
-  thread_local detail::Writer w;
-  if (!core_.get(w, timeout)) throw Empty("mproc::Queue::get: the queue is empty");
-  detail::Reader r(w.bytes());
-  return detail::decode<T>(r);
+  std::optional<T> out;
+  auto consume = [](void* context, std::span<const std::byte> item) {
+    detail::Reader r(item);
+    static_cast<std::optional<T>*>(context)->emplace(detail::decode<T>(r));
+  };
+  if (!core_.get(consume, &out, timeout)) throw Empty("mproc::Queue::get: the queue is empty");
+  return std::move(*out);
 }
 
 }  // namespace mproc

@@ -177,6 +177,25 @@ void* map_shared_anonymous(std::size_t size) {
   return p;
 }
 
+std::pair<void*, std::size_t> reserve_shared_anonymous(std::size_t size, std::size_t min_size) {
+  for (;;) {
+    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p != MAP_FAILED) {
+      ::madvise(p, size, MADV_DONTDUMP);  // advice only: a failure costs nothing but a bigger core
+      return {p, size};
+    }
+    if (errno != ENOMEM || size / 2 < min_size)
+      throw_error(errno, "mmap", "MAP_SHARED|MAP_ANONYMOUS|MAP_NORESERVE, " + std::to_string(size));
+    size /= 2;
+  }
+}
+
+void release_shared_pages(void* addr, std::size_t size) noexcept {
+  if (size) ::madvise(addr, size, MADV_REMOVE);  // advice only: pages kept stay correct
+}
+
+bool process_exists(pid_t pid) noexcept { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
 void* map_fd(int fd, std::size_t size) {
   void* p =
       injected_failure(Call::mmap) ? MAP_FAILED : ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);

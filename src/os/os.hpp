@@ -93,6 +93,15 @@ int poll_readable(std::span<PollFd> fds, std::optional<Nanos> timeout);
 void* map_shared_anonymous(std::size_t size);
 void* map_fd(int fd, std::size_t size);
 void unmap(void* addr, std::size_t size) noexcept;
+// Address space for a shared anonymous mapping of up to size bytes, committed page by page as it is
+// touched (MAP_NORESERVE) and left out of core dumps; halves the size while the system refuses
+// it, down to min_size. Returns the start and the size reserved.
+std::pair<void*, std::size_t> reserve_shared_anonymous(std::size_t size, std::size_t min_size);
+// Gives the pages of [addr, addr + size) of a shared mapping back (MADV_REMOVE); they read as
+// zeros after. addr and size page-aligned.
+void release_shared_pages(void* addr, std::size_t size) noexcept;
+// Whether a process with this pid exists (a zombie does).
+bool process_exists(pid_t pid) noexcept;
 
 // POSIX shared memory, always close-on-exec. name starts with '/'.
 Fd shm_open(const std::string& name, int flags, unsigned mode);

@@ -1,19 +1,34 @@
-// QueueCore: items are [u64 length][bytes] in a byte ring that follows the state in one shared
-// anonymous mapping. A robust mutex guards the state. The ring is head and tail alone: an item is
-// published (head advanced) only after it is copied in, and consumed (tail advanced) only after
-// it is copied out, each in one store, so whatever instant a process dies at, the ring holds
-// whole items and getters, which test head != tail, never read a stale length. The item count
-// (for qsize, full and maxsize) is a second store that a process dying after the first leaves
-// one off: the next locker, told the owner died, counts the ring again and wakes every sleeper
-// (the dead may not have). A putter dying between publishing and counting an unfinished task
-// leaves a JoinableQueue's unfinished count one short.
-// Waiters spin briefly on head != tail or the sequence word, then sleep on that futex word,
-// which every put (for getters) or get (for putters) advances; wakes are skipped when nobody
+// QueueCore. Small items are [u64 length][bytes] in a byte ring that follows the state in one
+// shared anonymous mapping. An item past an eighth of the ring, or any item put while the ring
+// has no room, goes into a payload block: [Block header][bytes] in a large reservation made with
+// the queue (committed page by page as it is touched), and what carries it is either a reference
+// in the ring, [u64 kRefBit | 8][u64 block offset], or, when the ring is full, a link in the
+// overflow list, a FIFO of blocks whose items all come after the ring's. So put() waits only for
+// maxsize, never for bytes. (The shared heap will replace the reservation as the blocks' store;
+// the references and the list stay.)
+//
+// One robust mutex guards everything. Blocks are carved from the reservation by a bump pointer in
+// power-of-two sizes that never change, so the blocks can always be walked from offset 0; freed
+// blocks go on a free list of their size. Every block is free, or reachable from exactly one of:
+// a reference in the ring, the overflow list, or a slot naming the process that holds it while
+// it copies a payload in or out outside the lock. A process that dies holding the lock is
+// repaired after by the next locker: it rebuilds the free lists from that reachability, recounts
+// the items and finishes the dead putter's count from the journal. A process that dies outside
+// the lock holding a slot loses that item only; its block is reclaimed when an allocation finds
+// no free block. Publishing is one store (the ring's head, or a link in the list), so each item is
+// in the queue whole or not at all.
+//
+// JoinableQueue's unfinished count is puts - dones. puts is stored, not incremented, under the
+// lock and journalled before each publish, so repair can redo it: a putter dying between
+// publishing and counting no longer leaves join() one short.
+// Waiters spin briefly on the queue being nonempty or the sequence word, then sleep on that futex
+// word, which every put (for getters) or get (for putters) advances; wakes are skipped when nobody
 // sleeps.
 #include "mproc/detail/queue_core.hpp"
 
 #include <emmintrin.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -21,6 +36,8 @@
 #include <climits>
 #include <cstring>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "os/os.hpp"
 #include "os/os_ipc.hpp"
@@ -29,26 +46,80 @@ namespace mproc::detail {
 
 void (*queue_step_hook)(QueueStep) noexcept = nullptr;
 
+namespace {
+
+constexpr std::uint64_t kNone = ~std::uint64_t{0};
+constexpr std::uint64_t kRefBit = std::uint64_t{1} << 63;
+constexpr std::uint64_t kBlockHeader = 64;  // the payload starts a cache line in
+constexpr unsigned kMinClass = 7;           // blocks of 128 bytes at least
+constexpr unsigned kClasses = 64;
+constexpr unsigned kClassReach = 3;  // a request may take a free block up to 8 times its size
+constexpr std::size_t kSlots = 128;
+constexpr std::size_t kReserve = std::size_t{64} << 30;
+constexpr std::size_t kReserveMin = std::size_t{64} << 20;
+
+}  // namespace
+
+// At the start of every payload block.
+struct Block {
+  std::uint64_t cls;       // log2 of the block's size; written once, before the block exists
+  std::uint64_t next;      // the overflow list's or free list's next block, or kNone
+  std::uint64_t length;    // the item's bytes
+  std::uint64_t resident;  // bytes from the block's start that may be resident
+};
+
+// A block held by a process outside the lock.
+struct Slot {
+  std::uint64_t block;  // kNone: the slot is free
+  pid_t owner;
+};
+
+// The put under way, for repair.
+struct Journal {
+  std::uint64_t head;   // the ring's head before it
+  std::uint64_t block;  // the block it appends to the overflow list, or kNone
+  std::uint32_t puts;   // puts before it
+  std::uint32_t valid;  // written last
+};
+
 struct QueueState {
   pthread_mutex_t m;
   std::atomic<std::uint64_t> head{0};  // bytes ever written; written under m
   std::atomic<std::uint64_t> tail{0};  // bytes ever read; written under m
   std::uint64_t capacity = 0;
   std::uint64_t maxsize = 0;
-  alignas(64) std::atomic<std::uint32_t> count{0};  // items in the ring, for qsize; written under m
+  std::byte* area = nullptr;  // the payload reservation: inherited, so the same in every process
+  std::uint64_t area_bytes = 0;
+  std::uint64_t area_top = 0;                       // bytes carved into blocks; under m
+  std::uint64_t cached = 0;                         // resident bytes of free blocks; under m
+  std::uint64_t free_head[kClasses] = {};           // by class; under m
+  std::atomic<std::uint64_t> list_head{kNone};      // the overflow list; written under m
+  std::uint64_t list_tail = kNone;                  // under m
+  Journal journal{};                                // under m
+  Slot slots[kSlots] = {};                          // under m
+  alignas(64) std::atomic<std::uint32_t> count{0};  // items queued, for qsize; written under m
   alignas(64) std::atomic<std::uint32_t> put_seq{0};
   std::atomic<std::uint32_t> getters_sleeping{0};
   alignas(64) std::atomic<std::uint32_t> get_seq{0};
   std::atomic<std::uint32_t> putters_sleeping{0};
-  alignas(64) std::atomic<std::uint32_t> unfinished{0};
+  alignas(64) std::atomic<std::uint32_t> puts{0};  // items ever put; written under m
+  alignas(64) std::atomic<std::uint32_t> dones{0};
   std::atomic<std::uint32_t> joiners_sleeping{0};
 
   std::byte* data() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
+  Block& block(std::uint64_t off) noexcept { return *reinterpret_cast<Block*>(area + off); }
+  std::byte* payload(std::uint64_t off) noexcept { return area + off + kBlockHeader; }
+  std::uint64_t inline_max() const noexcept { return capacity / 8; }
 };
 
 namespace {
 
 constexpr std::int64_t kSpinNs = 30'000;
+
+std::size_t page_size() noexcept {
+  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return page;
+}
 
 void copy_in(QueueState& s, std::uint64_t at, const void* src, std::size_t n) noexcept {
   std::size_t mask = s.capacity - 1, off = at & mask, first = std::min<std::size_t>(n, s.capacity - off);
@@ -62,8 +133,22 @@ void copy_out(QueueState& s, std::uint64_t at, void* dst, std::size_t n) noexcep
   if (n > first) std::memcpy(static_cast<std::byte*>(dst) + first, s.data(), n - first);
 }
 
+std::uint64_t read_word(QueueState& s, std::uint64_t at) noexcept {
+  std::uint64_t v = 0;
+  copy_out(s, at, &v, sizeof v);
+  return v;
+}
+
+// Bytes an item takes in the ring from its first word.
+std::uint64_t ring_bytes(std::uint64_t word) noexcept { return sizeof word + (word & ~kRefBit); }
+
+bool ring_room(const QueueState& s, std::uint64_t need) noexcept {
+  return s.capacity - (s.head.load(std::memory_order_relaxed) - s.tail.load(std::memory_order_relaxed)) >= need;
+}
+
 bool nonempty(const QueueState& s) noexcept {
-  return s.head.load(std::memory_order_acquire) != s.tail.load(std::memory_order_relaxed);
+  return s.head.load(std::memory_order_acquire) != s.tail.load(std::memory_order_relaxed) ||
+         s.list_head.load(std::memory_order_acquire) != kNone;
 }
 
 void bump(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping) noexcept {
@@ -71,28 +156,176 @@ void bump(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping)
   if (sleeping.load(std::memory_order_seq_cst) != 0) os::futex_wake(seq, INT_MAX, true);
 }
 
-// Under m, after a process died holding it: the count again from the ring, and every sleeper
-// woken, since the dead may have died before its wake.
-void repair(QueueState& s) noexcept {
+// --- payload blocks (all under m) ---------------------------------------------------------------
+
+std::string bytes_text(std::uint64_t n) { return std::to_string(n) + " bytes"; }
+
+// Puts a block on its free list, giving its pages back past kPayloadCache of cached ones.
+void release(QueueState& s, std::uint64_t off) noexcept {
+  Block& b = s.block(off);
+  std::uint64_t size = std::uint64_t{1} << b.cls;
+  if (s.cached + b.resident > QueueCore::kPayloadCache) {
+    std::size_t page = page_size();
+    auto start = reinterpret_cast<std::uintptr_t>(s.area + off);
+    std::uintptr_t first = (start + kBlockHeader + page - 1) / page * page;
+    std::uintptr_t last = std::min((start + size) / page * page, (start + b.resident + page - 1) / page * page);
+    if (last > first) {
+      os::release_shared_pages(reinterpret_cast<void*>(first), last - first);
+      b.resident = first - start;
+    }
+  }
+  s.cached += b.resident;
+  b.next = s.free_head[b.cls];
+  s.free_head[b.cls] = off;
+}
+
+bool take_slot(QueueState& s, std::uint64_t off, std::size_t& slot) noexcept {
+  for (std::size_t i = 0; i < kSlots; ++i)
+    if (s.slots[i].block == kNone) {
+      s.slots[i] = {off, os::getpid()};
+      slot = i;
+      return true;
+    }
+  return false;
+}
+
+// Frees the blocks of processes that died holding them outside the lock.
+void reap_slots(QueueState& s) noexcept {
+  for (Slot& slot : s.slots)
+    if (slot.block != kNone && !os::process_exists(slot.owner)) {
+      std::uint64_t off = slot.block;
+      slot.block = kNone;
+      release(s, off);
+    }
+}
+
+std::uint64_t pop_free(QueueState& s, unsigned cls) noexcept {
+  for (unsigned c = cls; c < std::min(cls + kClassReach + 1, kClasses); ++c)
+    if (s.free_head[c] != kNone) {
+      std::uint64_t off = s.free_head[c];
+      Block& b = s.block(off);
+      s.free_head[c] = b.next;
+      s.cached -= b.resident;
+      return off;
+    }
+  return kNone;
+}
+
+// A block for an item of length bytes, to be filled before it is published.
+std::uint64_t allocate(QueueState& s, std::uint64_t length) {
+  std::uint64_t need = kBlockHeader + length;
+  auto cls = std::max(kMinClass, static_cast<unsigned>(std::bit_width(need - 1)));
+  if (cls >= kClasses || (std::uint64_t{1} << cls) > s.area_bytes)
+    throw std::length_error("mproc::Queue::put: an item of " + bytes_text(length) +
+                            " does not fit the queue's payload reservation of " + bytes_text(s.area_bytes));
+  std::uint64_t off = pop_free(s, cls);
+  if (off == kNone) {
+    reap_slots(s);
+    off = pop_free(s, cls);
+  }
+  if (off == kNone) {
+    std::uint64_t size = std::uint64_t{1} << cls;
+    if (s.area_bytes - s.area_top < size)
+      throw std::length_error("mproc::Queue::put: the queue's payload reservation of " + bytes_text(s.area_bytes) +
+                              " has no room left for an item of " + bytes_text(length) +
+                              " (items put and not yet taken fill it)");
+    off = s.area_top;
+    s.block(off) = Block{cls, kNone, 0, kBlockHeader};
+    s.area_top += size;
+  }
+  Block& b = s.block(off);
+  b.next = kNone;
+  b.length = length;
+  b.resident = std::max(b.resident, need);
+  return off;
+}
+
+void append(QueueState& s, std::uint64_t off) noexcept {
+  if (s.list_tail == kNone)
+    s.list_head.store(off, std::memory_order_release);
+  else
+    s.block(s.list_tail).next = off;
+  s.list_tail = off;
+}
+
+// --- repair, after a process died holding m -----------------------------------------------------
+
+// The blocks reachable from the ring, the overflow list and live slots; fixes the list's tail
+// and the item count on the way.
+std::vector<std::uint64_t> live_blocks(QueueState& s) {
+  std::vector<std::uint64_t> live;
   std::uint64_t at = s.tail.load(std::memory_order_relaxed), head = s.head.load(std::memory_order_relaxed);
   std::uint32_t items = 0;
   while (head - at >= sizeof(std::uint64_t)) {
-    std::uint64_t length = 0;
-    copy_out(s, at, &length, sizeof length);
-    if (length > head - at - sizeof length) break;  // cannot happen: items are published whole
-    at += sizeof length + length;
+    std::uint64_t word = read_word(s, at);
+    if (ring_bytes(word) > head - at) break;  // cannot happen: items are published whole
+    if (word & kRefBit) live.push_back(read_word(s, at + sizeof word));
+    at += ring_bytes(word);
+    ++items;
+  }
+  s.list_tail = kNone;
+  for (std::uint64_t off = s.list_head.load(std::memory_order_relaxed); off != kNone; off = s.block(off).next) {
+    live.push_back(off);
+    s.list_tail = off;
     ++items;
   }
   s.count.store(items, std::memory_order_relaxed);
+  for (Slot& slot : s.slots) {
+    if (slot.block == kNone) continue;
+    if (os::process_exists(slot.owner))
+      live.push_back(slot.block);
+    else
+      slot.block = kNone;
+  }
+  std::sort(live.begin(), live.end());
+  return live;
+}
+
+// A put that died after publishing is counted; one that died before, not.
+void finish_journal(QueueState& s) noexcept {
+  Journal& j = s.journal;
+  if (!j.valid) return;
+  bool published = s.head.load(std::memory_order_relaxed) != j.head;
+  for (std::uint64_t off = s.list_head.load(std::memory_order_relaxed); off != kNone && j.block != kNone;
+       off = s.block(off).next)
+    published = published || off == j.block;
+  s.puts.store(published ? j.puts + 1 : j.puts, std::memory_order_release);
+  j.valid = 0;
+}
+
+void rebuild_free_lists(QueueState& s, const std::vector<std::uint64_t>& live) noexcept {
+  std::fill(std::begin(s.free_head), std::end(s.free_head), kNone);
+  s.cached = 0;
+  for (std::uint64_t off = 0; off < s.area_top;) {
+    std::uint64_t cls = s.block(off).cls;
+    if (cls < kMinClass || cls >= kClasses || s.area_top - off < (std::uint64_t{1} << cls)) {
+      s.area_top = off;  // cannot happen: a block's class is written before the block exists
+      break;
+    }
+    if (!std::binary_search(live.begin(), live.end(), off)) release(s, off);
+    off += std::uint64_t{1} << cls;
+  }
+}
+
+void repair(QueueState& s) {
+  finish_journal(s);
+  rebuild_free_lists(s, live_blocks(s));
   bump(s.put_seq, s.getters_sleeping);
   bump(s.get_seq, s.putters_sleeping);
 }
 
-// Holds the queue's lock, repairing the count first when the last holder died.
+// Holds the queue's lock, repairing the state first when the last holder died.
 class Guard {
  public:
   explicit Guard(QueueState& s) : s_(s) {
-    if (os::robust_mutex_lock(&s_.m, std::nullopt) == os::LockResult::owner_died) repair(s_);
+    if (os::robust_mutex_lock(&s_.m, std::nullopt) == os::LockResult::owner_died) {
+      try {
+        repair(s_);
+      } catch (...) {
+        os::robust_mutex_unlock(&s_.m);
+        throw;
+      }
+    }
   }
   ~Guard() { os::robust_mutex_unlock(&s_.m); }
   Guard(const Guard&) = delete;
@@ -100,6 +333,37 @@ class Guard {
 
  private:
   QueueState& s_;
+};
+
+// A payload block this process holds in a slot, outside the lock; freed unless handed on.
+class HeldBlock {
+ public:
+  explicit HeldBlock(QueueState& s) : s_(s) {}
+  ~HeldBlock() {
+    if (off_ == kNone) return;
+    Guard g(s_);
+    s_.slots[slot_].block = kNone;
+    release(s_, off_);
+  }
+  HeldBlock(const HeldBlock&) = delete;
+  HeldBlock& operator=(const HeldBlock&) = delete;
+  // Under m.
+  bool hold(std::uint64_t off) noexcept {
+    if (!take_slot(s_, off, slot_)) return false;
+    off_ = off;
+    return true;
+  }
+  [[nodiscard]] std::uint64_t block() const noexcept { return off_; }
+  // Under m, once the block is published.
+  void hand_on() noexcept {
+    s_.slots[slot_].block = kNone;
+    off_ = kNone;
+  }
+
+ private:
+  QueueState& s_;
+  std::uint64_t off_ = kNone;
+  std::size_t slot_ = 0;
 };
 
 // Waits until ready() or the deadline: spins, then sleeps on seq while it stays unchanged.
@@ -125,42 +389,118 @@ bool wait_until(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sle
   return !end || os::monotonic_ns() < *end || ready();
 }
 
+void copy_payload_in(QueueState& s, std::uint64_t off, std::span<const std::byte> message) noexcept {
+  std::size_t half = message.size() / 2;
+  std::memcpy(s.payload(off), message.data(), half);
+  if (queue_step_hook) queue_step_hook(QueueStep::payload_copying);
+  std::memcpy(s.payload(off) + half, message.data() + half, message.size() - half);
+}
+
+// Under m, with room for one more item: puts message in the ring inline, or as a reference to
+// held's block, or in a block of its own on the overflow list, and counts it.
+void publish(QueueState& s, std::span<const std::byte> message, HeldBlock& held) {
+  std::uint64_t length = message.size(), head = s.head.load(std::memory_order_relaxed);
+  bool in_order = s.list_head.load(std::memory_order_relaxed) == kNone;
+  std::uint64_t off = held.block();
+  if (off == kNone && !(in_order && length <= s.inline_max() && ring_room(s, sizeof length + length))) {
+    off = allocate(s, length);  // the ring is full: into the overflow list
+    std::memcpy(s.payload(off), message.data(), message.size());
+  }
+  bool by_ring = off == kNone || (in_order && ring_room(s, 2 * sizeof length));
+  std::uint32_t puts = s.puts.load(std::memory_order_relaxed);
+  // Each store ordered after the ones before it (release), so that repair finds them done.
+  std::atomic_ref<std::uint32_t> valid(s.journal.valid);
+  s.journal = Journal{head, by_ring ? kNone : off, puts, 0};
+  valid.store(1, std::memory_order_release);
+  if (off == kNone) {
+    copy_in(s, head, &length, sizeof length);
+    copy_in(s, head + sizeof length, message.data(), message.size());
+    s.head.store(head + sizeof length + length, std::memory_order_release);
+  } else if (by_ring) {
+    std::uint64_t ref[2] = {kRefBit | sizeof off, off};
+    copy_in(s, head, ref, sizeof ref);
+    s.head.store(head + sizeof ref, std::memory_order_release);
+  } else {
+    append(s, off);
+  }
+  if (held.block() != kNone) held.hand_on();
+  if (queue_step_hook) queue_step_hook(QueueStep::put_published);
+  s.puts.store(puts + 1, std::memory_order_release);
+  s.count.fetch_add(1, std::memory_order_release);
+  valid.store(0, std::memory_order_release);
+}
+
+// Under m, from a nonempty queue: takes the oldest item, into small when it is small (or no slot
+// is free), else into held.
+void take(QueueState& s, Writer& small, HeldBlock& held) {
+  std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
+  small.clear();
+  std::uint64_t off = kNone;
+  if (tail != s.head.load(std::memory_order_relaxed)) {
+    std::uint64_t word = read_word(s, tail);
+    if (word & kRefBit) {
+      off = read_word(s, tail + sizeof word);
+      if (!held.hold(off)) {
+        Block& b = s.block(off);
+        std::memcpy(small.grow(b.length), s.payload(off), b.length);
+      }
+    } else {
+      copy_out(s, tail + sizeof word, small.grow(word), word);
+    }
+    s.tail.store(tail + ring_bytes(word), std::memory_order_relaxed);
+  } else {
+    off = s.list_head.load(std::memory_order_relaxed);
+    Block& b = s.block(off);
+    if (b.length <= s.inline_max() || !held.hold(off)) std::memcpy(small.grow(b.length), s.payload(off), b.length);
+    s.list_head.store(b.next, std::memory_order_relaxed);
+    if (b.next == kNone) s.list_tail = kNone;
+  }
+  if (queue_step_hook) queue_step_hook(QueueStep::get_consumed);
+  s.count.fetch_sub(1, std::memory_order_relaxed);
+  if (off != kNone && held.block() == kNone) release(s, off);
+}
+
 }  // namespace
 
 QueueCore::QueueCore(std::size_t maxsize, std::size_t buffer_bytes) {
   std::size_t capacity = std::bit_ceil(std::max<std::size_t>(buffer_bytes, 64));
+  auto [area, area_bytes] = os::reserve_shared_anonymous(kReserve, kReserveMin);
+  area_ = std::shared_ptr<void>(area, [area_bytes = area_bytes](void* p) { os::unmap(p, area_bytes); });
   std::shared_ptr<void> region = map_shared_region(sizeof(QueueState) + capacity);
   auto* s = ::new (region.get()) QueueState;
   s->capacity = capacity;
   s->maxsize = maxsize;
+  s->area = static_cast<std::byte*>(area);
+  s->area_bytes = area_bytes;
+  std::fill(std::begin(s->free_head), std::end(s->free_head), kNone);
+  for (Slot& slot : s->slots) slot.block = kNone;
   os::robust_mutex_init(&s->m, false);
   s_ = std::shared_ptr<QueueState>(std::move(region), s);
 }
 
 bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
   QueueState& s = *s_;
-  std::uint64_t length = message.size();
-  std::uint64_t need = sizeof length + length;
-  if (need > s.capacity)
-    throw std::length_error("mproc::Queue::put: an item of " + std::to_string(length) +
-                            " bytes does not fit the queue's buffer of " + std::to_string(s.capacity) +
-                            " bytes; make the queue with a larger buffer_bytes");
   std::optional<std::int64_t> end;
   if (timeout) end = os::monotonic_ns() + *timeout;
+  HeldBlock held(s);
+  if (message.size() > s.inline_max()) {
+    if (timeout == 0 && full()) return false;  // not worth a copy; publish() decides the rest
+    bool outside = false;
+    std::uint64_t off = kNone;
+    {
+      Guard g(s);
+      off = allocate(s, message.size());
+      outside = held.hold(off);
+      if (!outside) release(s, off);  // no slot free: publish() copies it in under the lock
+    }
+    if (outside) copy_payload_in(s, off, message);
+  }
   for (;;) {
     std::uint32_t seen;
     {
       Guard g(s);
-      std::uint64_t head = s.head.load(std::memory_order_relaxed);
-      bool room = (s.maxsize == 0 || s.count.load(std::memory_order_relaxed) < s.maxsize) &&
-                  s.capacity - (head - s.tail.load(std::memory_order_relaxed)) >= need;
-      if (room) {
-        copy_in(s, head, &length, sizeof length);
-        copy_in(s, head + sizeof length, message.data(), message.size());
-        s.head.store(head + need, std::memory_order_release);
-        if (queue_step_hook) queue_step_hook(QueueStep::put_published);
-        s.unfinished.fetch_add(1, std::memory_order_relaxed);
-        s.count.fetch_add(1, std::memory_order_release);
+      if (s.maxsize == 0 || s.count.load(std::memory_order_relaxed) < s.maxsize) {
+        publish(s, message, held);
         break;
       }
       seen = s.get_seq.load(std::memory_order_relaxed);
@@ -172,23 +512,18 @@ bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
   return true;
 }
 
-bool QueueCore::get(Writer& out, OptNanos timeout) {
+bool QueueCore::get(Consumer consume, void* context, OptNanos timeout) {
   QueueState& s = *s_;
+  thread_local Writer small;
   std::optional<std::int64_t> end;
   if (timeout) end = os::monotonic_ns() + *timeout;
+  HeldBlock held(s);
   for (;;) {
     std::uint32_t seen;
     if (nonempty(s)) {
       Guard g(s);
       if (nonempty(s)) {
-        std::uint64_t tail = s.tail.load(std::memory_order_relaxed);
-        std::uint64_t length = 0;
-        copy_out(s, tail, &length, sizeof length);
-        out.clear();
-        copy_out(s, tail + sizeof length, out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
-        s.tail.store(tail + sizeof length + length, std::memory_order_relaxed);
-        if (queue_step_hook) queue_step_hook(QueueStep::get_consumed);
-        s.count.fetch_sub(1, std::memory_order_relaxed);
+        take(s, small, held);
         break;
       }
     }
@@ -198,6 +533,12 @@ bool QueueCore::get(Writer& out, OptNanos timeout) {
     wait_until(s.put_seq, s.getters_sleeping, seen, end, [&s] { return nonempty(s); });
   }
   bump(s.get_seq, s.putters_sleeping);
+  if (held.block() == kNone) {
+    consume(context, small.bytes());
+  } else {
+    if (queue_step_hook) queue_step_hook(QueueStep::payload_copying);
+    consume(context, {s.payload(held.block()), s.block(held.block()).length});
+  }
   return true;
 }
 
@@ -209,11 +550,13 @@ std::size_t QueueCore::maxsize() const noexcept { return s_->maxsize; }
 
 void QueueCore::task_done() {
   QueueState& s = *s_;
-  std::uint32_t v = s.unfinished.load(std::memory_order_relaxed);
+  std::uint32_t done = s.dones.load(std::memory_order_relaxed);
   do {
-    if (v == 0) throw std::logic_error("mproc::JoinableQueue::task_done: called more times than items were put");
-  } while (!s.unfinished.compare_exchange_weak(v, v - 1, std::memory_order_acq_rel));
-  if (v == 1 && s.joiners_sleeping.load(std::memory_order_seq_cst) != 0) os::futex_wake(s.unfinished, INT_MAX, true);
+    if (done == s.puts.load(std::memory_order_acquire))
+      throw std::logic_error("mproc::JoinableQueue::task_done: called more times than items were put");
+  } while (!s.dones.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel));
+  if (done + 1 == s.puts.load(std::memory_order_acquire) && s.joiners_sleeping.load(std::memory_order_seq_cst) != 0)
+    os::futex_wake(s.dones, INT_MAX, true);
 }
 
 bool QueueCore::join(OptNanos timeout) {
@@ -221,8 +564,8 @@ bool QueueCore::join(OptNanos timeout) {
   std::optional<std::int64_t> end;
   if (timeout) end = os::monotonic_ns() + *timeout;
   for (;;) {
-    std::uint32_t v = s.unfinished.load(std::memory_order_acquire);
-    if (v == 0) return true;
+    std::uint32_t done = s.dones.load(std::memory_order_acquire);
+    if (done == s.puts.load(std::memory_order_acquire)) return true;
     std::optional<os::Nanos> left;
     if (end) {
       std::int64_t l = *end - os::monotonic_ns();
@@ -230,7 +573,7 @@ bool QueueCore::join(OptNanos timeout) {
       left = os::Nanos(l);
     }
     s.joiners_sleeping.fetch_add(1, std::memory_order_seq_cst);
-    os::futex_wait(s.unfinished, v, left, true);
+    os::futex_wait(s.dones, done, left, true);
     s.joiners_sleeping.fetch_sub(1, std::memory_order_relaxed);
   }
 }

@@ -1,6 +1,7 @@
 // queue_core.hpp: QueueCore, the untyped queue behind Queue, SimpleQueue and JoinableQueue: a
-// byte ring in a shared anonymous mapping, guarded by a robust process-shared mutex, with futex
-// words getters and putters sleep on after a short spin.
+// byte ring in a shared anonymous mapping for small items, payload blocks in a large shared
+// reservation for items the ring cannot take, all guarded by one robust process-shared mutex,
+// with futex words getters and putters sleep on after a short spin.
 #pragma once
 
 #include <cstddef>
@@ -14,31 +15,41 @@ namespace mproc::detail {
 
 struct QueueState;
 
-// Tests only: when set, called holding the queue's lock at the points where a put or a get is
-// half done (put: the item is in the ring; get: it is out), so that a test can kill the
-// process there.
-enum class QueueStep { put_published, get_consumed };
+// Tests only: when set, called at the points where a put or a get is half done, so that a test
+// can kill the process there. put_published, get_consumed: holding the queue's lock, the item
+// just put in or taken out (before the counts are updated); payload_copying: not holding it,
+// halfway through copying an item's payload block in (put) or out (get).
+enum class QueueStep { put_published, get_consumed, payload_copying };
 extern void (*queue_step_hook)(QueueStep) noexcept;
 
 class QueueCore {
  public:
+  // Called with an item's bytes, valid only during the call.
+  using Consumer = void (*)(void* context, std::span<const std::byte> item);
+
   // maxsize 0: no limit on the number of items. buffer_bytes: the ring's size (rounded up to a
-  // power of two); one item may take at most buffer_bytes - 8 once encoded.
+  // power of two); items up to an eighth of it travel inline, larger ones (and any item put while
+  // the ring is full) in a payload block that the ring or an overflow list refers to.
   QueueCore(std::size_t maxsize, std::size_t buffer_bytes);
-  // Appends one message; false when the timeout passed first. Throws std::length_error when the
-  // message can never fit.
+  // Appends one message; false when the timeout passed first (only a bounded queue waits).
+  // Throws std::length_error when the payload reservation has no room for it.
   bool put(std::span<const std::byte> message, OptNanos timeout);
-  // Takes the oldest message into out (cleared first); false when the timeout passed first.
-  bool get(Writer& out, OptNanos timeout);
+  // Takes the oldest message and passes it to consume; false when the timeout passed first. The
+  // item is taken even when consume throws.
+  bool get(Consumer consume, void* context, OptNanos timeout);
   [[nodiscard]] std::size_t qsize() const noexcept;
   [[nodiscard]] bool full() const noexcept;
   [[nodiscard]] std::size_t maxsize() const noexcept;
+  // Bytes of freed payload blocks a queue keeps resident for reuse; what is freed past it goes
+  // back to the kernel at once.
+  static constexpr std::size_t kPayloadCache = std::size_t{64} << 20;
   // JoinableQueue: every put counts an unfinished task; task_done() counts one finished.
   void task_done();
   bool join(OptNanos timeout);
 
  private:
   std::shared_ptr<QueueState> s_;
+  std::shared_ptr<void> area_;  // the payload reservation, at the same address in every process
 };
 
 }  // namespace mproc::detail

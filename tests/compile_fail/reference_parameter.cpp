@@ -1,4 +1,4 @@
-// expect: by reference
+// expect: takes a parameter by non-const reference
 // A task works on its own copy of each argument: a result cannot come back through a reference.
 #include <tuple>
 

@@ -1,4 +1,4 @@
-// expect: result
+// expect: the function's result type cannot be sent back
 // A result that is neither trivially copyable nor serializable cannot come back.
 #include <string>
 #include <vector>

@@ -68,27 +68,63 @@ template <Style S, class F, class Item>
 inline constexpr bool takes_reference_v =
     !callable_v<S, F, Item> && (call_as<S, F, Item, as_lvalue>::value || call_as<S, F, Item, as_rvalue>::value);
 
-// The result of a call that cannot be made: it only appears after the static_assert naming the
-// misuse failed.
-struct Unusable {};
-
-template <Style S, class F, class Item>
-struct task_result {
-  using type = Unusable;
+// The result a function declares, where it has one signature (a function, a lambda that is not
+// generic): the result type of a call that cannot be made, so that the caller's code raises no
+// errors of its own after the message naming the misuse.
+template <class F>
+struct declared_result {};
+template <class R, class... A>
+struct declared_result<R (*)(A...)> {
+  using type = R;
 };
-template <Style S, class F, class Item>
-requires(call_as<S, F, Item, as_const_lvalue>::value || call_as<S, F, Item, as_lvalue>::value ||
-         call_as<S, F, Item, as_rvalue>::value) struct task_result<S, F, Item> {
-  using raw = typename std::conditional_t<
-      call_as<S, F, Item, as_const_lvalue>::value, call_as<S, F, Item, as_const_lvalue>,
-      std::conditional_t<call_as<S, F, Item, as_lvalue>::value, call_as<S, F, Item, as_lvalue>,
-                         call_as<S, F, Item, as_rvalue>>>::result;
-  using type = std::conditional_t<std::is_void_v<raw>, None, std::decay_t<raw>>;
+template <class R, class... A>
+struct declared_result<R (*)(A...) noexcept> {
+  using type = R;
+};
+template <class R, class C, class... A>
+struct declared_result<R (C::*)(A...)> {
+  using type = R;
+};
+template <class R, class C, class... A>
+struct declared_result<R (C::*)(A...) const> {
+  using type = R;
+};
+template <class R, class C, class... A>
+struct declared_result<R (C::*)(A...) noexcept> {
+  using type = R;
+};
+template <class R, class C, class... A>
+struct declared_result<R (C::*)(A...) const noexcept> {
+  using type = R;
+};
+template <class F>
+requires requires { &F::operator(); }
+struct declared_result<F> : declared_result<decltype(&F::operator())> {};
+
+// The result of a call that cannot be made, and whose function declares none: it appears only
+// after the message naming the misuse, and converts to anything for the same reason.
+struct Unusable {
+  template <class T>
+  operator T() const;  // never defined: a misuse does not compile
 };
 
 // What a task gives back (result_t, invoke.hpp), and a stand-in where the call is a misuse.
 template <Style S, class F, class Item>
-using task_result_t = typename task_result<S, F, Item>::type;
+consteval auto task_result_of() {
+  if constexpr (call_as<S, F, Item, as_const_lvalue>::value)
+    return std::type_identity<typename call_as<S, F, Item, as_const_lvalue>::result>{};
+  else if constexpr (call_as<S, F, Item, as_lvalue>::value)
+    return std::type_identity<typename call_as<S, F, Item, as_lvalue>::result>{};
+  else if constexpr (call_as<S, F, Item, as_rvalue>::value)
+    return std::type_identity<typename call_as<S, F, Item, as_rvalue>::result>{};
+  else if constexpr (requires { typename declared_result<F>::type; })
+    return std::type_identity<typename declared_result<F>::type>{};
+  else
+    return std::type_identity<Unusable>{};
+}
+template <Style S, class F, class Item>
+using task_result_t = std::conditional_t<std::is_void_v<typename decltype(task_result_of<S, F, Item>())::type>, None,
+                                         std::decay_t<typename decltype(task_result_of<S, F, Item>())::type>>;
 
 template <Style S, class Item, template <class> class Check>
 inline constexpr bool all_arguments_v = []<class... A>(types<A...>) {

@@ -330,7 +330,47 @@ TYPED_TEST(behaviour, ImapTaskErrorReachesTheLoop) {
   EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
-TYPED_TEST(behaviour, ImapInputErrorReachesTheLoop) {
+// Python's test_imap_handle_iterable_exception: an input that throws at item k gives the
+// results of the items before k first, then throws there; the range then ends.
+TYPED_TEST(behaviour, ImapInputErrorComesAfterTheResultsBeforeIt) {
+  TypeParam pool(2);
+  for (std::size_t chunksize : {1U, 4U}) {
+    std::atomic<int> reads{0};
+    auto input = std::views::iota(0, 100) | std::views::transform([&reads](int x) {
+                   ++reads;
+                   if (x == 30) throw std::out_of_range("input ran dry");
+                   return x;
+                 });
+    auto results = pool.imap(sqr, input, chunksize);
+    std::vector<int> got;
+    expect_exact_throw<std::out_of_range>(
+        [&] {
+          for (int x : results) got.push_back(x);
+        },
+        "input ran dry");
+    ASSERT_EQ(got.size(), 30U) << "chunksize " << chunksize;
+    for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], static_cast<int>(i * i));
+    int read = reads.load();
+    EXPECT_EQ(results.next(), std::nullopt) << "chunksize " << chunksize;
+    EXPECT_EQ(reads.load(), read) << "the input was read again after it threw";
+  }
+}
+
+TYPED_TEST(behaviour, ImapInputErrorAtTheFirstItem) {
+  TypeParam pool(2);
+  // Twice: the pool is unchanged by the first.
+  for (int round = 0; round < 2; ++round) {
+    auto input = std::views::iota(0, 10) | std::views::transform([](int x) -> int {
+                   throw std::invalid_argument("no input " + std::to_string(x));
+                 });
+    auto results = pool.imap(sqr, input);
+    expect_exact_throw<std::invalid_argument>([&] { (void)results.next(); }, "no input 0");
+    EXPECT_EQ(results.next(), std::nullopt);
+  }
+  EXPECT_EQ(pool.map(sqr, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));
+}
+
+TYPED_TEST(behaviour, ImapUnorderedInputErrorComesAfterTheResultsBeforeIt) {
   TypeParam pool(2);
   auto input = std::views::iota(0, 100) | std::views::transform([](int x) {
                  if (x == 30) throw std::out_of_range("input ran dry");
@@ -339,11 +379,17 @@ TYPED_TEST(behaviour, ImapInputErrorReachesTheLoop) {
   std::vector<int> got;
   expect_exact_throw<std::out_of_range>(
       [&] {
-        for (int x : pool.imap(sqr, input)) got.push_back(x);
+        for (int x : pool.imap_unordered(sqr, input, 4)) got.push_back(x);
       },
       "input ran dry");
-  ASSERT_LT(got.size(), 30U);
+  std::sort(got.begin(), got.end());
+  ASSERT_EQ(got.size(), 30U);
   for (std::size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], static_cast<int>(i * i));
+  // The pool goes on: nothing of the failed call is left in it.
+  std::vector<int> again;
+  for (int x : pool.imap(sqr, std::views::iota(0, 50), 3)) again.push_back(x);
+  ASSERT_EQ(again.size(), 50U);
+  EXPECT_EQ(again.back(), 49 * 49);
 }
 
 TYPED_TEST(behaviour, ImapUnorderedGivesEveryResult) {

@@ -7,6 +7,8 @@
 #include <array>
 #include <chrono>
 #include <cstddef>
+#include <cstdlib>
+#include <exception>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "mproc/async_result.hpp"
+#include "mproc/detail/checks.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/errors.hpp"
@@ -30,12 +33,13 @@ namespace detail {
 template <class Pool, Style S, class Fn, class V>
 class ImapRange;
 
-// The result of apply(f, args): f(std::get<0>(args), ...).
+// The result of apply(f, args): f(std::get<0>(args), ...). Computed without error for a misuse,
+// so that the call's own check reports it (see checks.hpp).
 template <class F, class Args>
-using apply_result_t = result_t<Style::star, std::decay_t<F>, std::decay_t<Args>>;
+using apply_result_t = task_result_t<Style::star, std::decay_t<F>, std::decay_t<Args>>;
 // The element of map's (S = single) or starmap's (S = star) result.
 template <Style S, class F, class Range>
-using map_result_t = result_t<S, std::decay_t<F>, std::ranges::range_value_t<Range>>;
+using map_result_t = task_result_t<S, std::decay_t<F>, std::ranges::range_value_t<Range>>;
 }  // namespace detail
 
 // A pool of workers running tasks; the API and meanings of Python's multiprocessing.Pool.
@@ -127,7 +131,8 @@ class BasicPool {
 
   // A lazy range of f(x) in input order. Input is read as results are consumed, up to
   // max(64, 8 x workers) chunks ahead; an exception from the input or from a task is thrown
-  // where the loop reaches it.
+  // where the loop reaches it: an input that throws at item k first gives the results of the
+  // items before k (imap_unordered: all of them, in completion order), then throws, then ends.
   // A range taken by lvalue reference must outlive the returned range.
   template <class F, std::ranges::input_range Range>
   auto imap(F&& f, Range&& range, std::size_t chunksize = 1);
@@ -158,9 +163,16 @@ class BasicPool {
 
   using Limit = std::optional<std::chrono::nanoseconds>;  // a call's TaskTimeout, checked
 
-  template <class Fn>
-  static constexpr void check_function();
+  // Checks a call of F on Item once, where it enters, before anything that would fail on a misuse
+  // is instantiated: false after the static_assert naming the misuse failed.
+  template <detail::Call C, class F, class Item>
+  static constexpr bool accepts() {
+    return detail::accept<detail::misuse<Backend::sends_functions, C, std::decay_t<F>, Item>()>();
+  }
   static Limit checked(TaskTimeout limit);
+  // imap or imap_unordered.
+  template <class F, class Range>
+  auto start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered);
   template <class F, class Args, class R = detail::apply_result_t<F, Args>>
   AsyncResult<R> start_apply(F&& f, Args&& args, Limit limit, typename detail::ValueJob<R>::Callback callback,
                              std::function<void(std::exception_ptr)> error_callback);
@@ -203,7 +215,7 @@ template <class Pool, Style S, class Fn, class V>
 class ImapRange {
  public:
   using Item = std::ranges::range_value_t<V>;
-  using R = result_t<S, Fn, Item>;
+  using R = task_result_t<S, Fn, Item>;
 
   class iterator {
    public:
@@ -245,14 +257,21 @@ class ImapRange {
  private:
   std::optional<R> next_until(const Deadline& deadline) {
     top_up();
+    // Python's order of events: the input's exception comes after the results of the items
+    // read before it, so that no task is left running with nobody to read its result.
+    if (input_error_ && job_->outstanding() == 0) std::rethrow_exception(std::exchange(input_error_, nullptr));
     return job_->next(deadline);
   }
   void top_up();
+  // Reads up to chunksize_ items; at the input's end, or its exception, sets input_ended_.
+  void read_chunk(std::vector<Item>& items);
 
   Pool* pool_;
   std::shared_ptr<const Fn> fn_;
   V input_;
   std::optional<std::ranges::iterator_t<V>> it_;  // set on first use: V may move before then
+  bool input_ended_ = false;
+  std::exception_ptr input_error_;  // what the input threw, until the loop reaches it
   std::size_t chunksize_;
   std::size_t window_;  // items in flight ahead of the consumer: enough chunks to keep every worker busy
   std::shared_ptr<StreamJob<R>> job_;
@@ -262,18 +281,6 @@ class ImapRange {
 }  // namespace detail
 
 // --- definitions -----------------------------------------------------------------------------
-
-template <class Backend>
-template <class Fn>
-constexpr void BasicPool<Backend>::check_function() {
-  if constexpr (Backend::sends_functions) {
-    static_assert(detail::SendableFunction<Fn>,
-                  "mproc::Pool: this function cannot be sent to a worker process that is already "
-                  "running: a capturing lambda or a function object with state exists only in this "
-                  "process. Pass the captured values as arguments (apply, starmap), or use "
-                  "mproc::ThreadPool or mproc::Process, which accept any callable.");
-  }
-}
 
 template <class Backend>
 template <detail::Style S, bool InPlace, class Fn, class Item, class R>
@@ -349,25 +356,28 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
                                                std::function<void(std::exception_ptr)> error_callback) {
   using Fn = std::decay_t<F>;
   using Item = std::decay_t<Args>;
-  check_function<Fn>();
-  backend_.check_running();
-  // Held as the TypedJob that submit() takes, so that no temporary copy of the pointer (two
-  // atomic operations, the second racing the worker for the job's cache line) is made per task.
-  std::shared_ptr<detail::TypedJob<R>> job =
-      std::allocate_shared<detail::ValueJob<R>>(detail::JobAllocator<detail::ValueJob<R>, job_block_min>{},
-                                                backend_.host(), std::move(callback), std::move(error_callback));
-  job->set_task_timeout(limit);
-  // A backend may copy a call's function and arguments when they are small (copies_small): then
-  // they need no allocation of their own.
-  if constexpr (Backend::copies_arguments || requires { requires Backend::template copies_small<Fn, Item>; }) {
-    const Fn& fn = f;
-    submit<detail::Style::star, false>(job, fn, std::span<const Item>(&args, 1), 0, 1, nullptr);
+  if constexpr (!accepts<detail::Call::apply, F, Item>()) {
+    std::abort();  // never compiled: accepts() failed
   } else {
-    auto owned = std::make_shared<Owned<Fn, std::array<Item, 1>>>(
-        Owned<Fn, std::array<Item, 1>>{Fn(std::forward<F>(f)), {Item(std::forward<Args>(args))}});
-    submit<detail::Style::star, false>(job, owned->fn, std::span<const Item>(owned->items), 0, 1, owned);
+    backend_.check_running();
+    // Held as the TypedJob that submit() takes, so that no temporary copy of the pointer (two
+    // atomic operations, the second racing the worker for the job's cache line) is made per task.
+    std::shared_ptr<detail::TypedJob<R>> job =
+        std::allocate_shared<detail::ValueJob<R>>(detail::JobAllocator<detail::ValueJob<R>, job_block_min>{},
+                                                  backend_.host(), std::move(callback), std::move(error_callback));
+    job->set_task_timeout(limit);
+    // A backend may copy a call's function and arguments when they are small (copies_small): then
+    // they need no allocation of their own.
+    if constexpr (Backend::copies_arguments || requires { requires Backend::template copies_small<Fn, Item>; }) {
+      const Fn& fn = f;
+      submit<detail::Style::star, false>(job, fn, std::span<const Item>(&args, 1), 0, 1, nullptr);
+    } else {
+      auto owned = std::make_shared<Owned<Fn, std::array<Item, 1>>>(
+          Owned<Fn, std::array<Item, 1>>{Fn(std::forward<F>(f)), {Item(std::forward<Args>(args))}});
+      submit<detail::Style::star, false>(job, owned->fn, std::span<const Item>(owned->items), 0, 1, owned);
+    }
+    return AsyncResult<R>(std::static_pointer_cast<detail::ValueJob<R>>(std::move(job)));
   }
-  return AsyncResult<R>(std::static_pointer_cast<detail::ValueJob<R>>(std::move(job)));
 }
 
 template <class Backend>
@@ -378,43 +388,47 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
   using Fn = std::decay_t<F>;
   using Item = std::ranges::range_value_t<Range>;
   constexpr bool contiguous = std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>;
-  check_function<Fn>();
-  backend_.check_running();
-  auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive,
-                   auto in_place) {
-    auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), items.size(), std::move(callback),
-                                                    std::move(error_callback));
-    job->set_task_timeout(limit);
-    submit<S, decltype(in_place)::value>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
-                                         chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
-    return job;
-  };
-  constexpr std::false_type copied;
-  if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
-    // The caller's items stay valid for as long as tasks read them.
-    std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
-    if constexpr (requires { requires Backend::reads_in_place; } && std::is_trivially_copyable_v<Item>) {
-      // Items in memory the workers share (an mproc::Array made before the pool) are not copied.
-      if (backend_.shares(items.data(), items.size_bytes())) return start(f, items, nullptr, std::true_type{});
-    }
-    if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
+  constexpr auto call = S == detail::Style::single ? detail::Call::map : detail::Call::starmap;
+  if constexpr (!accepts<call, F, Item>()) {
+    std::abort();  // never compiled: accepts() failed
+  } else {
+    backend_.check_running();
+    auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive,
+                     auto in_place) {
+      auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), items.size(), std::move(callback),
+                                                      std::move(error_callback));
+      job->set_task_timeout(limit);
+      submit<S, decltype(in_place)::value>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
+                                           chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
+      return job;
+    };
+    constexpr std::false_type copied;
+    if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
+      // The caller's items stay valid for as long as tasks read them.
+      std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
+      if constexpr (requires { requires Backend::reads_in_place; } && std::is_trivially_copyable_v<Item>) {
+        // Items in memory the workers share (an mproc::Array made before the pool) are not copied.
+        if (backend_.shares(items.data(), items.size_bytes())) return start(f, items, nullptr, std::true_type{});
+      }
+      if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
+        return start(f, items, nullptr, copied);
+      } else {
+        // A function reference decays to a pointer, which must outlive this frame.
+        auto fn = std::make_shared<const Fn>(f);
+        return start(*fn, items, fn, copied);
+      }
+    } else if constexpr (Backend::copies_arguments) {
+      // Element by element: an input range's end may be a sentinel of another type.
+      std::vector<Item> items;
+      if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
+      for (auto&& x : range) items.push_back(std::forward<decltype(x)>(x));
       return start(f, items, nullptr, copied);
     } else {
-      // A function reference decays to a pointer, which must outlive this frame.
-      auto fn = std::make_shared<const Fn>(f);
-      return start(*fn, items, fn, copied);
+      auto owned =
+          std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
+      for (auto&& x : range) owned->items.push_back(std::forward<decltype(x)>(x));
+      return start(owned->fn, owned->items, owned, copied);
     }
-  } else if constexpr (Backend::copies_arguments) {
-    // Element by element: an input range's end may be a sentinel of another type.
-    std::vector<Item> items;
-    if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
-    for (auto&& x : range) items.push_back(std::forward<decltype(x)>(x));
-    return start(f, items, nullptr, copied);
-  } else {
-    auto owned =
-        std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
-    for (auto&& x : range) owned->items.push_back(std::forward<decltype(x)>(x));
-    return start(owned->fn, owned->items, owned, copied);
   }
 }
 
@@ -510,21 +524,28 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 auto BasicPool<Backend>::imap(F&& f, Range&& range, std::size_t chunksize) {
-  using Fn = std::decay_t<F>;
-  check_function<Fn>();
-  backend_.check_running();
-  return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
-      *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, true);
+  return start_imap(std::forward<F>(f), std::forward<Range>(range), chunksize, true);
 }
 
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 auto BasicPool<Backend>::imap_unordered(F&& f, Range&& range, std::size_t chunksize) {
+  return start_imap(std::forward<F>(f), std::forward<Range>(range), chunksize, false);
+}
+
+template <class Backend>
+template <class F, class Range>
+auto BasicPool<Backend>::start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered) {
   using Fn = std::decay_t<F>;
-  check_function<Fn>();
-  backend_.check_running();
-  return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
-      *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, false);
+  if constexpr (!accepts<detail::Call::map, F, std::ranges::range_value_t<Range>>()) {
+    // Never compiled (accepts() failed); a range of the results' type, so that the caller's loop
+    // adds no errors of its own.
+    return std::views::empty<detail::map_result_t<detail::Style::single, F, Range>>;
+  } else {
+    backend_.check_running();
+    return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
+        *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, ordered);
+  }
 }
 
 namespace detail {
@@ -540,15 +561,32 @@ ImapRange<Pool, S, Fn, V>::ImapRange(Pool& pool, Fn fn, V input, std::size_t chu
 
 template <class Pool, Style S, class Fn, class V>
 void ImapRange<Pool, S, Fn, V>::top_up() {
-  if (!it_) it_ = std::ranges::begin(input_);
-  while (*it_ != std::ranges::end(input_) && job_->outstanding() < window_) {
+  while (!input_ended_ && job_->outstanding() < window_) {
     // Chunks own their items: the consumer may stop early while tasks still run.
     auto chunk = std::make_shared<std::pair<std::shared_ptr<const Fn>, std::vector<Item>>>(fn_, std::vector<Item>{});
-    for (; *it_ != std::ranges::end(input_) && chunk->second.size() < chunksize_; ++*it_)
-      chunk->second.push_back(**it_);
+    read_chunk(chunk->second);
+    // A chunk cut short by the input's exception still runs: its items come before the exception.
+    if (chunk->second.empty()) return;
     std::size_t first = job_->expect(chunk->second.size());
     pool_->template submit<S, false>(std::shared_ptr<TypedJob<R>>(job_), *fn_, std::span<const Item>(chunk->second),
                                      first, chunksize_, chunk);
+  }
+}
+
+template <class Pool, Style S, class Fn, class V>
+void ImapRange<Pool, S, Fn, V>::read_chunk(std::vector<Item>& items) {
+  try {
+    if (!it_) it_ = std::ranges::begin(input_);
+    for (; items.size() < chunksize_; ++*it_) {
+      if (*it_ == std::ranges::end(input_)) {
+        input_ended_ = true;
+        return;
+      }
+      items.push_back(**it_);
+    }
+  } catch (...) {
+    input_error_ = std::current_exception();
+    input_ended_ = true;
   }
 }
 

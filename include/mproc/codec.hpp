@@ -112,7 +112,8 @@ constexpr void check_sendable() {
   static_assert(!refers_elsewhere_v<T>,
                 "mproc: a pointer, reference, span or string_view cannot cross a process boundary: "
                 "its target does not travel with it. Send the value itself (std::vector, std::string).");
-  static_assert(Sendable<T>,
+  // Not for a pointer again: the advice below would contradict the one above.
+  static_assert(refers_elsewhere_v<T> || Sendable<T>,
                 "mproc: this type cannot cross a process boundary. Make it trivially copyable, or "
                 "give it a cereal serialize(Archive&) member (and a default constructor), or use "
                 "mproc::ThreadPool, which passes values without serializing them.");

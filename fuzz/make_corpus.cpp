@@ -4,9 +4,9 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <initializer_list>
 #include <span>
-#include <fstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -109,7 +109,8 @@ void wire_seeds(const fs::path& dir) {
             encoded(mproc_fuzz::Record{"first", {1.5}, 3}, mproc_fuzz::Record{"second", {}, std::nullopt}));
 
   Writer task;
-  mproc::detail::encode_task<mproc::detail::Style::single>(task, +[](int x) { return x; }, std::span<const int>());
+  mproc::detail::encode_task<mproc::detail::Style::single>(
+      task, +[](int x) { return x; }, std::span<const int>());
   wire_seed(dir, "frame_task", WireMode::frames, 0, 0, task);
   Writer frame;
   mproc::detail::begin_result_frame(frame);

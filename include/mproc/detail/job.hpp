@@ -193,10 +193,11 @@ class ListJob final : public TypedJob<R> {
   void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
   void set_values(std::size_t first, std::size_t count, const std::byte* bytes) override {
-    if constexpr (std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>)
-      std::memcpy(slots_.data() + first, bytes, count * sizeof(R));
-    else
+    if constexpr (std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>) {
+      if (count) std::memcpy(slots_.data() + first, bytes, count * sizeof(R));  // no items: data() may be null
+    } else {
       TypedJob<R>::set_values(first, count, bytes);
+    }
   }
 
   [[nodiscard]] std::vector<R> value() const { return gather(slots_); }

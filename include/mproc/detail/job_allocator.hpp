@@ -1,4 +1,4 @@
-// job_allocator.hpp: JobAllocator — an allocator that gives a job a heap block of a least size,
+// job_allocator.hpp: JobAllocator — an allocator that gives a job a heap block of at least a given size,
 // for the process backend, whose jobs must stay out of glibc's fastbins.
 #pragma once
 

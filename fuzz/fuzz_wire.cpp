@@ -56,7 +56,7 @@ struct Length {
 struct Twice {
   long operator()(long x) const {
     if (x == 7) throw std::runtime_error("seven");
-    return 2 * x;
+    return static_cast<long>(2 * static_cast<unsigned long>(x));  // wraps: x is any 8 bytes
   }
 };
 struct Sum {

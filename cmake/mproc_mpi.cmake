@@ -45,6 +45,10 @@ if(MPROC_TESTS)
   enable_testing()
   add_executable(test_mpi_pool ${PROJECT_SOURCE_DIR}/tests/mpi/test_mpi_pool.cpp)
   target_link_libraries(test_mpi_pool PRIVATE mproc::mpi GTest::gtest mproc_warnings)
+  # A library that only rank 0 loads, late: chunks of its functions fail as a whole on every rank.
+  add_library(mpi_test_plugin MODULE ${PROJECT_SOURCE_DIR}/tests/mpi/mpi_test_plugin.cpp)
+  add_dependencies(test_mpi_pool mpi_test_plugin)
+  target_compile_definitions(test_mpi_pool PRIVATE MPROC_TEST_PLUGIN="$<TARGET_FILE:mpi_test_plugin>")
   # gtest runs on rank 0; the other ranks serve its pools.
   add_test(NAME mpi_pool
            COMMAND ${MPIEXEC_EXECUTABLE} --oversubscribe --allow-run-as-root ${MPIEXEC_NUMPROC_FLAG} 3

@@ -36,4 +36,8 @@ using Records = std::vector<Record>;
 enum class Kind : std::uint8_t { vector_of_strings, map, tuple, variant, exception, nested, records, count };
 inline constexpr unsigned kind_count = static_cast<unsigned>(Kind::count);
 
+// fuzz_wire's inputs: [mode][type][count][bytes]; the mode byte picks what the bytes are, the
+// type byte their types (see fuzz_wire.cpp), count (mod 17) how many items the chunk holds.
+enum class WireMode : std::uint8_t { results, chunk, frames };
+
 }  // namespace mproc_fuzz

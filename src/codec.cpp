@@ -278,13 +278,3 @@ std::exception_ptr decode_exception(Reader& r) {
 
 }  // namespace detail
 }  // namespace mproc
-
-namespace mproc::detail {
-
-void write_item_error(Writer& out, std::exception_ptr e) {
-  std::uint8_t failed = 1;
-  out.write(&failed, 1);
-  encode_exception(out, e);
-}
-
-}  // namespace mproc::detail

@@ -5,7 +5,8 @@
 
 #include <atomic>
 
-#include "mproc/detail/job.hpp"
+#include "mproc/detail/interrupt.hpp"
+#include "mproc/errors.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {

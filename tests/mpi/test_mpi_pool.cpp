@@ -1,5 +1,6 @@
 // MpiPool under mpirun: gtest runs on rank 0 only; the other ranks serve its pools. ctest runs
 // this as `mpirun -n 3 test_mpi_pool`, so each pool has two worker ranks.
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -172,6 +173,32 @@ TEST(MpiPool, UnknownExceptionsComeBackAsRemoteError) {
   auto r = pool.map_async(throw_not_registered, std::vector<int>{1, 2, 3});
   EXPECT_THROW((void)r.get(), mproc::RemoteError);
   EXPECT_EQ(pool.apply(sqr, std::tuple{6}), 36);
+}
+
+// A chunk that a rank cannot run at all (here: its function lies in a library that only rank 0
+// has loaded) fails item by item with why, for results sent as their bytes (int, double) too.
+TEST(MpiPool, AChunkNoRankCanRunFailsWithItsError) {
+  void* plugin = dlopen(MPROC_TEST_PLUGIN, RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(plugin, nullptr) << dlerror();
+  auto twice = reinterpret_cast<int (*)(int)>(dlsym(plugin, "mproc_test_plugin_twice"));
+  auto half = reinterpret_cast<double (*)(double)>(dlsym(plugin, "mproc_test_plugin_half"));
+  ASSERT_TRUE(twice && half);
+  mproc::MpiPool pool;
+  auto expect_not_loaded = [](auto&& run) {
+    try {
+      auto got = run();
+      ADD_FAILURE() << "a chunk no rank could run gave " << got.size() << " values";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("which this rank has not loaded"), std::string::npos) << e.what();
+    }
+  };
+  expect_not_loaded([&] { return pool.map(twice, std::vector<int>{1, 2, 3, 4, 5}, 5); });
+  expect_not_loaded([&] { return pool.map(half, std::vector<double>(100, 1.0), 7); });
+  expect_not_loaded([&] { return std::vector<int>{pool.apply(twice, std::tuple{3})}; });
+  auto r = pool.map_async(twice, std::vector<int>{1, 2}, 1);
+  r.wait();
+  EXPECT_FALSE(r.successful());
+  EXPECT_EQ(pool.map(sqr, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));  // the pool goes on
 }
 
 TEST(MpiPool, CloseJoinAndAfter) {

@@ -5,7 +5,6 @@
 // callbacks on a pool thread, and wakes whoever waits.
 #pragma once
 
-#include <algorithm>
 #include <array>
 #include <atomic>
 #include <bit>
@@ -19,67 +18,20 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include "mproc/codec.hpp"
+#include "mproc/detail/buffer.hpp"
+#include "mproc/detail/interrupt.hpp"
+#include "mproc/detail/job_allocator.hpp"  // for basic_pool.hpp, until it includes it itself
+#include "mproc/detail/job_host.hpp"
+#include "mproc/detail/wait.hpp"
 #include "mproc/errors.hpp"
 
-namespace mproc {
-
-// What a task whose function returns void gives back: Python's None.
-using None = std::monostate;
-
-namespace detail {
-
-using Clock = std::chrono::steady_clock;
-using Deadline = std::optional<Clock::time_point>;
-
-template <class Rep, class Period>
-Deadline deadline_after(std::chrono::duration<Rep, Period> timeout) {
-  return Clock::now() + std::chrono::ceil<Clock::duration>(timeout);
-}
-
-// True on the threads a pool runs (its workers, result handler and watcher). Callbacks run
-// only there; a job completed elsewhere hands its callbacks to the pool.
-inline thread_local bool t_on_pool_thread = false;
-
-// SIGINT, where the program handles it: a count, and a check that throws Interrupted when the
-// count moved since a wait began. watch_interrupts() starts counting (pools call it).
-std::uint64_t interrupt_count() noexcept;
-void throw_if_interrupted(std::uint64_t since);
-void watch_interrupts() noexcept;
-// How often a long wait wakes to check for an interrupt.
-inline constexpr std::chrono::milliseconds kInterruptCheck{50};
-// How long a thread that waits spins as if it had its CPU to itself. Past this it yields between
-// looks, or sleeps: the pools run more threads than there are CPUs (workers, the caller, a
-// result thread), and a spinner would keep a CPU from one that has work to do. (sched_yield
-// returns at once when no other thread wants the CPU.)
-inline constexpr std::chrono::microseconds kSpinAlone{5};
-
-// Waits on a 32-bit word: bounded spin, then a futex sleep. Throws Interrupted. In src/.
-bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline);
-void wake_all(const std::atomic<std::uint32_t>& word) noexcept;
-
-class JobBase;
-
-// What a job needs of its pool: a pool thread to run callbacks on, and a way to make progress
-// while a caller waits (a process pool lets the waiting thread collect results itself).
-class JobHost {
- public:
-  virtual void defer_completion(std::shared_ptr<JobBase> job) = 0;
-  virtual bool wait(JobBase& job, const Deadline& deadline) = 0;
-  // Runs the callbacks of a job that one of the pool's threads finished. A pool whose threads
-  // finish jobs at the same time (ThreadPool) serializes them here; by default they run at once.
-  virtual void complete_on_pool_thread(JobBase& job) noexcept;
-
- protected:
-  ~JobHost() = default;
-};
+namespace mproc::detail {
 
 class JobBase : public std::enable_shared_from_this<JobBase> {
  public:
@@ -88,7 +40,9 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   JobBase& operator=(const JobBase&) = delete;
   virtual ~JobBase() = default;
 
-  // Results of items [first, first + count) as a worker encoded them (process and MPI backends).
+  // Results of items [first, first + count) as a worker encoded them: read_results (wire.hpp).
+  // Kept for the process backend until it reads results with the reader it chose at submit, as
+  // the MPI backend does (ResultReader); then this goes, and with it this header's use of wire.hpp.
   virtual void deliver(std::size_t first, std::size_t count, Reader& r) = 0;
   // Items [first, first + count) failed as a whole: worker lost, pool terminated, bad encoding.
   virtual void fail(std::size_t first, std::size_t count, const std::exception_ptr& e) = 0;
@@ -135,13 +89,6 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   std::optional<std::chrono::nanoseconds> task_timeout_;
 };
 
-// How a chunk's results travel back from a worker (ResultWriter in invoke.hpp writes them,
-// TypedJob::deliver reads them): a form byte, then either (dense) every result's bytes back to
-// back — all items succeeded and the result type is sent as its bytes, so the parent copies them
-// in one go — or (per_item) for each item a status byte (0 value, 1 exception) and its encoded
-// value or exception.
-enum class ResultForm : std::uint8_t { per_item = 0, dense = 1 };
-
 // Storage for one result per item. R that is not default-constructible, and bool (whose
 // vector packs bits, so neighbours cannot be written from two threads), are kept in optionals.
 template <class R>
@@ -157,7 +104,7 @@ class TypedJob : public JobBase {
   virtual void set_error(std::size_t index, const std::exception_ptr& e) = 0;
   // Results of items [first, first + count) as their bytes back to back (R is sent as its bytes).
   virtual void set_values(std::size_t first, std::size_t count, const std::byte* bytes) {
-    if constexpr (is_raw_v<R>) {
+    if constexpr (std::is_trivially_copyable_v<R>) {
       for (std::size_t i = 0; i < count; ++i) {
         std::array<std::byte, sizeof(R)> one;
         std::memcpy(one.data(), bytes + i * sizeof(R), sizeof(R));
@@ -206,42 +153,6 @@ class Callbacks {
   std::unique_ptr<Fns> fns_;
 };
 
-// Allocates a job together with its shared_ptr counts (allocate_shared) in a block of at least
-// MinBytes. A process pool asks for more than glibc's largest fastbin chunk (128 bytes): its
-// apply_async keeps hundreds of thousands of jobs, all freed at once when their results go, and
-// glibc consolidates a fastbin that long whenever the top of its heap runs short (apply_async
-// x300000 took 1.0-1.5 us per task instead of 0.6-0.7, bench_pool). A thread pool's jobs stay
-// small, and are reused hot from the fastbins (its empty tasks cost 20 % less than in 144 bytes).
-template <class T, std::size_t MinBytes>
-struct JobAllocator {
-  using value_type = T;
-  template <class U>
-  struct rebind {
-    using other = JobAllocator<U, MinBytes>;
-  };
-
-  JobAllocator() = default;
-  template <class U>
-  JobAllocator(const JobAllocator<U, MinBytes>&) noexcept {}  // implicit: allocate_shared rebinds it
-
-  T* allocate(std::size_t n) {
-    if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
-      return static_cast<T*>(::operator new(bytes(n), std::align_val_t(alignof(T))));
-    else
-      return static_cast<T*>(::operator new(bytes(n)));
-  }
-  void deallocate(T* p, std::size_t n) noexcept {
-    if constexpr (alignof(T) > __STDCPP_DEFAULT_NEW_ALIGNMENT__)
-      ::operator delete(p, bytes(n), std::align_val_t(alignof(T)));
-    else
-      ::operator delete(p, bytes(n));
-  }
-  friend bool operator==(const JobAllocator&, const JobAllocator&) noexcept { return true; }
-
- private:
-  static std::size_t bytes(std::size_t n) noexcept { return std::max(n * sizeof(T), MinBytes); }
-};
-
 // One task (apply, apply_async).
 template <class R>
 class ValueJob final : public TypedJob<R> {
@@ -282,10 +193,11 @@ class ListJob final : public TypedJob<R> {
   void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
   void set_values(std::size_t first, std::size_t count, const std::byte* bytes) override {
-    if constexpr (std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>)
-      std::memcpy(slots_.data() + first, bytes, count * sizeof(R));
-    else
+    if constexpr (std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>) {
+      if (count) std::memcpy(slots_.data() + first, bytes, count * sizeof(R));  // no items: data() may be null
+    } else {
       TypedJob<R>::set_values(first, count, bytes);
+    }
   }
 
   [[nodiscard]] std::vector<R> value() const { return gather(slots_); }
@@ -390,42 +302,6 @@ class StreamJob final : public TypedJob<R> {
 // --- definitions -----------------------------------------------------------------------------
 
 template <class R>
-void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
-  if constexpr (!Sendable<R>) {
-    // Only backends that send results as bytes deliver, and they accept only Sendable results.
-    fail(first, count, std::make_exception_ptr(SerializationError("mproc: this result type cannot be decoded")));
-  } else {
-    std::size_t i = 0;
-    try {
-      ResultForm form{};
-      r.read(&form, 1);
-      if (form == ResultForm::dense) {
-        if constexpr (!is_raw_v<R>) throw SerializationError("mproc: corrupt result: dense form for this type");
-        set_values(first, count, r.take(count * sizeof(R)));  // take() checks the length
-        i = count;
-      } else if (form != ResultForm::per_item) {
-        throw SerializationError("mproc: corrupt result: bad form byte");
-      }
-      for (; i < count; ++i) {
-        std::uint8_t status = 0;
-        r.read(&status, 1);
-        if (status == 0)
-          set_value(first + i, decode<R>(r));
-        else if (status == 1)
-          set_error(first + i, decode_exception(r));
-        else
-          throw SerializationError("mproc: corrupt result: bad status byte");
-      }
-    } catch (...) {
-      // A result that cannot be decoded fails its item and those after it in the chunk.
-      auto e = std::current_exception();
-      for (; i < count; ++i) set_error(first + i, e);
-    }
-    items_done(count);
-  }
-}
-
-template <class R>
 std::optional<R> StreamJob<R>::next(const Deadline& deadline) {
   for (;;) {
     std::unique_lock lock(mu_);
@@ -461,5 +337,7 @@ bool StreamJob<R>::wait_plain(const Deadline& deadline) {
   return true;
 }
 
-}  // namespace detail
-}  // namespace mproc
+}  // namespace mproc::detail
+
+// Until JobBase::deliver goes (see there): TypedJob<R>::deliver is defined with the wire format.
+#include "mproc/detail/wire.hpp"  // IWYU pragma: export

@@ -1,11 +1,10 @@
 // mpi_backend.hpp: MpiBackend — the backend of MpiPool: worker ranks of an MPI job, fed by one
 // communication thread on rank 0. Its internals are in src/backend/mpi/; this header only
-// encodes a chunk, names its functions by offset, and hands it over. No <mpi.h> here.
+// encodes a task, names its functions by offset, and hands it over. No <mpi.h> here.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <span>
 #include <vector>
@@ -13,23 +12,16 @@
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
 
 class MpiPoolCore;
 
-// A task message: this header, then encode_chunk's bytes with their addresses made offsets.
-struct MpiTaskHeader {
-  std::uint64_t seq = 0;              // set by the communication thread
-  std::uint32_t invoker_module = 0;   // module of the Invoker (see mpi_module_offset)
-  std::uint32_t function_module = 0;  // module of the function pointer, kMpiNoFunction if none
-};
-inline constexpr std::uint32_t kMpiNoFunction = 0xffffffffu;
-
-// Rewrites a chunk encode_chunk wrote at payload[sizeof(MpiTaskHeader)..]: its Invoker address
-// (and function pointer, if has_function) become offsets in their modules, named in the header.
-void mpi_name_functions(Writer& payload, bool has_function);
+// Makes the code addresses of a task frame (encode_task) offsets in their modules, which every
+// rank finds in its own memory (rename_task_code).
+void mpi_name_functions(Writer& task);
 
 class MpiBackend {
  public:
@@ -59,7 +51,7 @@ class MpiBackend {
   [[nodiscard]] std::vector<int> worker_ranks() const;
 
  private:
-  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload);
+  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload, ResultReader read);
   Writer take_buffer();
 
   std::unique_ptr<MpiPoolCore> core_;
@@ -70,15 +62,14 @@ void MpiBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, s
                         std::size_t first, const std::shared_ptr<const void>&) {
   Writer payload = take_buffer();
   try {
-    std::memset(payload.grow(sizeof(MpiTaskHeader)), 0, sizeof(MpiTaskHeader));
-    encode_chunk<S>(payload, fn, items);
-    mpi_name_functions(payload, is_function_pointer_v<Fn>);
+    encode_task<S>(payload, fn, items);
+    mpi_name_functions(payload);
   } catch (...) {
     // The arguments cannot be sent: these tasks fail, the pool goes on.
     job->fail(first, items.size(), std::current_exception());
     return;
   }
-  enqueue(job, first, items.size(), std::move(payload));
+  enqueue(job, first, items.size(), std::move(payload), &read_results_of<R>);
 }
 
 }  // namespace mproc::detail

@@ -6,13 +6,11 @@
 #include <chrono>
 #include <climits>
 #include <cstdio>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
 #include "backend/mpi/modules.hpp"
 #include "backend/mpi/runtime.hpp"
-#include "mproc/codec.hpp"
 #include "mproc/detail/mpi_backend.hpp"
 #include "mproc/errors.hpp"
 
@@ -35,12 +33,6 @@ constexpr std::size_t kMaxWindow = 64;     // chunks in flight per rank, at most
 constexpr std::size_t kSpareBuffers = 16;
 constexpr std::size_t kSpareBufferMax = 64 << 20;
 
-MpiTaskHeader header_of(const Writer& payload) {
-  MpiTaskHeader h;
-  std::memcpy(&h, payload.bytes().data(), sizeof h);
-  return h;
-}
-
 }  // namespace
 
 MpiPoolCore::MpiPoolCore(const PoolOptions& options) {
@@ -59,7 +51,7 @@ MpiPoolCore::MpiPoolCore(const PoolOptions& options) {
   if (options.task_timeout)
     throw std::invalid_argument(
         "mproc: MpiPool does not support task_timeout: a rank cannot be stopped without ending the MPI job");
-  std::uint32_t init_module = kMpiNoFunction;
+  std::uint32_t init_module = kNoFunction;
   std::uint64_t init_offset = 0;
   if (options.initializer) {
     auto* fn = options.initializer.target<void (*)()>();
@@ -92,16 +84,15 @@ void MpiPoolCore::start_workers(std::uint32_t init_module, std::uint64_t init_of
   start.write(&init_module, sizeof init_module);
   start.write(&init_offset, sizeof init_offset);
   for (auto& w : workers_) {
-    if (init_module != kMpiNoFunction) mpi::announce_modules(w.rank, init_module);
+    if (init_module != kNoFunction) mpi::announce_modules(w.rank, init_module);
     mpi::send(start.bytes(), w.rank, mpi::kStart);
   }
   std::exception_ptr failure;
   for (auto& w : workers_) {
     mpi::receive(mpi::wait_message(w.rank, mpi::kHello), inbox_);
     Reader r(inbox_.bytes());
-    std::uint8_t status = 0;
-    r.read(&status, 1);
-    if (status != 0 && !failure) failure = decode_exception(r);
+    std::exception_ptr error = read_hello(r);
+    if (error && !failure) failure = error;
   }
   if (failure) {
     stop_workers(false);
@@ -199,11 +190,10 @@ bool MpiPoolCore::dispatch(std::deque<Record>& pending) {
       finished(1);
       continue;
     }
-    MpiTaskHeader h = header_of(r.payload);
-    h.seq = next_seq_++;
-    std::memcpy(r.payload.data(), &h.seq, sizeof h.seq);
-    std::uint32_t upto = h.invoker_module;
-    if (h.function_module != kMpiNoFunction) upto = std::max(upto, h.function_module);
+    set_task_seq(r.payload, next_seq_++);
+    const TaskHeader h = read_task_header(r.payload.bytes());
+    std::uint32_t upto = h.entry_module;
+    if (h.function_module != kNoFunction) upto = std::max(upto, h.function_module);
     mpi::announce_modules(best->rank, upto);
     mpi::check(MPI_Isend(r.payload.data(), static_cast<int>(r.payload.size()), MPI_BYTE, best->rank, mpi::kTask,
                          mpi::comm(), &r.request),
@@ -231,11 +221,8 @@ bool MpiPoolCore::collect() {
 
 void MpiPoolCore::handle_result(Worker& w) {
   Reader r(inbox_.bytes());
-  std::uint64_t seq = 0;
-  std::int64_t took = 0;
-  r.read(&seq, sizeof seq);
-  r.read(&took, sizeof took);
-  if (w.inflight.empty() || header_of(w.inflight.front().payload).seq != seq) {
+  const ResultHeader h = read_result_header(r);
+  if (w.inflight.empty() || read_task_header(w.inflight.front().payload.bytes()).seq != h.seq) {
     std::fprintf(stderr, "mproc: rank 0: rank %d sent a result for a task it was not given; ending the job\n", w.rank);
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
@@ -243,9 +230,9 @@ void MpiPoolCore::handle_result(Worker& w) {
   Record rec = std::move(w.inflight.front());
   w.inflight.pop_front();
   mpi::check(MPI_Wait(&rec.request, MPI_STATUS_IGNORE), "MPI_Wait", w.rank);
-  avg_chunk_ns_ =
-      avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
-  rec.job->deliver(rec.first, rec.count, r);
+  const auto took = static_cast<double>(h.took_ns);
+  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? took : 0.9 * avg_chunk_ns_ + 0.1 * took;
+  rec.read(*rec.job, rec.first, rec.count, r);
   recycle(std::move(rec.payload));
   finished(1);
 }
@@ -391,21 +378,7 @@ void MpiPoolCore::recycle(Writer buffer) noexcept {
 
 // --- MpiBackend -------------------------------------------------------------------------------
 
-void mpi_name_functions(Writer& payload, bool has_function) {
-  static_assert(sizeof(Invoker) == sizeof(std::uint64_t) && sizeof(void (*)()) == sizeof(std::uint64_t));
-  std::byte* chunk = payload.data() + sizeof(MpiTaskHeader);
-  auto rename = [](std::byte* at) {
-    std::uintptr_t addr = 0;
-    std::memcpy(&addr, at, sizeof addr);
-    mpi::Located where = mpi::locate(reinterpret_cast<const void*>(addr));
-    std::memcpy(at, &where.offset, sizeof where.offset);
-    return where.module;
-  };
-  MpiTaskHeader h;
-  h.invoker_module = rename(chunk);
-  h.function_module = has_function ? rename(chunk + sizeof(Invoker)) : kMpiNoFunction;
-  std::memcpy(payload.data(), &h, sizeof h);
-}
+void mpi_name_functions(Writer& task) { rename_task_code(task, mpi::locate); }
 
 MpiBackend::MpiBackend(PoolOptions options) {
   mpi::ensure_started();
@@ -432,8 +405,9 @@ void MpiBackend::shutdown() noexcept {
 
 Writer MpiBackend::take_buffer() { return core_->take_buffer(); }
 
-void MpiBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload) {
-  core_->enqueue(MpiPoolCore::Record{std::move(job), first, count, std::move(payload), MPI_REQUEST_NULL});
+void MpiBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload,
+                         ResultReader read) {
+  core_->enqueue(MpiPoolCore::Record{std::move(job), first, count, std::move(payload), read, MPI_REQUEST_NULL});
 }
 
 }  // namespace mproc::detail

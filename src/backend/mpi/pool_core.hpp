@@ -15,6 +15,7 @@
 
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
@@ -26,7 +27,8 @@ class MpiPoolCore final : public JobHost {
     std::shared_ptr<JobBase> job;
     std::size_t first = 0;
     std::size_t count = 0;
-    Writer payload;  // MpiTaskHeader + chunk; kept until the send completes
+    Writer payload;               // the task frame; kept until the send completes
+    ResultReader read = nullptr;  // reads the results into the job, knowing its result type
     MPI_Request request = MPI_REQUEST_NULL;
   };
 

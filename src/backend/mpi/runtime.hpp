@@ -17,10 +17,10 @@ namespace mproc::detail::mpi {
 // Message tags on mproc's own communicator. Rank 0 sends to a worker in this order only; a
 // worker receives from rank 0 with MPI_ANY_TAG, so MPI's ordering keeps them in sequence.
 enum Tag : int {
-  kTask = 1,       // 0 -> w: MpiTaskHeader, then a chunk (see mpi_backend.hpp)
-  kResult = 2,     // w -> 0: [seq u64][run time ns i64][per item: status byte, payload]
+  kTask = 1,       // 0 -> w: a task frame, its code named by module offset (see wire.hpp)
+  kResult = 2,     // w -> 0: a result frame (see wire.hpp)
   kStart = 3,      // 0 -> w: a pool begins: [initializer module u32][offset u64]
-  kHello = 4,      // w -> 0: [status u8 (0 ok, 1 the initializer threw)][exception]
+  kHello = 4,      // w -> 0: a hello: whether the initializer ran (see wire.hpp)
   kStop = 5,       // 0 -> w: the pool ends once the tasks before this are done
   kStopped = 6,    // w -> 0: the pool has ended on this rank
   kTerminate = 7,  // 0 -> w: skip the tasks not yet started (a worker looks for this one first)

@@ -7,21 +7,17 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <exception>
 #include <string>
 #include <vector>
 
 #include "backend/mpi/modules.hpp"
 #include "backend/mpi/runtime.hpp"
-#include "mproc/codec.hpp"
-#include "mproc/detail/invoke.hpp"
 #include "mproc/detail/mpi_backend.hpp"
+#include "mproc/detail/wire.hpp"
 
 namespace mproc::detail::mpi {
 namespace {
-
-constexpr std::size_t kHeader = sizeof(MpiTaskHeader);
 
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
@@ -148,64 +144,51 @@ void learn_module(ModuleMap& modules, const Writer& msg) {
   modules.add(id, name);
 }
 
-// Runs one chunk; out gets [seq][run time][items]. Never throws.
-void run_chunk(const ModuleMap& modules, Writer& msg, Writer& out) {
-  MpiTaskHeader h;
-  std::memcpy(&h, msg.data(), sizeof h);
-  out.clear();
-  out.write(&h.seq, sizeof h.seq);
-  std::int64_t took = 0;
-  const std::size_t took_at = out.size();
-  out.write(&took, sizeof took);
+// Runs the chunk of one task frame into a result frame. Never throws: a chunk this rank cannot
+// run at all (its function lies in a module it has not loaded; its results would not fit in one
+// message) fails every item with why.
+void run_task(const ModuleMap& modules, Writer& msg, Writer& out) {
   const std::int64_t start = now_ns();
-  std::byte* chunk = msg.data() + kHeader;
-  const std::size_t fn_bytes = h.function_module == kMpiNoFunction ? 0 : sizeof(void*);
-  std::uint64_t count = 0;
+  TaskHeader task;
+  begin_result_frame(out);
   try {
-    if (msg.size() < kHeader + sizeof(Invoker) + fn_bytes + sizeof count)
-      throw SerializationError("mproc: MpiPool: a task message is too short");
-    std::memcpy(&count, chunk + sizeof(Invoker) + fn_bytes, sizeof count);
-    std::uint64_t offset = 0;
-    std::memcpy(&offset, chunk, sizeof offset);
-    Invoker entry = reinterpret_cast<Invoker>(modules.address(h.invoker_module, offset));
-    if (fn_bytes) {
-      std::memcpy(&offset, chunk + sizeof(Invoker), sizeof offset);
-      std::uintptr_t fn = modules.address(h.function_module, offset);
-      std::memcpy(chunk + sizeof(Invoker), &fn, sizeof fn);
-    }
-    Reader in({chunk + sizeof(Invoker), msg.size() - kHeader - sizeof(Invoker)});
-    entry(in, out);
+    task = read_task_header(msg.bytes());
+    restore_task_code({msg.data(), msg.size()}, [&modules](std::uint32_t module, std::uint64_t offset) {
+      return modules.address(module, offset);
+    });
+    Reader in(task_chunk(msg.bytes()));
+    run_chunk(in, out);
+    if (out.size() > static_cast<std::size_t>(INT_MAX))
+      throw SerializationError("mproc: MpiPool: a chunk's results exceed 2 GiB; use a smaller chunksize");
   } catch (...) {
-    // The chunk names a function this rank cannot find: each of its items fails with why.
-    auto error = std::current_exception();
-    out.truncate(took_at + sizeof took);
-    for (std::uint64_t i = 0; i < count; ++i) write_item_error(out, error);
+    if (out.capacity() > static_cast<std::size_t>(INT_MAX)) out = Writer{};
+    begin_result_frame(out);
+    fail_chunk(out, std::current_exception());
   }
-  took = now_ns() - start;
-  std::memcpy(out.data() + took_at, &took, sizeof took);
+  end_result_frame(out, {task.seq, now_ns() - start});
 }
 
 // Runs the pool's initializer, if it has one, and tells rank 0 how it went.
 void say_hello(const ModuleMap& modules, const Writer& msg) {
   Writer out;
-  std::uint8_t ok = 0;
+  std::exception_ptr error;
   try {
     Reader in(msg.bytes());
     std::uint32_t module = 0;
     std::uint64_t offset = 0;
     in.read(&module, sizeof module);
     in.read(&offset, sizeof offset);
-    if (module != kMpiNoFunction) {
+    if (module != kNoFunction) {
       auto init = reinterpret_cast<void (*)()>(modules.address(module, offset));
       g_in_task = 2;
       init();
       g_in_task = 0;
     }
-    out.write(&ok, 1);
   } catch (...) {
     g_in_task = 0;
-    write_item_error(out, std::current_exception());
+    error = std::current_exception();
   }
+  write_hello(out, error);
   send(out.bytes(), 0, kHello);
 }
 
@@ -227,15 +210,6 @@ class Outbox {
   void send_next(int tag) {
     Slot& s = slots_[next_];
     next_ = (next_ + 1) % slots_.size();
-    if (s.buffer.size() > static_cast<std::size_t>(INT_MAX)) {
-      // Too large for one message: each item fails instead.
-      Reader in(s.buffer.bytes());
-      Writer small;
-      small.write(in.take(2 * sizeof(std::uint64_t)), 2 * sizeof(std::uint64_t));
-      write_item_error(small, std::make_exception_ptr(SerializationError(
-                                  "mproc: MpiPool: a chunk's results exceed 2 GiB; use a smaller chunksize")));
-      s.buffer = std::move(small);
-    }
     check(MPI_Isend(s.buffer.data(), static_cast<int>(s.buffer.size()), MPI_BYTE, 0, tag, comm(), &s.request),
           "MPI_Isend", 0);
   }
@@ -276,7 +250,7 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
         if (terminating) break;
         Writer& out = outbox.next();
         g_in_task = 1;
-        run_chunk(modules, msg, out);
+        run_task(modules, msg, out);
         g_in_task = 0;
         outbox.send_next(kResult);
         break;

@@ -1,0 +1,92 @@
+// The wire format's parts that are not templates: see mproc/detail/wire.hpp.
+#include "mproc/detail/wire.hpp"
+
+#include <cstring>
+
+#include "mproc/errors.hpp"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::uint8_t kValue = 0, kError = 1;
+constexpr std::size_t kEntryBytes = sizeof(Invoker);
+constexpr std::size_t kFunctionBytes = sizeof(void (*)());
+static_assert(kEntryBytes == sizeof(std::uint64_t) && kFunctionBytes == sizeof(std::uint64_t),
+              "code addresses travel as 64-bit module offsets (rename_task_code)");
+
+}  // namespace
+
+void write_item_error(Writer& out, const std::exception_ptr& e) {
+  out.write(&kError, 1);
+  encode_exception(out, e);
+}
+
+void fail_chunk(Writer& out, const std::exception_ptr& e) {
+  auto form = ResultForm::failed;
+  out.write(&form, 1);
+  encode_exception(out, e);
+}
+
+void run_chunk(Reader& in, Writer& out) {
+  Invoker entry = nullptr;
+  in.read(&entry, sizeof entry);
+  entry(in, out);
+}
+
+TaskHeader read_task_header(std::span<const std::byte> task) {
+  TaskHeader h;
+  Reader(task).read(&h, sizeof h);
+  return h;
+}
+
+void set_task_seq(Writer& task, std::uint64_t seq) {
+  (void)read_task_header(task.bytes());  // checks that the header is there
+  std::memcpy(task.data() + offsetof(TaskHeader, seq), &seq, sizeof seq);
+}
+
+std::span<const std::byte> task_chunk(std::span<const std::byte> task) {
+  (void)read_task_header(task);
+  return task.subspan(sizeof(TaskHeader));
+}
+
+namespace wire {
+CodeFields code_fields(std::span<std::byte> task) {
+  const bool has_function = read_task_header(task).function_module != kNoFunction;
+  const std::size_t need = sizeof(TaskHeader) + kEntryBytes + (has_function ? kFunctionBytes : 0);
+  if (task.size() < need)
+    throw SerializationError("mproc: a task of " + std::to_string(task.size()) + " bytes is too short for its code (" +
+                             std::to_string(need) + " bytes)");
+  std::byte* entry = task.data() + sizeof(TaskHeader);
+  return {entry, has_function ? entry + kEntryBytes : nullptr};
+}
+}  // namespace wire
+
+void begin_result_frame(Writer& out) {
+  out.clear();
+  out.grow(sizeof(ResultHeader));
+}
+
+void end_result_frame(Writer& out, const ResultHeader& header) { std::memcpy(out.data(), &header, sizeof header); }
+
+ResultHeader read_result_header(Reader& r) {
+  ResultHeader h;
+  r.read(&h, sizeof h);
+  return h;
+}
+
+void write_hello(Writer& out, const std::exception_ptr& error) {
+  if (error)
+    write_item_error(out, error);
+  else
+    out.write(&kValue, 1);
+}
+
+std::exception_ptr read_hello(Reader& r) {
+  std::uint8_t status = kValue;
+  r.read(&status, 1);
+  if (status == kValue) return nullptr;
+  if (status != kError) throw SerializationError("mproc: corrupt hello: bad status byte");
+  return decode_exception(r);
+}
+
+}  // namespace mproc::detail

@@ -534,6 +534,7 @@ void ProcessPoolCore::on_exit(Slot& slot) {
   slot.dead.store(true);
   wake_result_thread();  // a collector waiting for the rest of this worker's message gives up
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
+  const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;
   bool timed_out = false;
   std::vector<Record> unrunnable;
@@ -575,7 +576,7 @@ void ProcessPoolCore::on_exit(Slot& slot) {
                                                          std::to_string(lost->limit_ns / 1'000'000) +
                                                          " ms; its worker was killed and replaced"))
                   : std::make_exception_ptr(
-                        WorkerLost(slot.pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
+                        WorkerLost(dead_pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
     lost->job->fail(lost->first, lost->count, error);
   }
   if (!unrunnable.empty()) {

@@ -304,3 +304,44 @@ TEST(PoolProcess, PoolBuiltOnAThreadThatExitsKeepsItsWorkers) {
   EXPECT_EQ(pool->map(sqr, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));
   EXPECT_EQ(pool->backend().worker_pids(), pids) << "workers died with the thread that built the pool";
 }
+
+// Work handed to a worker but not started never waits on it while another worker is free.
+TEST(PoolProcess, ShortTasksDoNotWaitBehindALongOne) {
+  mproc::Pool pool(2);
+  std::vector<int> warm(2000);
+  std::iota(warm.begin(), warm.end(), 0);
+  (void)pool.map(sqr, warm, 1);  // short chunks on record: each worker queues many ahead
+  auto slow = pool.apply_async(sleep_ms, std::tuple{3000});
+  std::this_thread::sleep_for(5ms);
+  std::vector<mproc::AsyncResult<int>> quick;
+  for (int i = 0; i < 1000; ++i) quick.push_back(pool.apply_async(sqr, std::tuple{i}));
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(quick[static_cast<std::size_t>(i)].get(10s), i * i);
+  EXPECT_FALSE(slow.ready()) << "short tasks waited for the long one";
+  EXPECT_EQ(slow.get(10s), 3000);
+}
+
+TEST(PoolProcess, TasksQueuedOnAStoppedWorkerRunElsewhere) {
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .task_timeout = std::chrono::seconds(1)});
+  std::vector<int> warm(2000);
+  std::iota(warm.begin(), warm.end(), 0);
+  (void)pool.map(sqr, warm, 1);
+  const int stopped = pool.backend().worker_pids()[0];
+  ASSERT_EQ(::kill(stopped, SIGSTOP), 0);
+  std::vector<mproc::AsyncResult<int>> results;
+  for (int i = 0; i < 1000; ++i) results.push_back(pool.apply_async(sqr, std::tuple{i}));
+  bool all = true;
+  for (int i = 0; i < 1000 && all; ++i) {
+    try {
+      all = results[static_cast<std::size_t>(i)].get(10s) == i * i;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "task " << i << ": " << e.what();
+      all = false;
+    }
+  }
+  ::kill(stopped, SIGCONT);
+  EXPECT_TRUE(all);
+  // Once moving again it takes work again.
+  auto out = pool.map(sqr, warm, 1);
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], i * i);
+  EXPECT_EQ(pool.backend().worker_pids()[0], stopped);
+}

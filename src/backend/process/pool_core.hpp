@@ -34,6 +34,9 @@ struct SlotShared {
   alignas(64) Bell task_bell;                             // the worker sleeps here while it has no task
   alignas(64) std::atomic<std::uint64_t> started_seq{0};  // the chunk it runs or last ran
   std::atomic<std::int64_t> started_ns{0};                // when it started it (now_ns())
+  // The last chunk the worker claimed to run, or kRevoked | R: chunks up to R taken back by the
+  // parent, which the worker skips. Both sides CAS it, so a chunk is either run or taken back.
+  std::atomic<std::uint64_t> claim{0};
   RingHeader task_header;
   RingHeader result_header;
 };
@@ -50,6 +53,10 @@ struct Record {
 
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
 constexpr std::uint64_t kControlSeq = 0;
+constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::claim
+
+// The worker's side of SlotShared::claim: whether it may run chunk seq.
+bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;
 
 struct Slot {
   SlotShared* shared = nullptr;
@@ -62,6 +69,9 @@ struct Slot {
   std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by mu_
   std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
   std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by mu_
+  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by mu_
+  bool stalled = false;             // its unstarted chunks were taken back: no more until it
+                                    // shows progress; guarded by mu_
   Writer inbox;                     // used only by the thread holding the collecting role
 };
 
@@ -104,6 +114,10 @@ class ProcessPoolCore final : public JobHost {
   void dispatch();                        // under mu_
   bool send(Slot& slot, Record& record);  // under mu_
   std::size_t window() const;             // chunks in flight per worker; under mu_
+  // When a worker is idle, takes back the chunks queued on a worker that has not moved for a
+  // while (a long task, stopped, stuck), for the idle ones. Under mu_.
+  void rescue_stalled(std::int64_t now);
+  void revoke(Slot& slot);  // under mu_
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
   // often, or when all the work in hand should be done within budget_ns (from the chunks'
   // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
@@ -125,6 +139,7 @@ class ProcessPoolCore final : public JobHost {
   void stop_threads();
   void kill_all();                                               // under mu_
   std::optional<os::Nanos> enforce_time_limits();                // kills overdue workers; returns the next check
+  std::optional<os::Nanos> check_stalls();                       // rescue_stalled(); returns the next check
   void fail_pending_if_no_workers(std::vector<Record>& failed);  // under mu_
   void recycle(Writer buffer) noexcept;
 

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <future>
 #include <map>
 #include <numeric>
 #include <set>
@@ -344,4 +346,39 @@ TEST(PoolProcess, TasksQueuedOnAStoppedWorkerRunElsewhere) {
   auto out = pool.map(sqr, warm, 1);
   for (int i = 0; i < 2000; ++i) ASSERT_EQ(out[static_cast<std::size_t>(i)], i * i);
   EXPECT_EQ(pool.backend().worker_pids()[0], stopped);
+}
+
+namespace {
+std::size_t thread_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+template <class Pred>
+bool eventually(Pred pred) {
+  for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return pred();
+}
+}  // namespace
+
+// A callback runs on the pool's result thread; destroying the pool there is defined: the pool
+// ends as if terminated, and that thread finishes the destruction once the callback returns.
+TEST(PoolProcess, DestroyedFromItsOwnCallback) {
+  const std::size_t threads_before = thread_count();
+  auto pool = std::make_unique<mproc::Pool>(2);
+  const auto pids = pool->backend().worker_pids();
+  std::promise<int> seen;
+  auto r = pool->apply_async(sqr, std::tuple{3}, [&](int v) {
+    pool.reset();
+    seen.set_value(v);
+  });
+  auto got = seen.get_future();
+  ASSERT_EQ(got.wait_for(10s), std::future_status::ready);
+  EXPECT_EQ(got.get(), 9);
+  EXPECT_EQ(pool, nullptr);
+  EXPECT_TRUE(eventually([&] { return thread_count() == threads_before; })) << "the pool's threads were not ended";
+  for (int pid : pids) EXPECT_TRUE(eventually([pid] { return ::kill(pid, 0) == -1; })) << "worker " << pid;
 }

@@ -100,7 +100,10 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
     abandon_start(watching);
     throw;
   }
-  result_thread_ = std::thread([this] { result_loop(); });
+  result_thread_ = std::thread([this] {
+    result_loop();
+    if (orphan_) finish_orphaned();
+  });
   result_thread_id_ = result_thread_.get_id();
 }
 
@@ -475,7 +478,7 @@ void ProcessPoolCore::result_loop() {
       spin = spin_worthwhile(kResultSpinNs);
       continue;
     }
-    if (stop_threads_.load() && !has_deferred_.load()) break;
+    if ((stop_threads_.load() || orphan_) && !has_deferred_.load()) break;
     if (spin && now_ns() - idle_since < kResultSpinNs) {
       _mm_pause();
       continue;
@@ -494,6 +497,24 @@ void ProcessPoolCore::result_loop() {
   }
   t_collecting = false;
 }
+
+void ProcessPoolCore::outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept {
+  terminate();  // kills the workers; returns at once on this thread
+  orphan_ = std::move(self);
+}
+
+void ProcessPoolCore::finish_orphaned() noexcept {
+  std::unique_ptr<ProcessPoolCore> self = std::move(orphan_);
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(
+        lock, [this] { return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; }); });
+  }
+  stop_threads_.store(true);
+  wake_watcher();
+  watch_thread_.join();
+  result_thread_.detach();  // this thread: nobody is left to join it
+}  // self: the core is deleted here, its last use
 
 // --- watching workers -------------------------------------------------------------------------
 
@@ -734,7 +755,12 @@ std::vector<int> ProcessPoolCore::worker_pids() {
 
 ProcessBackend::ProcessBackend(PoolOptions options)
     : regions_before_(shared_regions_made()), core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
-ProcessBackend::~ProcessBackend() = default;
+ProcessBackend::~ProcessBackend() {
+  if (core_->on_result_thread()) {
+    ProcessPoolCore* core = core_.get();
+    core->outlive_callback(std::move(core_));
+  }
+}
 unsigned ProcessBackend::size() const noexcept { return core_->size(); }
 JobHost* ProcessBackend::host() noexcept { return core_.get(); }
 void ProcessBackend::check_running() const { core_->check_running(); }

@@ -98,6 +98,11 @@ class ProcessPoolCore final : public JobHost {
   void terminate();
   std::vector<int> worker_pids();
   Writer take_buffer();
+  [[nodiscard]] bool on_result_thread() const noexcept { return std::this_thread::get_id() == result_thread_id_; }
+  // For a pool destroyed by one of its own callbacks, which runs on the result thread: this
+  // thread finishes the destruction (reaps the workers, stops the watcher, deletes the core)
+  // once the callback has returned.
+  void outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept;
 
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override;
@@ -132,6 +137,7 @@ class ProcessPoolCore final : public JobHost {
   bool collect_until(JobBase& job, const Deadline& deadline);  // the result thread's own waits
 
   void result_loop();
+  void finish_orphaned() noexcept;  // on the result thread, after result_loop() of an orphan
   void watch_loop();
   void on_exit(Slot& slot);
   void wake_watcher() noexcept;
@@ -177,7 +183,8 @@ class ProcessPoolCore final : public JobHost {
   std::mutex join_mu_;  // the pool's threads are joined under it, by whoever stops them first
   std::thread result_thread_;
   std::thread watch_thread_;
-  std::thread::id result_thread_id_;  // set before anything can run a callback
+  std::thread::id result_thread_id_;         // set before anything can run a callback
+  std::unique_ptr<ProcessPoolCore> orphan_;  // set by outlive_callback(); read by the result thread
 };
 
 }  // namespace mproc::detail

@@ -37,3 +37,15 @@ TEST(FaultStuckWorker, WorkQueuedOnAReplacementThatNeverStartsRunsElsewhere) {
   }  // the destructor returns: it kills the worker that never read its stop
   SUCCEED();
 }
+
+// With no other worker to take its work, the stuck worker is killed and replaced.
+TEST(FaultStuckWorker, AStuckOnlyWorkerIsReplaced) {
+  mproc::Pool pool(1);
+  mproc::detail::worker_start_hook = never_start;
+  auto lost = pool.apply_async(kill_own_worker, std::tuple{0});
+  EXPECT_THROW((void)lost.get(10s), mproc::WorkerLost);
+  mproc::detail::worker_start_hook = nullptr;
+  std::vector<mproc::AsyncResult<int>> results;
+  for (int i = 0; i < 100; ++i) results.push_back(pool.apply_async(mproc::test::square, std::tuple{i}));
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(results[static_cast<std::size_t>(i)].get(20s), i * i) << "task " << i;
+}

@@ -27,6 +27,7 @@ constexpr double kQueueAheadNs = 1'000'000;               // work queued on a wo
 constexpr std::int64_t kStallMinNs = 1'000'000;           // a worker without progress this long...
 constexpr double kStallChunks = 4;                        // ...and this many average chunks is stalled
 constexpr std::int64_t kRescueCheckNs = 20'000'000;       // the watcher looks for stalls this often
+constexpr std::int64_t kStuckStartNs = 2'000'000'000;     // a new worker that reads nothing this long is stuck
 constexpr auto kStopGrace = std::chrono::seconds(2);      // join() kills a worker that ignores its stop
 constexpr std::size_t kSpareBuffers = 16;                 // chunk buffers kept for reuse...
 constexpr std::size_t kSpareBufferMax = 64 << 20;         // ...each up to this size
@@ -159,6 +160,7 @@ void ProcessPoolCore::spawn(Slot& slot) {
   slot.dead.store(false);
   slot.chunks_sent = 0;
   slot.stalled = false;
+  slot.progress_ns = 0;
   WorkerContext ctx{&slot, shared_, &options_, parent_pid_, watchdog_read_.get()};
   os::flush_stdio();
   pid_t pid = os::fork();
@@ -558,8 +560,16 @@ std::optional<os::Nanos> ProcessPoolCore::check_stalls() {
   for (auto& s : slots_)
     if (s->stalled && s->inflight.empty() && s->tasks.free_space() == s->tasks.capacity()) s->stalled = false;
   if (outstanding_ == 0) return std::nullopt;
+  // A worker that has not read the work sent to it for seconds, and never started a chunk, is
+  // stuck at birth (forked while another thread held a lock it needs): replace it. On its own,
+  // taking its work back is not enough when every worker is stuck so.
+  const std::int64_t now = now_ns();
+  for (auto& s : slots_)
+    if (s->alive && !options_.initializer && s->progress_ns && now - s->progress_ns > kStuckStartNs &&
+        s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
+      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
   // Without this, a stopped or stuck worker's queue would wait for a result that never comes.
-  rescue_stalled(now_ns());
+  rescue_stalled(now);
   return os::Nanos(kRescueCheckNs);
 }
 

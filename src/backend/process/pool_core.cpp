@@ -559,7 +559,8 @@ std::optional<os::Nanos> ProcessPoolCore::check_stalls() {
   // moving again, even if no result has shown it.
   for (auto& s : slots_)
     if (s->stalled && s->inflight.empty() && s->tasks.free_space() == s->tasks.capacity()) s->stalled = false;
-  if (outstanding_ == 0) return std::nullopt;
+  // Checked even when idle: enqueue() does not wake the watcher (a system call per apply()).
+  if (outstanding_ == 0) return os::Nanos(kRescueCheckNs);
   // A worker that has not read the work sent to it for seconds, and never started a chunk, is
   // stuck at birth (forked while another thread held a lock it needs): replace it. On its own,
   // taking its work back is not enough when every worker is stuck so.

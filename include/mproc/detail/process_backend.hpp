@@ -18,6 +18,10 @@ namespace mproc::detail {
 
 class ProcessPoolCore;
 
+// For tests: when set, every worker forked from then on calls it first thing in the child (to
+// stand for a worker that never starts, as one forked while another thread held a lock it needs).
+extern void (*worker_start_hook)() noexcept;
+
 class ProcessBackend {
  public:
   static constexpr bool sends_functions = true;      // by address: valid in every forked worker

@@ -24,6 +24,11 @@ constexpr std::int64_t kWaitSpinNs = 100'000;             // a waiting caller co
 constexpr std::int64_t kResultSpinNs = 20'000;            // the result thread spins this long when idle
 constexpr std::int64_t kStreamSpinNs = 50'000;            // spin for the rest of a message before sleeping
 constexpr double kQueueAheadNs = 1'000'000;               // work queued on a worker ahead of what it runs
+constexpr std::int64_t kStallMinNs = 1'000'000;           // a worker without progress this long...
+constexpr double kStallChunks = 4;                        // ...and this many average chunks is stalled
+constexpr std::int64_t kRescueCheckNs = 20'000'000;       // the watcher looks for stalls this often
+constexpr std::int64_t kStuckStartNs = 2'000'000'000;     // a new worker that reads nothing this long is stuck
+constexpr auto kStopGrace = std::chrono::seconds(2);      // join() kills a worker that ignores its stop
 constexpr std::size_t kSpareBuffers = 16;                 // chunk buffers kept for reuse...
 constexpr std::size_t kSpareBufferMax = 64 << 20;         // ...each up to this size
 
@@ -96,7 +101,10 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(optio
     abandon_start(watching);
     throw;
   }
-  result_thread_ = std::thread([this] { result_loop(); });
+  result_thread_ = std::thread([this] {
+    result_loop();
+    if (orphan_) finish_orphaned();
+  });
   result_thread_id_ = result_thread_.get_id();
 }
 
@@ -148,8 +156,11 @@ void ProcessPoolCore::spawn(Slot& slot) {
   slot.results.reset();
   slot.shared->task_bell.disarm();
   slot.shared->started_seq.store(0, std::memory_order_relaxed);
+  slot.shared->claim.store(0, std::memory_order_relaxed);
   slot.dead.store(false);
   slot.chunks_sent = 0;
+  slot.stalled = false;
+  slot.progress_ns = 0;
   WorkerContext ctx{&slot, shared_, &options_, parent_pid_, watchdog_read_.get()};
   os::flush_stdio();
   pid_t pid = os::fork();
@@ -230,7 +241,7 @@ void ProcessPoolCore::dispatch() {
   while (!pending_.empty()) {
     Slot* best = nullptr;
     for (auto& s : slots_) {
-      if (!s->alive || s->dead.load(std::memory_order_relaxed) || s->inflight.size() >= limit) continue;
+      if (!s->alive || s->stalled || s->dead.load(std::memory_order_relaxed) || s->inflight.size() >= limit) continue;
       if (options_.maxtasksperchild && s->chunks_sent >= *options_.maxtasksperchild) continue;
       // Fewest in flight; among equals, one that is awake (spinning) over one asleep.
       if (!best || s->inflight.size() < best->inflight.size() ||
@@ -247,6 +258,7 @@ void ProcessPoolCore::dispatch() {
 
 bool ProcessPoolCore::send(Slot& slot, Record& record) {
   record.seq = next_seq_++;
+  if (slot.inflight.empty()) slot.progress_ns = now_ns();
   if (!slot.tasks.try_send(bytes_of(record.seq), record.payload.bytes())) {
     // Too large for the free space: stream it, but only to an idle worker, which reads while
     // we write; a busy one would make us wait for its current task.
@@ -259,6 +271,34 @@ bool ProcessPoolCore::send(Slot& slot, Record& record) {
   }
   ++slot.chunks_sent;
   return true;
+}
+
+void ProcessPoolCore::rescue_stalled(std::int64_t now) {
+  auto idle = [](const auto& s) {
+    return s->alive && !s->stalled && !s->dead.load(std::memory_order_relaxed) && s->inflight.empty();
+  };
+  if (!pending_.empty() || std::none_of(slots_.begin(), slots_.end(), idle)) return;
+  const auto stall_ns = std::max(kStallMinNs, static_cast<std::int64_t>(kStallChunks * avg_chunk_ns_));
+  for (auto& s : slots_)
+    if (s->alive && !s->stalled && !s->inflight.empty() && now - s->progress_ns > stall_ns) revoke(*s);
+  dispatch();
+}
+
+void ProcessPoolCore::revoke(Slot& slot) {
+  const std::uint64_t bound = kRevoked | slot.inflight.back().seq;
+  std::uint64_t old = slot.shared->claim.load(std::memory_order_acquire);
+  while (old != bound && !slot.shared->claim.compare_exchange_weak(old, bound, std::memory_order_acq_rel)) {
+  }
+  // What it replaced is the last chunk the worker claimed (or the bound of an earlier revocation,
+  // past which it claimed nothing): everything after it will never run there.
+  const std::uint64_t claimed = old & ~kRevoked;
+  auto first =
+      std::find_if(slot.inflight.begin(), slot.inflight.end(), [&](const Record& r) { return r.seq > claimed; });
+  const auto taken = std::distance(first, slot.inflight.end());
+  pending_.insert(pending_.begin(), std::make_move_iterator(first), std::make_move_iterator(slot.inflight.end()));
+  slot.inflight.erase(first, slot.inflight.end());
+  slot.chunks_sent -= static_cast<long>(taken);
+  slot.stalled = true;
 }
 
 // --- collecting results ---------------------------------------------------------------------
@@ -311,9 +351,12 @@ void ProcessPoolCore::handle_message(Slot& slot) {
     if (slot.inflight.empty() || slot.inflight.front().seq != seq) return;  // dropped by terminate()
     record = std::move(slot.inflight.front());
     slot.inflight.pop_front();
+    slot.progress_ns = now_ns();
+    slot.stalled = false;
     avg_chunk_ns_ =
         avg_chunk_ns_ <= 0 ? static_cast<double>(took) : 0.9 * avg_chunk_ns_ + 0.1 * static_cast<double>(took);
     dispatch();
+    if (slot.inflight.empty() && pending_.empty()) rescue_stalled(slot.progress_ns);
   }
   record.job->deliver(record.first, record.count, r);
   recycle(std::move(record.payload));
@@ -437,7 +480,7 @@ void ProcessPoolCore::result_loop() {
       spin = spin_worthwhile(kResultSpinNs);
       continue;
     }
-    if (stop_threads_.load() && !has_deferred_.load()) break;
+    if ((stop_threads_.load() || orphan_) && !has_deferred_.load()) break;
     if (spin && now_ns() - idle_since < kResultSpinNs) {
       _mm_pause();
       continue;
@@ -456,6 +499,24 @@ void ProcessPoolCore::result_loop() {
   }
   t_collecting = false;
 }
+
+void ProcessPoolCore::outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept {
+  terminate();  // kills the workers; returns at once on this thread
+  orphan_ = std::move(self);
+}
+
+void ProcessPoolCore::finish_orphaned() noexcept {
+  std::unique_ptr<ProcessPoolCore> self = std::move(orphan_);
+  {
+    std::unique_lock lock(mu_);
+    changed_.wait(
+        lock, [this] { return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; }); });
+  }
+  stop_threads_.store(true);
+  wake_watcher();
+  watch_thread_.join();
+  result_thread_.detach();  // this thread: nobody is left to join it
+}  // self: the core is deleted here, its last use
 
 // --- watching workers -------------------------------------------------------------------------
 
@@ -483,11 +544,34 @@ void ProcessPoolCore::watch_loop() {
           who.push_back(s.get());
         }
     }
-    os::poll_readable(fds, enforce_time_limits());
+    auto next = enforce_time_limits();
+    if (auto rescue = check_stalls(); rescue && (!next || *rescue < *next)) next = rescue;
+    os::poll_readable(fds, next);
     if (fds[0].ready) os::drain_nonblocking(wake_read_.get());
     for (std::size_t i = 1; i < fds.size(); ++i)
       if (fds[i].ready) on_exit(*who[i]);
   }
+}
+
+std::optional<os::Nanos> ProcessPoolCore::check_stalls() {
+  std::lock_guard lock(mu_);
+  // A stalled worker that has read everything it was sent (the chunks taken back included) is
+  // moving again, even if no result has shown it.
+  for (auto& s : slots_)
+    if (s->stalled && s->inflight.empty() && s->tasks.free_space() == s->tasks.capacity()) s->stalled = false;
+  // Checked even when idle: enqueue() does not wake the watcher (a system call per apply()).
+  if (outstanding_ == 0) return os::Nanos(kRescueCheckNs);
+  // A worker that has not read the work sent to it for seconds, and never started a chunk, is
+  // stuck at birth (forked while another thread held a lock it needs): replace it. On its own,
+  // taking its work back is not enough when every worker is stuck so.
+  const std::int64_t now = now_ns();
+  for (auto& s : slots_)
+    if (s->alive && !options_.initializer && s->progress_ns && now - s->progress_ns > kStuckStartNs &&
+        s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
+      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+  // Without this, a stopped or stuck worker's queue would wait for a result that never comes.
+  rescue_stalled(now);
+  return os::Nanos(kRescueCheckNs);
 }
 
 std::optional<os::Nanos> ProcessPoolCore::enforce_time_limits() {
@@ -534,6 +618,7 @@ void ProcessPoolCore::on_exit(Slot& slot) {
   slot.dead.store(true);
   wake_result_thread();  // a collector waiting for the rest of this worker's message gives up
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
+  const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;
   bool timed_out = false;
   std::vector<Record> unrunnable;
@@ -575,7 +660,7 @@ void ProcessPoolCore::on_exit(Slot& slot) {
                                                          std::to_string(lost->limit_ns / 1'000'000) +
                                                          " ms; its worker was killed and replaced"))
                   : std::make_exception_ptr(
-                        WorkerLost(slot.pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
+                        WorkerLost(dead_pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
     lost->job->fail(lost->first, lost->count, error);
   }
   if (!unrunnable.empty()) {
@@ -611,10 +696,17 @@ void ProcessPoolCore::join() {
       throw_if_interrupted(interrupts);
     stopping_workers_ = true;
     const std::uint64_t stop = kControlSeq;
+    // A stalled worker may never read its stop (stuck, say, on a lock held at its fork).
     for (auto& s : slots_)
-      if (s->alive && !s->tasks.try_send(bytes_of(stop), {})) os::kill(s->pid, SIGKILL);
-    changed_.wait(
-        lock, [this] { return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; }); });
+      if (s->alive && (s->stalled || !s->tasks.try_send(bytes_of(stop), {})))
+        os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+    auto all_gone = [this] {
+      return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
+    };
+    if (!changed_.wait_for(lock, kStopGrace, all_gone)) {
+      kill_all();
+      changed_.wait(lock, all_gone);
+    }
   }
   stop_threads();
 }
@@ -674,7 +766,12 @@ std::vector<int> ProcessPoolCore::worker_pids() {
 
 ProcessBackend::ProcessBackend(PoolOptions options)
     : regions_before_(shared_regions_made()), core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
-ProcessBackend::~ProcessBackend() = default;
+ProcessBackend::~ProcessBackend() {
+  if (core_->on_result_thread()) {
+    ProcessPoolCore* core = core_.get();
+    core->outlive_callback(std::move(core_));
+  }
+}
 unsigned ProcessBackend::size() const noexcept { return core_->size(); }
 JobHost* ProcessBackend::host() noexcept { return core_.get(); }
 void ProcessBackend::check_running() const { core_->check_running(); }

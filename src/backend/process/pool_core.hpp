@@ -34,6 +34,9 @@ struct SlotShared {
   alignas(64) Bell task_bell;                             // the worker sleeps here while it has no task
   alignas(64) std::atomic<std::uint64_t> started_seq{0};  // the chunk it runs or last ran
   std::atomic<std::int64_t> started_ns{0};                // when it started it (now_ns())
+  // The last chunk the worker claimed to run, or kRevoked | R: chunks up to R taken back by the
+  // parent, which the worker skips. Both sides CAS it, so a chunk is either run or taken back.
+  std::atomic<std::uint64_t> claim{0};
   RingHeader task_header;
   RingHeader result_header;
 };
@@ -50,6 +53,10 @@ struct Record {
 
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
 constexpr std::uint64_t kControlSeq = 0;
+constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::claim
+
+// The worker's side of SlotShared::claim: whether it may run chunk seq.
+bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;
 
 struct Slot {
   SlotShared* shared = nullptr;
@@ -62,6 +69,9 @@ struct Slot {
   std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by mu_
   std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
   std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by mu_
+  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by mu_
+  bool stalled = false;             // its unstarted chunks were taken back: no more until it
+                                    // shows progress; guarded by mu_
   Writer inbox;                     // used only by the thread holding the collecting role
 };
 
@@ -88,6 +98,11 @@ class ProcessPoolCore final : public JobHost {
   void terminate();
   std::vector<int> worker_pids();
   Writer take_buffer();
+  [[nodiscard]] bool on_result_thread() const noexcept { return std::this_thread::get_id() == result_thread_id_; }
+  // For a pool destroyed by one of its own callbacks, which runs on the result thread: this
+  // thread finishes the destruction (reaps the workers, stops the watcher, deletes the core)
+  // once the callback has returned.
+  void outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept;
 
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override;
@@ -104,6 +119,10 @@ class ProcessPoolCore final : public JobHost {
   void dispatch();                        // under mu_
   bool send(Slot& slot, Record& record);  // under mu_
   std::size_t window() const;             // chunks in flight per worker; under mu_
+  // When a worker is idle, takes back the chunks queued on a worker that has not moved for a
+  // while (a long task, stopped, stuck), for the idle ones. Under mu_.
+  void rescue_stalled(std::int64_t now);
+  void revoke(Slot& slot);  // under mu_
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
   // often, or when all the work in hand should be done within budget_ns (from the chunks'
   // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
@@ -118,6 +137,7 @@ class ProcessPoolCore final : public JobHost {
   bool collect_until(JobBase& job, const Deadline& deadline);  // the result thread's own waits
 
   void result_loop();
+  void finish_orphaned() noexcept;  // on the result thread, after result_loop() of an orphan
   void watch_loop();
   void on_exit(Slot& slot);
   void wake_watcher() noexcept;
@@ -125,6 +145,7 @@ class ProcessPoolCore final : public JobHost {
   void stop_threads();
   void kill_all();                                               // under mu_
   std::optional<os::Nanos> enforce_time_limits();                // kills overdue workers; returns the next check
+  std::optional<os::Nanos> check_stalls();                       // rescue_stalled(); returns the next check
   void fail_pending_if_no_workers(std::vector<Record>& failed);  // under mu_
   void recycle(Writer buffer) noexcept;
 
@@ -162,7 +183,8 @@ class ProcessPoolCore final : public JobHost {
   std::mutex join_mu_;  // the pool's threads are joined under it, by whoever stops them first
   std::thread result_thread_;
   std::thread watch_thread_;
-  std::thread::id result_thread_id_;  // set before anything can run a callback
+  std::thread::id result_thread_id_;         // set before anything can run a callback
+  std::unique_ptr<ProcessPoolCore> orphan_;  // set by outlive_callback(); read by the result thread
 };
 
 }  // namespace mproc::detail

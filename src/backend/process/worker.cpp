@@ -38,11 +38,22 @@ void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone
 
 }  // namespace
 
+void (*worker_start_hook)() noexcept = nullptr;
+
+bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept {
+  std::uint64_t word = claim.load(std::memory_order_acquire);
+  do {
+    if ((word & kRevoked) && seq <= (word & ~kRevoked)) return false;
+  } while (!claim.compare_exchange_weak(word, seq, std::memory_order_acq_rel, std::memory_order_acquire));
+  return true;
+}
+
 void run_worker(const WorkerContext& ctx) noexcept {
   try {
     // The parent's death ends the worker: at once by signal, or at its next idle wake-up.
     os::set_parent_death_signal(SIGKILL);
     if (os::getppid() != ctx.parent) os::exit_now(1);
+    if (worker_start_hook) worker_start_hook();
     os::ignore_signal(SIGINT);  // Ctrl-C is the parent's to handle; workers must not each report it
     Slot& slot = *ctx.slot;
     // PR_SET_PDEATHSIG is the first sign of the parent's death; these are the second, for when
@@ -58,6 +69,7 @@ void run_worker(const WorkerContext& ctx) noexcept {
       std::uint64_t seq = 0;
       in.read(&seq, sizeof seq);
       if (seq == kControlSeq) break;
+      if (!claim_chunk(slot.shared->claim, seq)) continue;  // taken back for another worker
       Invoker entry = nullptr;
       in.read(&entry, sizeof entry);
       std::int64_t start = now_ns();

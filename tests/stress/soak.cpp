@@ -87,6 +87,7 @@ void soak_run(std::uint64_t seed, int tasks) {
 
 // Every 10 runs, a line on stderr: a run stopped by the hard timeout still shows how far it got.
 void progress(int runs, int hangs, const std::vector<double>& cpu_s) {
+  std::cerr.precision(3);
   std::cerr << "  soak: " << runs << " runs, " << hangs << " hung, CPU median " << median(cpu_s) << " s per run\n";
 }
 

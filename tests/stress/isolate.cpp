@@ -209,7 +209,9 @@ bool run_scenario(const Args& args, const std::function<void()>& body, int defau
     out = run_isolated(body, deadline, args.gdb);
     ++runs;
   }
-  std::string line = figures(out);
+  // A run that did not finish its body has no figures worth printing, only how it ended.
+  bool finished = out.kind == Outcome::passed || out.kind == Outcome::failed;
+  std::string line = finished ? figures(out) : "no figures";
   std::ostringstream cpu;
   cpu.precision(3);
   cpu << "; " << out.seconds << " s, CPU " << out.cpu_seconds << " s";

@@ -166,7 +166,8 @@ Outcome run_isolated(const std::function<void()>& body, std::chrono::seconds dea
     out.message = "stopped by a signal (the hard timeout?) in phase: " + out.last_phase;
   } else if (!ended) {
     out.kind = Outcome::hung;
-    out.message = "no end after " + std::to_string(deadline.count()) + " s, in phase: " + out.last_phase;
+    out.message = "no end after " + std::to_string(deadline.count()) + " s, in phase: " + out.last_phase +
+                  (all_asleep(pid) ? " (every thread asleep: stuck)" : " (threads still running: maybe only slow)");
     std::cout << "HANG: " << out.message << "\n";
     diagnose(pid, gdb);
   } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {

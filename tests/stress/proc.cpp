@@ -112,6 +112,19 @@ std::set<std::string> shm_entries() {
   return {names.begin(), names.end()};
 }
 
+bool all_asleep(pid_t pid) {
+  std::set<pid_t> all = descendants_of(pid);
+  all.insert(pid);
+  for (pid_t p : all) {
+    std::string base = "/proc/" + std::to_string(p) + "/task/";
+    for (const auto& tid : entries(base)) {
+      char state = state_of(base + tid + "/stat");
+      if (state == 'R' || state == 'D') return false;
+    }
+  }
+  return true;
+}
+
 void diagnose(pid_t pid, bool gdb) {
   std::cout << "threads of the hung process and of its descendants:\n";
   print_threads(pid);

@@ -98,6 +98,8 @@ std::set<pid_t> descendants_of(pid_t pid);  // children, their children, ...
 long resident_kb(pid_t pid);                // VmRSS of /proc/<pid>/status; -1 when gone
 bool alive(pid_t pid);                      // exists and is not a zombie
 std::set<std::string> shm_entries();        // names in /dev/shm
+// Whether every thread of pid and of its descendants sleeps (S): stuck, not merely slow.
+bool all_asleep(pid_t pid);
 // A hung process's threads (state and wait channel) and those of its descendants; with gdb,
 // every thread's stack.
 void diagnose(pid_t pid, bool gdb);

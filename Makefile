@@ -1,10 +1,12 @@
 # The two entry points: `make demo` and `make test`. Both install missing Debian packages first.
+# `make stress` runs the stress tier (tests/stress/run) in $(BUILD) and in an ASan build.
 BUILD ?= build
+ASAN_BUILD ?= build-ci-asan
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 JOBS ?= 2
 
-.PHONY: all deps configure build test demo bench clean
+.PHONY: all deps configure build test stress demo bench clean
 
 all: build
 
@@ -19,6 +21,14 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# Builds only what the tier runs; the ASan directory is configured as .ci/run's ASan step does.
+stress: configure
+	@cmake --build $(BUILD) -j $(JOBS) --target mproc_stress
+	@[ -f $(ASAN_BUILD)/build.ninja ] || cmake -S . -B $(ASAN_BUILD) -G Ninja -Wno-dev -DCMAKE_BUILD_TYPE=Debug \
+	  -DCMAKE_CXX_FLAGS=-O1 -DMPROC_SANITIZE=address,undefined -DMPROC_WERROR=ON -DMPROC_BENCH=OFF -DMPROC_MPI=OFF >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target mproc_stress
+	tests/stress/run $(BUILD) $(ASAN_BUILD)
 
 demo: build
 	$(BUILD)/tools/mproc/mproc demo

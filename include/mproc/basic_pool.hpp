@@ -49,12 +49,13 @@ using map_result_t = task_result_t<S, std::decay_t<F>, std::ranges::range_value_
 /// at a time; the destructor finishes all submitted work (close() then join()).
 ///
 /// Backend requirements (see detail/process_backend.hpp for one):
-///   Backend(const PoolOptions&); size(); host(); check_running(); close(); join(); terminate();
-///   submit<S>(job, fn, items, first, keep_alive);
-///   static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
-///   static bool copies_arguments: submit() is done with items and fn when it returns.
-///   Optionally static bool reads_in_place, with shares(p, bytes) and submit_in_place<S>(job, fn,
-///   items, first): workers that can read the caller's memory read map's items there.
+///
+///     Backend(const PoolOptions&); size(); host(); check_running(); close(); join(); terminate();
+///     submit<S>(job, fn, items, first, keep_alive);
+///     static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
+///     static bool copies_arguments: submit() is done with items and fn when it returns.
+///     Optionally static bool reads_in_place, with shares(p, bytes) and submit_in_place<S>(job, fn,
+///     items, first): workers that can read the caller's memory read map's items there.
 template <class Backend>
 class BasicPool {
  public:

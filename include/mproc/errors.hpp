@@ -1,13 +1,14 @@
 /// @file
 /// errors.hpp: the errors mproc throws, and how a task's exception crosses back —
-///   Error                 the base of mproc's own errors (a std::runtime_error)
-///   TimeoutError, Empty, Full, BrokenBarrierError, EOFError   as Python names them
-///   RemoteError           a task threw a type this process cannot rebuild
-///   WorkerLost            the worker process died while it ran the task
-///   SerializationError    a value could not be encoded or decoded
-///   PoolNotRunning        the pool takes no more work, or dropped this work
-///   Interrupted           a pool call saw SIGINT (Python's KeyboardInterrupt)
-///   register_exception<T>()   lets a user exception type cross a process boundary intact
+///
+///     Error                 the base of mproc's own errors (a std::runtime_error)
+///     TimeoutError, Empty, Full, BrokenBarrierError, EOFError   as Python names them
+///     RemoteError           a task threw a type this process cannot rebuild
+///     WorkerLost            the worker process died while it ran the task
+///     SerializationError    a value could not be encoded or decoded
+///     PoolNotRunning        the pool takes no more work, or dropped this work
+///     Interrupted           a pool call saw SIGINT (Python's KeyboardInterrupt)
+///     register_exception<T>()   lets a user exception type cross a process boundary intact
 /// Plain errors are standard: bad arguments throw std::invalid_argument, calls in the wrong state
 /// std::logic_error, failed system calls std::system_error naming the call.
 #pragma once
@@ -60,12 +61,12 @@ class WorkerLost : public Error {
   WorkerLost(pid_t pid, int signal, int exit_code);
   /// The dead worker's process id.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-  /// How the worker ended: the signal that killed it (SIGKILL, SIGSEGV...), or the status it
-  /// exited with (std::exit(n) or _exit(n)).
-  ///@{
+  /// The signal that killed the worker (SIGKILL, SIGSEGV...).
   [[nodiscard]] int signal() const noexcept { return signal_; }        // 0 when it exited
   [[nodiscard]] int exit_code() const noexcept { return exit_code_; }  // meaningful when signal() == 0
-                                                                       ///@}
+
+  /// @fn int WorkerLost::exit_code() const noexcept
+  /// The status the worker exited with (std::exit(n) or _exit(n)).
 
  private:
   pid_t pid_;

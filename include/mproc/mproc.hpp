@@ -1,8 +1,9 @@
 /// @file
 /// mproc.hpp: the umbrella header — every public header of mproc (Pool, ThreadPool, Process,
 /// queues, pipes, locks, shared memory, errors, codec), and its version:
-///   MPROC_VERSION        MAJOR * 10000 + MINOR * 100 + PATCH, for `#if`
-///   version()            the same as a "MAJOR.MINOR.PATCH" string
+///
+///     MPROC_VERSION        MAJOR * 10000 + MINOR * 100 + PATCH, for #if
+///     version()            the same as a "MAJOR.MINOR.PATCH" string
 /// Not MpiPool: it needs MPI and its own library; include mproc/mpi_pool.hpp and link mproc::mpi.
 #pragma once
 

@@ -1,9 +1,10 @@
 /// @file
 /// pipe.hpp: message connections between processes, as Python's multiprocessing has them —
-///   Connection<T>   one end: send/recv of T, send_bytes/recv_bytes, poll, close
-///   Pipe<T>(duplex) a connected pair of Connections
-///   Waitable        what wait() takes: a Connection, or a file descriptor such as a sentinel
-///   wait()          waits for any of several connections or process sentinels to be ready
+///
+///     Connection<T>   one end: send/recv of T, send_bytes/recv_bytes, poll, close
+///     Pipe<T>(duplex) a connected pair of Connections
+///     Waitable        what wait() takes: a Connection, or a file descriptor such as a sentinel
+///     wait()          waits for any of several connections or process sentinels to be ready
 #pragma once
 
 #include <chrono>
@@ -27,11 +28,12 @@ namespace mproc {
 /// descriptor: recv() throws EOFError only once every copy of the other end, in every process,
 /// is closed, so close the end a process does not use. Passed to a Process as an lvalue, an end
 /// stays the caller's: Python's idiom works as is —
-///   auto [r, w] = mproc::Pipe<int>(false);
-///   mproc::Process p(writer, w);  // void writer(mproc::Connection<int>& w)
-///   p.start();
-///   w.close();                    // the child has its own copy
-///   try { for (;;) use(r.recv()); } catch (const mproc::EOFError&) {}  // once the child ends
+///
+///     auto [r, w] = mproc::Pipe<int>(false);
+///     mproc::Process p(writer, w);  // void writer(mproc::Connection<int>& w)
+///     p.start();
+///     w.close();                    // the child has its own copy
+///     try { for (;;) use(r.recv()); } catch (const mproc::EOFError&) {}  // once the child ends
 /// send() to a closed peer throws std::system_error (EPIPE), never SIGPIPE. Signals arriving during a call do not
 /// interrupt it.
 template <class T>

@@ -32,7 +32,8 @@ struct PoolOptions {
 };
 
 /// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:
-///   pool.apply(f, args, mproc::TaskTimeout(2s));  pool.map(f, xs, 100, mproc::TaskTimeout(1s));
+///
+///     pool.apply(f, args, mproc::TaskTimeout(2s));  pool.map(f, xs, 100, mproc::TaskTimeout(1s));
 /// As there, a task is a chunk of a map, and one running longer fails with TimeoutError while its
 /// worker is killed and replaced. Process pools only: other pools throw std::invalid_argument.
 struct TaskTimeout {

@@ -1,9 +1,10 @@
 /// @file
 /// process.hpp: Process and what describes processes, as Python's multiprocessing has them —
-///   ProcessOptions     a Process's name and daemon flag
-///   Process            runs any callable with arguments in a forked child
-///   ProcessInfo        a name and pid: what current_process() and parent_process() return
-///   current_process(), parent_process(), active_children()
+///
+///     ProcessOptions     a Process's name and daemon flag
+///     Process            runs any callable with arguments in a forked child
+///     ProcessInfo        a name and pid: what current_process() and parent_process() return
+///     current_process(), parent_process(), active_children()
 #pragma once
 
 #include <sys/types.h>

@@ -1,8 +1,9 @@
 /// @file
 /// queue.hpp: FIFO queues shared between processes, as Python's multiprocessing has them —
-///   Queue<T>           bounded or not; put/get with timeouts; Empty and Full
-///   SimpleQueue<T>     put, get, empty: the plain unbounded queue
-///   JoinableQueue<T>   a Queue whose consumers report task_done(), for join()
+///
+///     Queue<T>           bounded or not; put/get with timeouts; Empty and Full
+///     SimpleQueue<T>     put, get, empty: the plain unbounded queue
+///     JoinableQueue<T>   a Queue whose consumers report task_done(), for join()
 /// T is any Sendable type. A queue is a handle to a ring in an anonymous shared mapping: create
 /// it before the fork (a queue made later is unknown to running workers); the parent and every
 /// child share it, and copies of a handle share the same queue. Nothing is named or left behind.

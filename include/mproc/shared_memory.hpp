@@ -1,8 +1,9 @@
 /// @file
 /// shared_memory.hpp: memory shared between processes —
-///   SharedMemory   a named POSIX shared-memory block (multiprocessing.shared_memory.SharedMemory)
-///   Value<T>       one T in unnamed shared memory, with a lock (multiprocessing.Value)
-///   Array<T>       n Ts in unnamed shared memory, with a lock (multiprocessing.Array)
+///
+///     SharedMemory   a named POSIX shared-memory block (multiprocessing.shared_memory.SharedMemory)
+///     Value<T>       one T in unnamed shared memory, with a lock (multiprocessing.Value)
+///     Array<T>       n Ts in unnamed shared memory, with a lock (multiprocessing.Array)
 /// Value and Array live in a shared anonymous mapping: create them before the fork; children
 /// share them and nothing is named. SharedMemory blocks are named, so unrelated code can attach.
 #pragma once

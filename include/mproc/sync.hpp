@@ -1,10 +1,11 @@
 /// @file
 /// sync.hpp: synchronization shared between processes, as Python's multiprocessing has them —
-///   Lock, RLock             mutual exclusion (robust: a holder that dies does not deadlock others)
-///   Semaphore, BoundedSemaphore   counters
-///   Event                   a flag processes wait for
-///   Condition               wait for a change made under a lock
-///   Barrier                 a fixed number of processes meet at a point, again and again
+///
+///     Lock, RLock             mutual exclusion (robust: a holder that dies does not deadlock others)
+///     Semaphore, BoundedSemaphore   counters
+///     Event                   a flag processes wait for
+///     Condition               wait for a change made under a lock
+///     Barrier                 a fixed number of processes meet at a point, again and again
 /// Each is a handle to state in an anonymous shared mapping: create it before the fork, then the
 /// parent and every child (Process or Pool worker) share it; copies of a handle share the same
 /// state, and nothing is named or left behind. Every wait has a timeout form taking any

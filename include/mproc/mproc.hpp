@@ -7,7 +7,7 @@
 /// Not MpiPool: it needs MPI and its own library; include mproc/mpi_pool.hpp and link mproc::mpi.
 #pragma once
 
-/// The version's parts: a new MAJOR breaks the API, a new MINOR adds to it, PATCH only fixes.
+/// The version's three parts, each a number; MPROC_VERSION combines them.
 ///@{
 #define MPROC_VERSION_MAJOR 0
 #define MPROC_VERSION_MINOR 1

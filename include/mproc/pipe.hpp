@@ -34,8 +34,8 @@ namespace mproc {
 ///     p.start();
 ///     w.close();                    // the child has its own copy
 ///     try { for (;;) use(r.recv()); } catch (const mproc::EOFError&) {}  // once the child ends
-/// send() to a closed peer throws std::system_error (EPIPE), never SIGPIPE. Signals arriving during a call do not
-/// interrupt it.
+/// send() to a closed peer throws std::system_error (EPIPE), never SIGPIPE. Signals arriving
+/// during a call do not interrupt it.
 template <class T>
 class Connection {
   static_assert(Sendable<T>, "mproc::Connection<T>: T must be Sendable (see codec.hpp)");

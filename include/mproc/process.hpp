@@ -80,8 +80,8 @@ class Process {
                                                                                 Args&&... args);
   ///@}
 
-  /// Takes over other's child; other is left empty. Assigning to a Process whose child
-  /// runs ends it as the destructor does.
+  /// Takes over other's child; other is left empty. Assigning to a Process whose child runs
+  /// first waits for that child, as the destructor does.
   ///@{
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;

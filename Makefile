@@ -1,12 +1,13 @@
 # The two entry points: `make demo` and `make test`. Both install missing Debian packages first.
 # `make stress` runs the stress tier (tests/stress/run) in $(BUILD) and in an ASan build.
+# `make docs` writes the HTML API reference to $(BUILD)/docs/html (Doxygen; warnings fail it).
 BUILD ?= build
 ASAN_BUILD ?= build-ci-asan
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE_FLAGS ?=
 JOBS ?= 2
 
-.PHONY: all deps configure build test stress demo bench clean
+.PHONY: all deps configure build test stress demo bench docs clean
 
 all: build
 
@@ -35,6 +36,12 @@ demo: build
 
 bench: build
 	bench/run_all $(BUILD)
+
+# Needs no build: Doxygen reads the headers. The output directory is set here so that it follows BUILD.
+docs: deps
+	@mkdir -p $(BUILD)/docs
+	@{ cat docs/Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD)/docs"; } | doxygen -
+	@echo "API reference: $(BUILD)/docs/html/index.html"
 
 clean:
 	rm -rf $(BUILD)

@@ -1,6 +1,7 @@
-// basic_pool.hpp: BasicPool<Backend> — Python's Pool API (apply, map, starmap, imap and their
-// async forms, close, join, terminate), written once over any backend. Pool, ThreadPool and
-// MpiPool are this template over their backends; see pool.hpp and thread_pool.hpp.
+/// @file
+/// basic_pool.hpp: BasicPool<Backend> — Python's Pool API (apply, map, starmap, imap and their
+/// async forms, close, join, terminate), written once over any backend. Pool, ThreadPool and
+/// MpiPool are this template over their backends; see pool.hpp and thread_pool.hpp.
 #pragma once
 
 #include <algorithm>
@@ -33,48 +34,57 @@ namespace detail {
 template <class Pool, Style S, class Fn, class V>
 class ImapRange;
 
-// The result of apply(f, args): f(std::get<0>(args), ...). Computed without error for a misuse,
-// so that the call's own check reports it (see checks.hpp).
+/// The result of apply(f, args): f(std::get<0>(args), ...). Computed without error for a misuse,
+/// so that the call's own check reports it (see checks.hpp).
 template <class F, class Args>
 using apply_result_t = task_result_t<Style::star, std::decay_t<F>, std::decay_t<Args>>;
-// The element of map's (S = single) or starmap's (S = star) result.
+/// The element of map's (S = single) or starmap's (S = star) result.
 template <Style S, class F, class Range>
 using map_result_t = task_result_t<S, std::decay_t<F>, std::ranges::range_value_t<Range>>;
 }  // namespace detail
 
-// A pool of workers running tasks; the API and meanings of Python's multiprocessing.Pool.
-// Thread safety: every member may be called from several threads at once.
-// Guarantees: map and imap keep input order; callbacks run once each, on a pool thread, one
-// at a time; the destructor finishes all submitted work (close() then join()).
-//
-// Backend requirements (see detail/process_backend.hpp for one):
-//   Backend(const PoolOptions&); size(); host(); check_running(); close(); join(); terminate();
-//   submit<S>(job, fn, items, first, keep_alive);
-//   static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
-//   static bool copies_arguments: submit() is done with items and fn when it returns.
-//   Optionally static bool reads_in_place, with shares(p, bytes) and submit_in_place<S>(job, fn,
-//   items, first): workers that can read the caller's memory read map's items there.
+/// A pool of workers running tasks; the API and meanings of Python's multiprocessing.Pool.
+/// Thread safety: every member may be called from several threads at once.
+/// Guarantees: map and imap keep input order; callbacks run once each, on a pool thread, one
+/// at a time; the destructor finishes all submitted work (close() then join()).
+///
+/// Backend requirements (see detail/process_backend.hpp for one):
+///
+///     Backend(const PoolOptions&); size(); host(); check_running(); close(); join(); terminate();
+///     submit<S>(job, fn, items, first, keep_alive);
+///     static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
+///     static bool copies_arguments: submit() is done with items and fn when it returns.
+///     Optionally static bool reads_in_place, with shares(p, bytes) and submit_in_place<S>(job, fn,
+///     items, first): workers that can read the caller's memory read map's items there.
 template <class Backend>
 class BasicPool {
  public:
+  /// Starts the workers: as many as processes (default: process_cpu_count()), or as options say.
+  /// A bad option throws std::invalid_argument; an initializer that throws in a first worker
+  /// makes the constructor throw its exception.
+  ///@{
   BasicPool() : BasicPool(PoolOptions{}) {}
   explicit BasicPool(int processes) : BasicPool(PoolOptions{.processes = processes}) {}
   explicit BasicPool(PoolOptions options) : backend_(std::move(options)) {}
+  ///@}
   BasicPool(const BasicPool&) = delete;
   BasicPool& operator=(const BasicPool&) = delete;
-  // close() then join(): submitted work is finished, never dropped.
+  /// close() then join(): submitted work is finished, never dropped.
   ~BasicPool() { backend_.shutdown(); }
 
-  // f(args...) on a worker; returns its result or rethrows its exception.
+  /// f(args...) on a worker; returns its result or rethrows its exception.
   template <class F, class Args = std::tuple<>>
   detail::apply_result_t<F, Args> apply(F&& f, Args&& args = {});
 
+  /// As apply, without waiting: returns at once. callback gets the result, or error_callback
+  /// the exception, once, on a pool thread, before the AsyncResult becomes ready.
   template <class F, class Args = std::tuple<>>
   AsyncResult<detail::apply_result_t<F, Args>> apply_async(
       F&& f, Args&& args = {}, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  // As apply and apply_async, with a time limit for this task (see TaskTimeout).
+  /// As apply and apply_async, with a time limit for this task (see TaskTimeout).
+  ///@{
   template <class F, class Args>
   detail::apply_result_t<F, Args> apply(F&& f, Args&& args, TaskTimeout limit);
   template <class F, class Args>
@@ -82,23 +92,27 @@ class BasicPool {
       F&& f, Args&& args, TaskTimeout limit,
       typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
+  ///@}
 
-  // [f(x) for x in range], computed in chunks (chunksize 0: Python's default, n / (4 x workers)
-  // rounded up). The input may be any input range; it is read here, in the caller's thread.
-  // One exception, for speed: a Pool's workers read items that lie in an mproc::Array made
-  // before the Pool where they are, without a copy (map, starmap and their async forms); so
-  // leave such items unchanged until the call's results are ready.
+  /// [f(x) for x in range], computed in chunks (chunksize 0: Python's default, n / (4 x workers)
+  /// rounded up). The input may be any input range; it is read here, in the caller's thread.
+  /// One exception, for speed: a Pool's workers read items that lie in an mproc::Array made
+  /// before the Pool where they are, without a copy (map, starmap and their async forms); so
+  /// leave such items unchanged until the call's results are ready.
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range,
                                                                          std::size_t chunksize = 0);
 
+  /// As map, without waiting: callback gets the whole result vector, or error_callback the first
+  /// failure, once, on a pool thread, before the AsyncResult becomes ready.
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> map_async(
       F&& f, Range&& range, std::size_t chunksize = 0,
       typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  // As map and map_async, with a time limit for each chunk (see TaskTimeout).
+  /// As map and map_async, with a time limit for each chunk (see TaskTimeout).
+  ///@{
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range, std::size_t chunksize,
                                                                          TaskTimeout limit);
@@ -107,19 +121,22 @@ class BasicPool {
       F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
       typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
+  ///@}
 
-  // [f(a, b, ...) for (a, b, ...) in range]; items are tuples, pairs or arrays.
+  /// [f(a, b, ...) for (a, b, ...) in range]; items are tuples, pairs or arrays.
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range,
                                                                            std::size_t chunksize = 0);
 
+  /// As starmap, without waiting; callbacks as for map_async.
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
       F&& f, Range&& range, std::size_t chunksize = 0,
       typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  // As starmap and starmap_async, with a time limit for each chunk (see TaskTimeout).
+  /// As starmap and starmap_async, with a time limit for each chunk (see TaskTimeout).
+  ///@{
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range, std::size_t chunksize,
                                                                            TaskTimeout limit);
@@ -128,33 +145,36 @@ class BasicPool {
       F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
       typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
+  ///@}
 
-  // A lazy range of f(x) in input order. Input is read as results are consumed, up to
-  // max(64, 8 x workers) chunks ahead; an exception from the input or from a task is thrown
-  // where the loop reaches it: an input that throws at item k first gives the results of the
-  // items before k (imap_unordered: all of them, in completion order), then throws, then ends.
-  // A range taken by lvalue reference must outlive the returned range.
+  /// A lazy range of f(x) in input order. Input is read as results are consumed, up to
+  /// max(64, 8 x workers) chunks ahead; an exception from the input or from a task is thrown
+  /// where the loop reaches it: an input that throws at item k first gives the results of the
+  /// items before k (imap_unordered: all of them, in completion order), then throws, then ends.
+  /// A range taken by lvalue reference must outlive the returned range.
   template <class F, std::ranges::input_range Range>
   auto imap(F&& f, Range&& range, std::size_t chunksize = 1);
-  // As imap, in completion order.
+  /// As imap, in completion order.
   template <class F, std::ranges::input_range Range>
   auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1);
 
-  // No more submissions; workers exit when the submitted work is done.
+  /// No more submissions; workers exit when the submitted work is done.
   void close() { backend_.close(); }
-  // Waits for the workers to exit; call close() or terminate() first (else std::logic_error).
+  /// Waits for the workers to exit; call close() or terminate() first (else std::logic_error).
   void join() { backend_.join(); }
-  // Stops the workers now; work not yet finished fails with PoolNotRunning.
+  /// Stops the workers now; work not yet finished fails with PoolNotRunning.
   void terminate() { backend_.terminate(); }
 
+  /// The number of workers, as built (replacements keep it).
   [[nodiscard]] unsigned processes() const noexcept { return backend_.size(); }
+  /// The backend itself, for tests and tools; not part of the Pool API.
   [[nodiscard]] Backend& backend() noexcept { return backend_; }
 
  private:
   template <class, detail::Style, class, class>
   friend class detail::ImapRange;
 
-  // What an asynchronous call on a backend that does not copy arguments keeps alive.
+  /// What an asynchronous call on a backend that does not copy arguments keeps alive.
   template <class Fn, class Items>
   struct Owned {
     Fn fn;
@@ -163,14 +183,14 @@ class BasicPool {
 
   using Limit = std::optional<std::chrono::nanoseconds>;  // a call's TaskTimeout, checked
 
-  // Checks a call of F on Item once, where it enters, before anything that would fail on a misuse
-  // is instantiated: false after the static_assert naming the misuse failed.
+  /// Checks a call of F on Item once, where it enters, before anything that would fail on a misuse
+  /// is instantiated: false after the static_assert naming the misuse failed.
   template <detail::Call C, class F, class Item>
   static constexpr bool accepts() {
     return detail::accept<detail::misuse<Backend::sends_functions, C, std::decay_t<F>, Item>()>();
   }
   static Limit checked(TaskTimeout limit);
-  // imap or imap_unordered.
+  /// imap or imap_unordered.
   template <class F, class Range>
   auto start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered);
   template <class F, class Args, class R = detail::apply_result_t<F, Args>>
@@ -180,15 +200,15 @@ class BasicPool {
   std::shared_ptr<detail::ListJob<R>> start_list(F&& f, Range&& range, std::size_t chunksize, Limit limit,
                                                  typename detail::ListJob<R>::Callback callback,
                                                  std::function<void(std::exception_ptr)> error_callback);
-  // map_async or starmap_async.
+  /// map_async or starmap_async.
   template <detail::Style S, class F, class Range, class R = detail::map_result_t<S, F, Range>>
   AsyncResult<std::vector<R>> start_async(F&& f, Range&& range, std::size_t chunksize, Limit limit,
                                           typename detail::ListJob<R>::Callback callback,
                                           std::function<void(std::exception_ptr)> error_callback);
-  // A synchronous map or starmap: its results, or the first failure rethrown.
+  /// A synchronous map or starmap: its results, or the first failure rethrown.
   template <detail::Style S, class F, class Range>
   std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
-  // InPlace: the backend's workers read the items where they are (see reads_in_place).
+  /// InPlace: the backend's workers read the items where they are (see reads_in_place).
   template <detail::Style S, bool InPlace, class Fn, class Item, class R>
   void submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
               std::size_t first, std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
@@ -196,8 +216,8 @@ class BasicPool {
     std::size_t per = std::size_t{4} * backend_.size();
     return std::max<std::size_t>(1, (n + per - 1) / per);
   }
-  // The least heap block an apply_async's job takes (see JobAllocator): the backend's
-  // job_block_min where it has one.
+  /// The least heap block an apply_async's job takes (see JobAllocator): the backend's
+  /// job_block_min where it has one.
   static constexpr std::size_t job_block_min = [] {
     if constexpr (requires { Backend::job_block_min; })
       return std::size_t{Backend::job_block_min};
@@ -210,7 +230,7 @@ class BasicPool {
 
 namespace detail {
 
-// The range imap and imap_unordered return: single pass, each result once.
+/// The range imap and imap_unordered return: single pass, each result once.
 template <class Pool, Style S, class Fn, class V>
 class ImapRange {
  public:
@@ -239,16 +259,16 @@ class ImapRange {
   ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered);
   ImapRange(ImapRange&&) noexcept = default;
 
-  // Starts the iteration; call once.
+  /// Starts the iteration; call once.
   iterator begin() {
     current_ = next();
     return iterator(this);
   }
   std::default_sentinel_t end() const noexcept { return {}; }
 
-  // The next result, nullopt after the last (Python's IMapIterator.next()).
+  /// The next result, nullopt after the last (Python's IMapIterator.next()).
   std::optional<R> next() { return next_until(std::nullopt); }
-  // As next(), throwing TimeoutError when no result is ready in time.
+  /// As next(), throwing TimeoutError when no result is ready in time.
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
     return next_until(deadline_after(timeout));
@@ -263,7 +283,7 @@ class ImapRange {
     return job_->next(deadline);
   }
   void top_up();
-  // Reads up to chunksize_ items; at the input's end, or its exception, sets input_ended_.
+  /// Reads up to chunksize_ items; at the input's end, or its exception, sets input_ended_.
   void read_chunk(std::vector<Item>& items);
 
   Pool* pool_;

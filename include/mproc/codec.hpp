@@ -1,9 +1,10 @@
-// codec.hpp: Sendable, the concept of a type that can cross a process boundary, and the
-// encode/decode (in detail) that carry it. Trivially copyable types travel as their bytes;
-// strings, vectors of trivially copyable types, and tuples and pairs of Sendable types have fast
-// paths; everything else goes through cereal's binary format, so a user type with a
-// serialize(Archive&) member (and a default constructor) just works. Decoding checks every
-// length against the bytes received and throws SerializationError rather than trust a frame.
+/// @file
+/// codec.hpp: Sendable, the concept of a type that can cross a process boundary, and the
+/// encode/decode (in detail) that carry it. Trivially copyable types travel as their bytes;
+/// strings, vectors of trivially copyable types, and tuples and pairs of Sendable types have fast
+/// paths; everything else goes through cereal's binary format, so a user type with a
+/// serialize(Archive&) member (and a default constructor) just works. Decoding checks every
+/// length against the bytes received and throws SerializationError rather than trust a frame.
 #pragma once
 
 #include <array>
@@ -57,20 +58,20 @@ struct is_view_type<std::basic_string_view<C, Tr>> : std::true_type {};
 template <class T, std::size_t N>
 struct is_view_type<std::span<T, N>> : std::true_type {};
 
-// Types that would arrive as an address into the sender's memory.
+/// Types that would arrive as an address into the sender's memory.
 template <class T>
 inline constexpr bool refers_elsewhere_v =
     std::is_pointer_v<T> || std::is_member_pointer_v<T> || std::is_reference_v<T> || is_view_type<T>::value;
 
-// A type that says how it is serialized (a serialize or save member) is encoded its own way,
-// even when it is trivially copyable.
+/// A type that says how it is serialized (a serialize or save member) is encoded its own way,
+/// even when it is trivially copyable.
 template <class T>
 inline constexpr bool has_own_serialize_v = cereal::traits::has_member_serialize<T, OutputArchive>::value ||
                                             cereal::traits::has_member_versioned_serialize<T, OutputArchive>::value ||
                                             cereal::traits::has_member_save<T, OutputArchive>::value ||
                                             cereal::traits::has_member_versioned_save<T, OutputArchive>::value;
 
-// Sent as its own bytes.
+/// Sent as its own bytes.
 template <class T>
 inline constexpr bool is_raw_v = std::is_trivially_copyable_v<T> && !refers_elsewhere_v<T> &&
                                  !std::is_same_v<T, bool> && !is_tuple_like<T>::value && !has_own_serialize_v<T>;
@@ -91,10 +92,10 @@ struct sendable_tuple : std::false_type {};
 
 }  // namespace detail
 
-// A type that can be an argument or a result of a task run in another process, or an item of a
-// Queue or Pipe. Pointers, references, spans and string_views are refused (their targets would
-// not travel), but only at the top: a trivially copyable struct holding a pointer is sent as its
-// bytes, and the pointer means nothing in the receiving process.
+/// A type that can be an argument or a result of a task run in another process, or an item of a
+/// Queue or Pipe. Pointers, references, spans and string_views are refused (their targets would
+/// not travel), but only at the top: a trivially copyable struct holding a pointer is sent as its
+/// bytes, and the pointer means nothing in the receiving process.
 template <class T>
 concept Sendable = !detail::refers_elsewhere_v<T> &&
                    (detail::is_raw_v<T> || std::is_same_v<T, bool> || detail::is_raw_sequence<T>::value ||
@@ -185,8 +186,8 @@ T decode(Reader& r) {
   }
 }
 
-// Decodes into an existing value, reusing what it owns (a vector's capacity): a worker decodes
-// every item of a chunk into one object instead of allocating one per item.
+/// Decodes into an existing value, reusing what it owns (a vector's capacity): a worker decodes
+/// every item of a chunk into one object instead of allocating one per item.
 template <class T>
 void decode_into(Reader& r, T& value) {
   if constexpr (is_tuple_like<T>::value) {
@@ -205,8 +206,8 @@ void decode_into(Reader& r, T& value) {
   }
 }
 
-// Exceptions cross as their registered type's name and what(); an unregistered type arrives
-// as RemoteError carrying the thrown type's name.
+/// Exceptions cross as their registered type's name and what(); an unregistered type arrives
+/// as RemoteError carrying the thrown type's name.
 void encode_exception(Writer& w, const std::exception_ptr& e);
 std::exception_ptr decode_exception(Reader& r);
 

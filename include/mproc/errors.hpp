@@ -1,14 +1,16 @@
-// errors.hpp: the errors mproc throws, and how a task's exception crosses back —
-//   Error                 the base of mproc's own errors (a std::runtime_error)
-//   TimeoutError, Empty, Full, BrokenBarrierError, EOFError   as Python names them
-//   RemoteError           a task threw a type this process cannot rebuild
-//   WorkerLost            the worker process died while it ran the task
-//   SerializationError    a value could not be encoded or decoded
-//   PoolNotRunning        the pool takes no more work, or dropped this work
-//   Interrupted           a pool call saw SIGINT (Python's KeyboardInterrupt)
-//   register_exception<T>()   lets a user exception type cross a process boundary intact
-// Plain errors are standard: bad arguments throw std::invalid_argument, calls in the wrong state
-// std::logic_error, failed system calls std::system_error naming the call.
+/// @file
+/// errors.hpp: the errors mproc throws, and how a task's exception crosses back —
+///
+///     Error                 the base of mproc's own errors (a std::runtime_error)
+///     TimeoutError, Empty, Full, BrokenBarrierError, EOFError   as Python names them
+///     RemoteError           a task threw a type this process cannot rebuild
+///     WorkerLost            the worker process died while it ran the task
+///     SerializationError    a value could not be encoded or decoded
+///     PoolNotRunning        the pool takes no more work, or dropped this work
+///     Interrupted           a pool call saw SIGINT (Python's KeyboardInterrupt)
+///     register_exception<T>()   lets a user exception type cross a process boundary intact
+/// Plain errors are standard: bad arguments throw std::invalid_argument, calls in the wrong state
+/// std::logic_error, failed system calls std::system_error naming the call.
 #pragma once
 
 #include <sys/types.h>
@@ -20,43 +22,51 @@
 
 namespace mproc {
 
-// The base of mproc's own error types; catch it to catch them all. Not the base of the standard
-// errors mproc throws (invalid_argument, logic_error, system_error), nor of a task's own
-// exception, which is rethrown as its own type.
+/// The base of mproc's own error types; catch it to catch them all. Not the base of the standard
+/// errors mproc throws (invalid_argument, logic_error, system_error), nor of a task's own
+/// exception, which is rethrown as its own type.
 class Error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-// A blocking call with a timeout did not finish in time (Python's TimeoutError).
+/// A blocking call with a timeout did not finish in time (Python's TimeoutError).
 class TimeoutError : public Error {
  public:
   using Error::Error;
 };
 
-// A task threw a type that mproc cannot rebuild in this process: not one of the standard types
-// it knows (matched exactly: a subclass of std::runtime_error is not rebuilt as one) and not
-// registered with register_exception<T>(). type_name() is the thrown type's demangled name,
-// what() its message.
+/// A task threw a type that mproc cannot rebuild in this process: not one of the standard types
+/// it knows (matched exactly: a subclass of std::runtime_error is not rebuilt as one) and not
+/// registered with register_exception<T>(). type_name() is the thrown type's demangled name,
+/// what() its message.
 class RemoteError : public Error {
  public:
+  /// Made when the task's result arrives; what is the thrown exception's what().
   RemoteError(std::string type_name, const std::string& what) : Error(what), type_name_(std::move(type_name)) {}
+  /// The thrown type's demangled name, such as "my::ParseError".
   [[nodiscard]] const std::string& type_name() const noexcept { return type_name_; }
 
  private:
   std::string type_name_;
 };
 
-// The worker process died while it ran the task: killed by signal(), or exited with
-// exit_code(). Every task of the chunk it was running fails with it; the pool replaces the
-// worker, and chunks queued on it but not started run elsewhere. (Over task_timeout, the task
-// gets TimeoutError instead.)
+/// The worker process died while it ran the task: killed by signal(), or exited with
+/// exit_code(). Every task of the chunk it was running fails with it; the pool replaces the
+/// worker, and chunks queued on it but not started run elsewhere. (Over task_timeout, the task
+/// gets TimeoutError instead.)
 class WorkerLost : public Error {
  public:
+  /// Made by the pool when it sees the worker's end; what() says which worker and how it ended.
   WorkerLost(pid_t pid, int signal, int exit_code);
+  /// The dead worker's process id.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  /// The signal that killed the worker (SIGKILL, SIGSEGV...).
   [[nodiscard]] int signal() const noexcept { return signal_; }        // 0 when it exited
   [[nodiscard]] int exit_code() const noexcept { return exit_code_; }  // meaningful when signal() == 0
+
+  /// @fn int WorkerLost::exit_code() const noexcept
+  /// The status the worker exited with (std::exit(n) or _exit(n)).
 
  private:
   pid_t pid_;
@@ -64,66 +74,66 @@ class WorkerLost : public Error {
   int exit_code_;
 };
 
-// An argument, result or exception could not be encoded or decoded. In a pool it fails the
-// tasks concerned (at most the rest of their chunk), never the pool.
+/// An argument, result or exception could not be encoded or decoded. In a pool it fails the
+/// tasks concerned (at most the rest of their chunk), never the pool.
 class SerializationError : public Error {
  public:
   using Error::Error;
 };
 
-// The pool cannot run this work: submitted after close() or terminate(); unfinished when
-// terminate() was called; or the pool has no workers left because the initializer kept failing
-// in replacements (what() says why).
+/// The pool cannot run this work: submitted after close() or terminate(); unfinished when
+/// terminate() was called; or the pool has no workers left because the initializer kept failing
+/// in replacements (what() says why).
 class PoolNotRunning : public Error {
  public:
   using Error::Error;
 };
 
-// get_nowait() or get(timeout) found a queue empty (Python's queue.Empty).
+/// get_nowait() or get(timeout) found a queue empty (Python's queue.Empty).
 class Empty : public Error {
  public:
   using Error::Error;
 };
 
-// put_nowait() or put(x, timeout) found a queue full (Python's queue.Full).
+/// put_nowait() or put(x, timeout) found a queue full (Python's queue.Full).
 class Full : public Error {
  public:
   using Error::Error;
 };
 
-// Barrier::wait() on a barrier that is broken (abort(), or a wait that timed out) or that was
-// broken or reset while this call waited.
+/// Barrier::wait() on a barrier that is broken (abort(), or a wait that timed out) or that was
+/// broken or reset while this call waited.
 class BrokenBarrierError : public Error {
  public:
   using Error::Error;
 };
 
-// A blocking pool call (get, wait, map, imap, join, ...) saw SIGINT: Python's
-// KeyboardInterrupt. Raised only where the program installed its own SIGINT handler before it
-// built a Pool (that handler still runs); without one, SIGINT keeps its default action (the
-// program ends, and its workers with it). Queues, locks, pipes and Process are not interrupted.
+/// A blocking pool call (get, wait, map, imap, join, ...) saw SIGINT: Python's
+/// KeyboardInterrupt. Raised only where the program installed its own SIGINT handler before it
+/// built a Pool (that handler still runs); without one, SIGINT keeps its default action (the
+/// program ends, and its workers with it). Queues, locks, pipes and Process are not interrupted.
 class Interrupted : public Error {
  public:
   using Error::Error;
 };
 
-// Connection::recv() found the other end closed: every copy of it, in every process, or the
-// peer closed in the middle of a message.
+/// Connection::recv() found the other end closed: every copy of it, in every process, or the
+/// peer closed in the middle of a message.
 class EOFError : public Error {
  public:
   using Error::Error;
 };
 
 namespace detail {
-// Builds an exception of a registered type from its message.
+/// Builds an exception of a registered type from its message.
 using ExceptionFactory = std::exception_ptr (*)(const std::string& what);
 void register_exception_type(const std::type_info& type, ExceptionFactory make);
 }  // namespace detail
 
-// Lets exceptions of type T, thrown in a task, be rethrown in the parent as T with the same
-// what(). T must be constructible from a std::string. Register before the pool is built: the
-// worker must know T to send it by name (it inherits the registry at its fork), else it arrives
-// as RemoteError. Twice is harmless; past 256 types in all, throws std::length_error.
+/// Lets exceptions of type T, thrown in a task, be rethrown in the parent as T with the same
+/// what(). T must be constructible from a std::string. Register before the pool is built: the
+/// worker must know T to send it by name (it inherits the registry at its fork), else it arrives
+/// as RemoteError. Twice is harmless; past 256 types in all, throws std::length_error.
 template <class T>
 void register_exception() {
   static_assert(std::is_base_of_v<std::exception, T>,

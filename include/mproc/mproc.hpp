@@ -1,14 +1,19 @@
-// mproc.hpp: the umbrella header — every public header of mproc (Pool, ThreadPool, Process,
-// queues, pipes, locks, shared memory, errors, codec), and its version:
-//   MPROC_VERSION        MAJOR * 10000 + MINOR * 100 + PATCH, for #if
-//   version()            the same as a "MAJOR.MINOR.PATCH" string
-// Not MpiPool: it needs MPI and its own library; include mproc/mpi_pool.hpp and link mproc::mpi.
+/// @file
+/// mproc.hpp: the umbrella header — every public header of mproc (Pool, ThreadPool, Process,
+/// queues, pipes, locks, shared memory, errors, codec), and its version:
+///
+///     MPROC_VERSION        MAJOR * 10000 + MINOR * 100 + PATCH, for #if
+///     version()            the same as a "MAJOR.MINOR.PATCH" string
+/// Not MpiPool: it needs MPI and its own library; include mproc/mpi_pool.hpp and link mproc::mpi.
 #pragma once
 
+/// The version's three parts, each a number; MPROC_VERSION combines them.
+///@{
 #define MPROC_VERSION_MAJOR 0
 #define MPROC_VERSION_MINOR 1
 #define MPROC_VERSION_PATCH 0
-// MAJOR * 10000 + MINOR * 100 + PATCH, as taskflow's TF_VERSION.
+///@}
+/// MAJOR * 10000 + MINOR * 100 + PATCH, as taskflow's TF_VERSION.
 #define MPROC_VERSION (MPROC_VERSION_MAJOR * 10000 + MPROC_VERSION_MINOR * 100 + MPROC_VERSION_PATCH)
 
 #include "mproc/async_result.hpp"
@@ -26,7 +31,7 @@
 
 namespace mproc {
 
-// The version as "MAJOR.MINOR.PATCH", spelled from the macros above (CMake reads them too).
+/// The version as "MAJOR.MINOR.PATCH", spelled from the macros above (CMake reads them too).
 constexpr const char* version() noexcept {
 #define MPROC_DETAIL_STR2(x) #x
 #define MPROC_DETAIL_STR(x) MPROC_DETAIL_STR2(x)

@@ -1,5 +1,6 @@
-// pool_options.hpp: PoolOptions — how a pool is built: its size, a per-worker initializer,
-// the recycling limit and a task time limit. TaskTimeout — a time limit for one call's tasks.
+/// @file
+/// pool_options.hpp: PoolOptions — how a pool is built: its size, a per-worker initializer,
+/// the recycling limit and a task time limit. TaskTimeout — a time limit for one call's tasks.
 #pragma once
 
 #include <chrono>
@@ -8,42 +9,44 @@
 
 namespace mproc {
 
-// Every field has a default; set the ones you need with designated initializers:
-// mproc::Pool pool(mproc::PoolOptions{.processes = 3, .maxtasksperchild = 10});
-// The pool's constructor checks them and throws std::invalid_argument for a bad value.
+/// Every field has a default; set the ones you need with designated initializers:
+/// mproc::Pool pool(mproc::PoolOptions{.processes = 3, .maxtasksperchild = 10});
+/// The pool's constructor checks them and throws std::invalid_argument for a bad value.
 struct PoolOptions {
-  // Number of workers. Unset: process_cpu_count(). Zero, negative or over 4096 throws.
+  /// Number of workers. Unset: process_cpu_count(). Zero, negative or over 4096 throws.
   std::optional<int> processes{};
-  // Runs once in each new worker before its first task (also in workers that replace others).
-  // In a process pool it runs in the child, forked after it was made, so it may capture anything
-  // that outlives the pool, and set up per-process state. If it throws in a first worker, the
-  // pool's constructor throws that exception (docs/failure-and-recovery.md for replacements).
-  // MpiPool needs a plain function here.
+  /// Runs once in each new worker before its first task (also in workers that replace others).
+  /// In a process pool it runs in the child, forked after it was made, so it may capture anything
+  /// that outlives the pool, and set up per-process state. If it throws in a first worker, the
+  /// pool's constructor throws that exception (docs/failure-and-recovery.md for replacements).
+  /// MpiPool needs a plain function here.
   std::function<void()> initializer{};
-  // A worker leaves after this many tasks (a chunk of a map counts as one task, as in Python)
-  // and is replaced; nothing is lost. Unset: no limit. Zero or negative throws. ThreadPool
-  // ignores it (its threads are never replaced).
+  /// A worker leaves after this many tasks (a chunk of a map counts as one task, as in Python)
+  /// and is replaced; nothing is lost. Unset: no limit. Zero or negative throws. ThreadPool
+  /// ignores it (its threads are never replaced).
   std::optional<long> maxtasksperchild{};
-  // A task running longer fails with TimeoutError; its worker is killed and replaced. Process
-  // pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
-  // Unset: no limit. Zero or negative throws.
+  /// A task running longer fails with TimeoutError; its worker is killed and replaced. Process
+  /// pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
+  /// Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
 };
 
-// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:
-//   pool.apply(f, args, mproc::TaskTimeout(2s));  pool.map(f, xs, 100, mproc::TaskTimeout(1s));
-// As there, a task is a chunk of a map, and one running longer fails with TimeoutError while its
-// worker is killed and replaced. Process pools only: other pools throw std::invalid_argument.
+/// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:
+///
+///     pool.apply(f, args, mproc::TaskTimeout(2s));  pool.map(f, xs, 100, mproc::TaskTimeout(1s));
+/// As there, a task is a chunk of a map, and one running longer fails with TimeoutError while its
+/// worker is killed and replaced. Process pools only: other pools throw std::invalid_argument.
 struct TaskTimeout {
-  // Zero or negative throws std::invalid_argument.
+  /// Zero or negative throws std::invalid_argument.
   template <class Rep, class Period>
   explicit TaskTimeout(std::chrono::duration<Rep, Period> duration)
       : limit(std::chrono::duration_cast<std::chrono::nanoseconds>(duration)) {}
+  /// The limit, in nanoseconds.
   std::chrono::nanoseconds limit;
 };
 
 namespace detail {
-// Checks options and returns the number of workers; throws std::invalid_argument.
+/// Checks options and returns the number of workers; throws std::invalid_argument.
 unsigned checked_pool_size(const PoolOptions& options);
 }  // namespace detail
 

@@ -1,8 +1,10 @@
-// process.hpp: Process and what describes processes, as Python's multiprocessing has them —
-//   ProcessOptions     a Process's name and daemon flag
-//   Process            runs any callable with arguments in a forked child
-//   ProcessInfo        a name and pid: what current_process() and parent_process() return
-//   current_process(), parent_process(), active_children()
+/// @file
+/// process.hpp: Process and what describes processes, as Python's multiprocessing has them —
+///
+///     ProcessOptions     a Process's name and daemon flag
+///     Process            runs any callable with arguments in a forked child
+///     ProcessInfo        a name and pid: what current_process() and parent_process() return
+///     current_process(), parent_process(), active_children()
 #pragma once
 
 #include <sys/types.h>
@@ -23,13 +25,13 @@
 namespace mproc {
 
 namespace detail {
-// A callable the child can call with its arguments: as lvalues (so it may take them by
-// reference) or, failing that, as rvalues (so it may take move-only ones by value).
+/// A callable the child can call with its arguments: as lvalues (so it may take them by
+/// reference) or, failing that, as rvalues (so it may take move-only ones by value).
 template <class F, class... Args>
 concept RunnableWith = std::invocable<F&, Args&...> || std::invocable<F&, Args...>;
 
-// A handle that owns a descriptor (a Connection) has a copy_for_child() found by ADL: what a
-// Process keeps when given such a handle as an lvalue, instead of copying or taking it.
+/// A handle that owns a descriptor (a Connection) has a copy_for_child() found by ADL: what a
+/// Process keeps when given such a handle as an lvalue, instead of copying or taking it.
 template <class A>
 concept CopiedForChild = requires(const A& a) {
   copy_for_child(a);
@@ -44,83 +46,97 @@ decltype(auto) child_argument(A&& a) {
 }
 }  // namespace detail
 
-// Options of a Process. Every field has a default.
+/// Options of a Process. Every field has a default.
 struct ProcessOptions {
+  /// The name the Process and, in its child, current_process() report.
   std::string name;  // empty: "Process-N" (in a child: "Process-M:N", as Python)
-  // A daemon child gets SIGKILL when the thread that called start() exits (PR_SET_PDEATHSIG),
-  // however it exits. A non-daemon child outlives a parent that dies without joining it.
+  /// A daemon child gets SIGKILL when the thread that called start() exits (PR_SET_PDEATHSIG),
+  /// however it exits. A non-daemon child outlives a parent that dies without joining it.
   bool daemon = false;
 };
 
-// Runs a callable with its arguments in a child forked by start() (multiprocessing.Process).
-// The callable and arguments are copied into the Process and reach the child through fork, so
-// any callable works, captures included (the child has its own copy of what they refer to);
-// shared state (Queue, Lock, Value...) must exist before start(). A Connection passed as an
-// lvalue is kept as a duplicate of its fd: the caller's end stays the caller's to close, as in
-// Python (close a writer's end in the parent after start(), and its recv() sees EOFError once
-// the child ends). start() drops the Process's copies in the parent (Python deletes its target
-// and args there too): only the child keeps them. Move-only; one thread uses a
-// Process at a time. exitcode(): 0 after a normal return, n after std::exit(n), 1 when the
-// callable threw (its type and what() go to stderr), -N when killed by signal N. After the
-// callable returns the child leaves with _exit(): no static destructors or atexit handlers run
-// there. A Process destroyed while its child runs joins it (a daemon: SIGTERM first).
+/// Runs a callable with its arguments in a child forked by start() (multiprocessing.Process).
+/// The callable and arguments are copied into the Process and reach the child through fork, so
+/// any callable works, captures included (the child has its own copy of what they refer to);
+/// shared state (Queue, Lock, Value...) must exist before start(). A Connection passed as an
+/// lvalue is kept as a duplicate of its fd: the caller's end stays the caller's to close, as in
+/// Python (close a writer's end in the parent after start(), and its recv() sees EOFError once
+/// the child ends). start() drops the Process's copies in the parent (Python deletes its target
+/// and args there too): only the child keeps them. Move-only; one thread uses a
+/// Process at a time. exitcode(): 0 after a normal return, n after std::exit(n), 1 when the
+/// callable threw (its type and what() go to stderr), -N when killed by signal N. After the
+/// callable returns the child leaves with _exit(): no static destructors or atexit handlers run
+/// there. A Process destroyed while its child runs joins it (a daemon: SIGTERM first).
 class Process {
  public:
+  /// A Process that will run f(args...) in its child, named and flagged by options. Nothing is
+  /// forked before start(). An f that cannot be called with args does not compile.
+  ///@{
   template <class F, class... Args>
   requires detail::RunnableWith<std::decay_t<F>, std::decay_t<Args>...>
   explicit Process(F&& f, Args&&... args);
   template <class F, class... Args>
   requires detail::RunnableWith<std::decay_t<F>, std::decay_t<Args>...> Process(ProcessOptions options, F&& f,
                                                                                 Args&&... args);
+  ///@}
 
+  /// Takes over other's child; other is left empty. Assigning to a Process whose child runs
+  /// first waits for that child, as the destructor does.
+  ///@{
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;
+  ///@}
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
   ~Process();
 
-  // Forks the child. A second start() throws std::logic_error. After close(), every method but
-  // close(), name() and daemon() throws std::logic_error ("process object is closed", Python's
-  // ValueError); a second close() does nothing.
+  /// Forks the child. A second start() throws std::logic_error. After close(), every method but
+  /// close(), name() and daemon() throws std::logic_error ("process object is closed", Python's
+  /// ValueError); a second close() does nothing.
   void start();
-  // Waits for the child to end and reaps it; signals arriving meanwhile do not interrupt it.
-  // Throws std::logic_error before start().
+  /// Waits for the child to end and reaps it; signals arriving meanwhile do not interrupt it.
+  /// Throws std::logic_error before start().
   void join() { join_ns({}); }
-  // Waits at most timeout; true when the child has ended.
+  /// Waits at most timeout; true when the child has ended.
   template <class Rep, class Period>
   bool join(std::chrono::duration<Rep, Period> timeout) {
     return join_ns(detail::to_nanos(timeout));
   }
-  // Started and not yet ended; a child that has ended is reaped here.
+  /// Started and not yet ended; a child that has ended is reaped here.
   [[nodiscard]] bool is_alive();
-  // Send SIGTERM / SIGKILL through the pidfd (never to a recycled pid); no effect before start()
-  // or once the child's end was seen. Neither waits: join() after.
+  /// Send SIGTERM / SIGKILL through the pidfd (never to a recycled pid); no effect before start()
+  /// or once the child's end was seen. Neither waits: join() after.
+  ///@{
   void terminate();
   void kill();
-  // Releases the pidfd and the callable; throws std::logic_error while the child runs.
+  ///@}
+  /// Releases the pidfd and the callable; throws std::logic_error while the child runs.
   void close();
 
-  // nullopt before start() and while the child runs; reaps it once it has ended.
+  /// nullopt before start() and while the child runs; reaps it once it has ended.
   [[nodiscard]] std::optional<int> exitcode();
-  // 0 before start().
+  /// 0 before start().
   [[nodiscard]] pid_t pid() const {
     check_open();
     return pid_;
   }
+  /// ProcessOptions::name, or the name given for it.
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// ProcessOptions::daemon.
   [[nodiscard]] bool daemon() const noexcept { return daemon_; }
-  // A pidfd, readable once the child has ended: for mproc::wait() or poll(). -1 before start().
+  /// A pidfd, readable once the child has ended: for mproc::wait() or poll(). -1 before start().
   [[nodiscard]] int sentinel() const {
     check_open();
     return pidfd_;
   }
 
-  // Both join forms: nullopt waits forever.
+  /// Both join forms: nullopt waits forever.
   bool join_ns(detail::OptNanos timeout);
 
-  // The type-erased callable and its arguments; not for users.
+  /// The type-erased callable and its arguments; not for users.
   struct Body {
     virtual ~Body() = default;
+    /// Calls the callable with its arguments, in the child.
     virtual void run() = 0;
   };
 
@@ -143,12 +159,16 @@ class Process {
   std::optional<int> exitcode_;
 };
 
-// A process's name and pid, as current_process() and parent_process() describe them.
+/// A process's name and pid, as current_process() and parent_process() describe them.
 class ProcessInfo {
  public:
+  /// Made by current_process() and parent_process().
   ProcessInfo(std::string name, pid_t pid, bool daemon) : name_(std::move(name)), pid_(pid), daemon_(daemon) {}
+  /// "MainProcess", or the Process's name.
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// The process id.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+  /// Whether the process is a daemon Process.
   [[nodiscard]] bool daemon() const noexcept { return daemon_; }
 
  private:
@@ -157,17 +177,18 @@ class ProcessInfo {
   bool daemon_;
 };
 
-// This process: "MainProcess" in the program itself, the Process's name in a child. A Pool
-// worker is not a Process: it reports "MainProcess", with its own pid.
+/// This process: "MainProcess" in the program itself, the Process's name in a child. A Pool
+/// worker is not a Process: it reports "MainProcess", with its own pid.
 [[nodiscard]] ProcessInfo current_process();
-// The Process's parent, in a child of start(); nullopt in the program itself and in Pool workers.
+/// The Process's parent, in a child of start(); nullopt in the program itself and in Pool workers.
 [[nodiscard]] std::optional<ProcessInfo> parent_process();
-// The Processes this process started that are still running (finished ones are reaped). The
-// pointers are valid while those Process objects live; safe to call from any thread.
+/// The Processes this process started that are still running (finished ones are reaped). The
+/// pointers are valid while those Process objects live; safe to call from any thread.
 [[nodiscard]] std::vector<Process*> active_children();
 
 // --- definitions --------------------------------------------------------------------------------
 
+/// The Body of a callable F and its arguments, kept as a Tuple.
 template <class F, class Tuple>
 struct Process::BodyOf final : Process::Body {
   BodyOf(F f, Tuple args) : f_(std::move(f)), args_(std::move(args)) {}

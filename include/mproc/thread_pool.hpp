@@ -1,4 +1,5 @@
-// thread_pool.hpp: ThreadPool — the Pool API over worker threads of this process.
+/// @file
+/// thread_pool.hpp: ThreadPool — the Pool API over worker threads of this process.
 #pragma once
 
 #include "mproc/basic_pool.hpp"
@@ -6,10 +7,10 @@
 
 namespace mproc {
 
-// A pool of worker threads: the same API as Pool, but any callable (capturing lambdas
-// included), no encoding of arguments or results, and exceptions arrive as their own type.
-// Safe to share between threads. A thread cannot be killed: terminate() lets running tasks
-// finish, task_timeout is refused, and maxtasksperchild has no effect.
+/// A pool of worker threads: the same API as Pool, but any callable (capturing lambdas
+/// included), no encoding of arguments or results, and exceptions arrive as their own type.
+/// Safe to share between threads. A thread cannot be killed: terminate() lets running tasks
+/// finish, task_timeout is refused, and maxtasksperchild has no effect.
 using ThreadPool = BasicPool<detail::ThreadBackend>;
 
 }  // namespace mproc

@@ -11,7 +11,7 @@
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
-#include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/region_registry.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {

@@ -4,11 +4,6 @@
 find_package(MPI COMPONENTS CXX QUIET)
 option(MPROC_MPI "Build MpiPool (mproc::mpi) over MPI" ${MPI_CXX_FOUND})
 
-# src/backend/mpi/ is MpiPool's alone: the core library's source glob must not take it in.
-get_target_property(_mproc_sources mproc SOURCES)
-list(FILTER _mproc_sources EXCLUDE REGEX "src/backend/mpi/")
-set_property(TARGET mproc PROPERTY SOURCES ${_mproc_sources})
-
 if(NOT MPROC_MPI OR NOT MPI_CXX_FOUND)
   if(NOT MPI_CXX_FOUND)
     set(_mproc_no_mpi "MPI was not found (apt install openmpi-bin libopenmpi-dev)")
@@ -18,7 +13,6 @@ if(NOT MPROC_MPI OR NOT MPI_CXX_FOUND)
   message(STATUS "mproc: ${_mproc_no_mpi}: MpiPool (mproc::mpi) and its tests are not built")
   if(MPROC_TESTS)
     # ctest lists the MPI tests as skipped, saying why, rather than leaving them out unseen.
-    enable_testing()
     foreach(name mpi_pool mpi_rank_death demo_mpi)
       add_test(NAME ${name} COMMAND ${CMAKE_COMMAND} -E echo "skipped: ${_mproc_no_mpi}; MpiPool is not built")
       set_tests_properties(${name} PROPERTIES SKIP_REGULAR_EXPRESSION "skipped: ")
@@ -41,8 +35,6 @@ set(MPROC_MPI_TEST_ENV "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=
 
 if(MPROC_TESTS)
   find_package(GTest REQUIRED)
-  # Tests added before the top CMakeLists' enable_testing() would be dropped.
-  enable_testing()
   add_executable(test_mpi_pool ${PROJECT_SOURCE_DIR}/tests/mpi/test_mpi_pool.cpp)
   target_link_libraries(test_mpi_pool PRIVATE mproc::mpi GTest::gtest mproc_warnings)
   # A library that only rank 0 loads, late: chunks of its functions fail as a whole on every rank.

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "mproc/async_result.hpp"
+#include "mproc/detail/backend.hpp"
 #include "mproc/detail/checks.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
@@ -47,17 +48,16 @@ using map_result_t = task_result_t<S, std::decay_t<F>, std::ranges::range_value_
 /// Thread safety: every member may be called from several threads at once.
 /// Guarantees: map and imap keep input order; callbacks run once each, on a pool thread, one
 /// at a time; the destructor finishes all submitted work (close() then join()).
-///
-/// Backend requirements (see detail/process_backend.hpp for one):
-///
-///     Backend(const PoolOptions&); size(); host(); check_running(); close(); join(); terminate();
-///     submit<S>(job, fn, items, first, keep_alive);
-///     static bool sends_functions: fn must be a SendableFunction, and arguments/results Sendable;
-///     static bool copies_arguments: submit() is done with items and fn when it returns.
-///     Optionally static bool reads_in_place, with shares(p, bytes) and submit_in_place<S>(job, fn,
-///     items, first): workers that can read the caller's memory read map's items there.
+/// Backend: a detail::PoolBackend (see detail/backend.hpp), such as detail::ProcessBackend.
 template <class Backend>
 class BasicPool {
+  static_assert(detail::PoolBackend<Backend>,
+                "mproc: BasicPool<Backend>: Backend is not a pool backend (detail::PoolBackend in "
+                "mproc/detail/backend.hpp); the notes below name what it lacks");
+  static_assert(!detail::backend_traits<Backend>::reads_in_place || detail::InPlaceReader<Backend>,
+                "mproc: a backend that reads_in_place needs shares(p, bytes) and submit_in_place<S>(job, fn, items, "
+                "first)");
+
  public:
   /// Starts the workers: as many as processes (default: process_cpu_count()), or as options say.
   /// A bad option throws std::invalid_argument; an initializer that throws in a first worker
@@ -181,6 +181,7 @@ class BasicPool {
     Items items;
   };
 
+  using Traits = detail::backend_traits<Backend>;
   using Limit = std::optional<std::chrono::nanoseconds>;  // a call's TaskTimeout, checked
 
   /// Checks a call of F on Item once, where it enters, before anything that would fail on a misuse
@@ -208,23 +209,15 @@ class BasicPool {
   /// A synchronous map or starmap: its results, or the first failure rethrown.
   template <detail::Style S, class F, class Range>
   std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
-  /// InPlace: the backend's workers read the items where they are (see reads_in_place).
-  template <detail::Style S, bool InPlace, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
-              std::size_t first, std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
+  /// Submits items as chunks of chunksize (0: default_chunksize), the first of them item first of
+  /// job. InPlace: the backend's workers read the items where they are (see reads_in_place).
+  template <detail::Style S, bool InPlace, class Job, class Fn, class Item>
+  void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+              std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
   [[nodiscard]] std::size_t default_chunksize(std::size_t n) const noexcept {
     std::size_t per = std::size_t{4} * backend_.size();
     return std::max<std::size_t>(1, (n + per - 1) / per);
   }
-  /// The least heap block an apply_async's job takes (see JobAllocator): the backend's
-  /// job_block_min where it has one.
-  static constexpr std::size_t job_block_min = [] {
-    if constexpr (requires { Backend::job_block_min; })
-      return std::size_t{Backend::job_block_min};
-    else
-      return std::size_t{0};
-  }();
-
   Backend backend_;
 };
 
@@ -303,14 +296,15 @@ class ImapRange {
 // --- definitions -----------------------------------------------------------------------------
 
 template <class Backend>
-template <detail::Style S, bool InPlace, class Fn, class Item, class R>
-void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job, const Fn& fn,
-                                std::span<const Item> items, std::size_t first, std::size_t chunksize,
+template <detail::Style S, bool InPlace, class Job, class Fn, class Item>
+void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
+                                std::size_t first, std::size_t chunksize,
                                 const std::shared_ptr<const void>& keep_alive) {
   if (items.empty()) {
     job->done(0);
     return;
   }
+  if (chunksize == 0) chunksize = default_chunksize(items.size());
   std::size_t i = 0;
   try {
     for (; i < items.size(); i += chunksize) {
@@ -332,7 +326,7 @@ void BasicPool<Backend>::submit(const std::shared_ptr<detail::TypedJob<R>>& job,
 
 template <class Backend>
 auto BasicPool<Backend>::checked(TaskTimeout limit) -> Limit {
-  if constexpr (!requires { requires Backend::kills_tasks; })
+  if constexpr (!Traits::kills_tasks)
     throw std::invalid_argument("mproc: TaskTimeout needs a process pool: a running thread or rank cannot be killed");
   if (limit.limit.count() <= 0) throw std::invalid_argument("mproc: TaskTimeout must be positive");
   return limit.limit;
@@ -380,15 +374,13 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
     std::abort();  // never compiled: accepts() failed
   } else {
     backend_.check_running();
-    // Held as the TypedJob that submit() takes, so that no temporary copy of the pointer (two
-    // atomic operations, the second racing the worker for the job's cache line) is made per task.
-    std::shared_ptr<detail::TypedJob<R>> job =
-        std::allocate_shared<detail::ValueJob<R>>(detail::JobAllocator<detail::ValueJob<R>, job_block_min>{},
+    auto job =
+        std::allocate_shared<detail::ValueJob<R>>(detail::JobAllocator<detail::ValueJob<R>, Traits::job_block_min>{},
                                                   backend_.host(), std::move(callback), std::move(error_callback));
     job->set_task_timeout(limit);
     // A backend may copy a call's function and arguments when they are small (copies_small): then
     // they need no allocation of their own.
-    if constexpr (Backend::copies_arguments || requires { requires Backend::template copies_small<Fn, Item>; }) {
+    if constexpr (Backend::copies_arguments || Traits::template copies_small<Fn, Item>) {
       const Fn& fn = f;
       submit<detail::Style::star, false>(job, fn, std::span<const Item>(&args, 1), 0, 1, nullptr);
     } else {
@@ -396,7 +388,7 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
           Owned<Fn, std::array<Item, 1>>{Fn(std::forward<F>(f)), {Item(std::forward<Args>(args))}});
       submit<detail::Style::star, false>(job, owned->fn, std::span<const Item>(owned->items), 0, 1, owned);
     }
-    return AsyncResult<R>(std::static_pointer_cast<detail::ValueJob<R>>(std::move(job)));
+    return AsyncResult<R>(std::move(job));
   }
 }
 
@@ -413,41 +405,48 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
     std::abort();  // never compiled: accepts() failed
   } else {
     backend_.check_running();
-    auto start = [&](const Fn& fn, std::span<const Item> items, const std::shared_ptr<const void>& keep_alive,
-                     auto in_place) {
-      auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), items.size(), std::move(callback),
-                                                      std::move(error_callback));
+    // Made once the number of items is known: an input range is read first.
+    auto new_job = [&](std::size_t n) {
+      auto job =
+          std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback));
       job->set_task_timeout(limit);
-      submit<S, decltype(in_place)::value>(std::shared_ptr<detail::TypedJob<R>>(job), fn, items, 0,
-                                           chunksize ? chunksize : default_chunksize(items.size()), keep_alive);
       return job;
     };
-    constexpr std::false_type copied;
+    const Fn& fn = f;  // a function: a pointer to it, for as long as this call
     if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
       // The caller's items stay valid for as long as tasks read them.
       std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
-      if constexpr (requires { requires Backend::reads_in_place; } && std::is_trivially_copyable_v<Item>) {
+      auto job = new_job(items.size());
+      if constexpr (Traits::reads_in_place && std::is_trivially_copyable_v<Item>) {
         // Items in memory the workers share (an mproc::Array made before the pool) are not copied.
-        if (backend_.shares(items.data(), items.size_bytes())) return start(f, items, nullptr, std::true_type{});
+        if (backend_.shares(items.data(), items.size_bytes())) {
+          submit<S, true>(job, fn, items, 0, chunksize, nullptr);
+          return job;
+        }
       }
       if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
-        return start(f, items, nullptr, copied);
+        submit<S, false>(job, fn, items, 0, chunksize, nullptr);
       } else {
         // A function reference decays to a pointer, which must outlive this frame.
-        auto fn = std::make_shared<const Fn>(f);
-        return start(*fn, items, fn, copied);
+        auto owned_fn = std::make_shared<const Fn>(f);
+        submit<S, false>(job, *owned_fn, items, 0, chunksize, owned_fn);
       }
+      return job;
     } else if constexpr (Backend::copies_arguments) {
       // Element by element: an input range's end may be a sentinel of another type.
       std::vector<Item> items;
       if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
       for (auto&& x : range) items.push_back(std::forward<decltype(x)>(x));
-      return start(f, items, nullptr, copied);
+      auto job = new_job(items.size());
+      submit<S, false>(job, fn, std::span<const Item>(items), 0, chunksize, nullptr);
+      return job;
     } else {
       auto owned =
           std::make_shared<Owned<Fn, std::vector<Item>>>(Owned<Fn, std::vector<Item>>{Fn(std::forward<F>(f)), {}});
       for (auto&& x : range) owned->items.push_back(std::forward<decltype(x)>(x));
-      return start(owned->fn, owned->items, owned, copied);
+      auto job = new_job(owned->items.size());
+      submit<S, false>(job, owned->fn, std::span<const Item>(owned->items), 0, chunksize, owned);
+      return job;
     }
   }
 }
@@ -588,8 +587,7 @@ void ImapRange<Pool, S, Fn, V>::top_up() {
     // A chunk cut short by the input's exception still runs: its items come before the exception.
     if (chunk->second.empty()) return;
     std::size_t first = job_->expect(chunk->second.size());
-    pool_->template submit<S, false>(std::shared_ptr<TypedJob<R>>(job_), *fn_, std::span<const Item>(chunk->second),
-                                     first, chunksize_, chunk);
+    pool_->template submit<S, false>(job_, *fn_, std::span<const Item>(chunk->second), first, chunksize_, chunk);
   }
 }
 

@@ -120,7 +120,6 @@ constexpr void check_sendable() {
                 "mproc::ThreadPool, which passes values without serializing them.");
 }
 
-[[noreturn]] void throw_bad_length(unsigned long long length, std::size_t remaining);
 [[noreturn]] void rethrow_as_serialization_error(std::string_view what_was_done);
 
 template <class T>

@@ -1,6 +1,6 @@
 /// @file
-/// mpi_pool.hpp: MpiPool — Python's Pool API across the ranks of an MPI job (Open MPI); and
-/// mproc::mpi::serve(), rank(), size(), finalize(), which say where each rank stands.
+/// mpi_pool.hpp: MpiPool — Python's Pool API across the ranks of an MPI job (Open MPI); with
+/// mpi.hpp: mproc::mpi::serve(), rank(), size(), finalize(), which say where each rank stands.
 ///
 /// Build the program once, link mproc::mpi, and launch it with `mpirun -n N ./program`: rank 0
 /// runs main() and holds the pool; ranks 1 .. N-1 are its workers. See docs/mpi.md.
@@ -8,6 +8,7 @@
 
 #include "mproc/basic_pool.hpp"
 #include "mproc/detail/mpi_backend.hpp"
+#include "mproc/mpi.hpp"  // IWYU pragma: export
 
 namespace mproc {
 
@@ -31,23 +32,4 @@ namespace mproc {
 /// maxtasksperchild has no effect (a rank is never replaced).
 using MpiPool = BasicPool<detail::MpiBackend>;
 
-namespace mpi {
-
-/// Starts MPI if the program has not (MPI_THREAD_SERIALIZED) and checks that every rank runs
-/// the same binary. On a worker rank, then serves pools until rank 0 finishes, and ends the
-/// process there (MPI_Finalize, std::exit(0)): it returns only on rank 0. Call it first thing in
-/// main() to keep the workers out of everything rank 0 does.
-void serve();
-
-/// This process's rank and the job's size (1 when not launched by mpirun); starts MPI if needed.
-///@{
-[[nodiscard]] int rank();
-[[nodiscard]] int size();
-///@}
-
-/// On rank 0: releases the worker ranks and calls MPI_Finalize. Runs by itself at exit; call it
-/// earlier only to finish MPI before the program ends. No MpiPool may be built after it.
-void finalize();
-
-}  // namespace mpi
 }  // namespace mproc

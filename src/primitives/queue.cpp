@@ -28,7 +28,6 @@
 
 #include <emmintrin.h>
 #include <pthread.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -116,11 +115,6 @@ namespace {
 
 constexpr std::int64_t kSpinNs = 30'000;
 
-std::size_t page_size() noexcept {
-  static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
-  return page;
-}
-
 void copy_in(QueueState& s, std::uint64_t at, const void* src, std::size_t n) noexcept {
   std::size_t mask = s.capacity - 1, off = at & mask, first = std::min<std::size_t>(n, s.capacity - off);
   std::memcpy(s.data() + off, src, first);
@@ -165,7 +159,7 @@ void release(QueueState& s, std::uint64_t off) noexcept {
   Block& b = s.block(off);
   std::uint64_t size = std::uint64_t{1} << b.cls;
   if (s.cached + b.resident > QueueCore::kPayloadCache) {
-    std::size_t page = page_size();
+    std::size_t page = os::page_size();
     auto start = reinterpret_cast<std::uintptr_t>(s.area + off);
     std::uintptr_t first = (start + kBlockHeader + page - 1) / page * page;
     std::uintptr_t last = std::min((start + size) / page * page, (start + b.resident + page - 1) / page * page);

@@ -46,6 +46,8 @@ SharedMemory SharedMemory::create(std::size_t size, std::string_view name_in) {
   if (size == 0) throw std::invalid_argument("mproc::SharedMemory::create: size must be positive");
   std::string name = strip_slash(name_in);
   std::string path = "/" + name;
+  // Before the block exists: a tracker that cannot start leaves nothing to clean up.
+  detail::tracker_start();
   auto fd = detail::os::shm_open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
   void* p = nullptr;
   try {

@@ -1,75 +1,24 @@
 #include "mproc/detail/shared_region.hpp"
 
-#include <unistd.h>
-
-#include <cstdint>
-#include <map>
-#include <mutex>
-
+#include "mproc/detail/region_registry.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
-namespace {
-
-// The regions mapped in this process, by start address, each with its number in order of
-// making. Inherited by forked children along with the mappings themselves; the lock is held
-// across fork() so that a child never inherits it taken.
-struct Registry {
-  struct Entry {
-    std::uintptr_t end;
-    std::uint64_t number;
-  };
-  std::mutex mu;
-  std::map<std::uintptr_t, Entry> regions;  // guarded by mu
-  std::uint64_t made = 0;                   // guarded by mu
-
-  Registry() {
-    os::at_fork([] { registry().mu.lock(); }, [] { registry().mu.unlock(); }, [] { registry().mu.unlock(); });
-  }
-  static Registry& registry() {
-    static auto* r = new Registry;  // never destroyed: regions may be unmapped during exit
-    return *r;
-  }
-};
-
-}  // namespace
 
 std::shared_ptr<void> map_shared_region(std::size_t bytes) {
-  static const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  const std::size_t page = os::page_size();
   std::size_t size = (bytes + page - 1) / page * page;
-  Registry& r = Registry::registry();
   void* p = os::map_shared_anonymous(size);  // anonymous mappings start zeroed
-  auto start = reinterpret_cast<std::uintptr_t>(p);
   try {
-    std::scoped_lock hold(r.mu);
-    r.regions[start] = {start + size, r.made++};
+    add_shared_region(p, size);
   } catch (...) {
     os::unmap(p, size);
     throw;
   }
-  return std::shared_ptr<void>(p, [size, start](void* q) {
-    {
-      std::scoped_lock hold(Registry::registry().mu);
-      Registry::registry().regions.erase(start);
-    }
+  return std::shared_ptr<void>(p, [size](void* q) {
+    remove_shared_region(q);
     os::unmap(q, size);
   });
-}
-
-std::uint64_t shared_regions_made() noexcept {
-  Registry& r = Registry::registry();
-  std::scoped_lock hold(r.mu);
-  return r.made;
-}
-
-bool in_shared_region(const void* p, std::size_t bytes, std::uint64_t made_before) noexcept {
-  auto start = reinterpret_cast<std::uintptr_t>(p);
-  Registry& r = Registry::registry();
-  std::scoped_lock hold(r.mu);
-  auto it = r.regions.upper_bound(start);
-  if (it == r.regions.begin()) return false;
-  --it;
-  return it->second.number < made_before && start < it->second.end && bytes <= it->second.end - start;
 }
 
 }  // namespace mproc::detail

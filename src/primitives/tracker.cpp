@@ -140,12 +140,12 @@ done:
   os::exit_now(0);
 }
 
-// Starts the tracker if this process has none; returns the write end.
-int tracker_fd() {
-  if (g_write_fd >= 0) return g_write_fd;
+// Starts the tracker if this process has none. Under g_mu.
+void start() {
+  if (g_write_fd >= 0) return;
   auto [r, w] = os::pipe();
   pid_t child = os::fork_raw();
-  if (child == -1) return -1;  // no tracker: blocks then rely on unlink() alone
+  if (child == -1) return;  // no tracker: blocks then rely on unlink() alone
   if (child == 0) {
     os::setsid_raw();
     pid_t grandchild = os::fork_raw();
@@ -154,21 +154,18 @@ int tracker_fd() {
   }
   os::reap(child);
   g_write_fd = w.release();
-  return g_write_fd;
 }
 
-void send(char op, const std::string& name) {
+void send(char op, const std::string& name) noexcept {
   if (name.size() + 2 > kRecord) return;  // shm_open refused it already: nothing to track
   std::lock_guard hold(g_mu);
-  // A process that only attached has nothing registered to take back: no tracker for that.
-  if (op == '-' && g_write_fd < 0) return;
-  int fd = tracker_fd();
-  if (fd < 0) return;
+  // No tracker (its fork failed, or this process only attached): nothing to tell.
+  if (g_write_fd < 0) return;
   char rec[kRecord] = {};
   rec[0] = op;
   std::memcpy(rec + 1, name.data(), name.size());
   try {
-    os::write_all(fd, rec, kRecord);
+    os::write_all(g_write_fd, rec, kRecord);
   } catch (...) {
     // The tracker is gone (it cannot be while we hold the pipe, short of being killed):
     // cleanup falls back to unlink().
@@ -177,7 +174,11 @@ void send(char op, const std::string& name) {
 
 }  // namespace
 
-void tracker_register(const std::string& name) { send('+', name); }
-void tracker_unregister(const std::string& name) { send('-', name); }
+void tracker_start() {
+  std::lock_guard hold(g_mu);
+  start();
+}
+void tracker_register(const std::string& name) noexcept { send('+', name); }
+void tracker_unregister(const std::string& name) noexcept { send('-', name); }
 
 }  // namespace mproc::detail

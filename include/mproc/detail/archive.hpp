@@ -34,6 +34,7 @@ class InputArchive : public cereal::InputArchive<InputArchive, cereal::AllowEmpt
   Reader& r_;
 };
 
+// Throws SerializationError: a length read says more than the remaining bytes could hold.
 [[noreturn]] void throw_bad_length(unsigned long long length, std::size_t remaining);
 
 // The free functions cereal expects of a binary archive (as cereal/archives/binary.hpp).

@@ -38,8 +38,9 @@ class MpiBackend {
   [[nodiscard]] JobHost* host() noexcept;
   void check_running() const;  // throws PoolNotRunning
 
-  template <Style S, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+  // Job<R>: the call's ValueJob<R>, ListJob<R> or StreamJob<R>; R is what its results are read as.
+  template <Style S, template <class> class Job, class R, class Fn, class Item>
+  void submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               const std::shared_ptr<const void>& keep_alive);
 
   void close();
@@ -57,8 +58,8 @@ class MpiBackend {
   std::unique_ptr<MpiPoolCore> core_;
 };
 
-template <Style S, class Fn, class Item, class R>
-void MpiBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+template <Style S, template <class> class Job, class R, class Fn, class Item>
+void MpiBackend::submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                         std::size_t first, const std::shared_ptr<const void>&) {
   Writer payload = take_buffer();
   try {

@@ -11,7 +11,7 @@
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
-#include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/region_registry.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
@@ -39,8 +39,8 @@ class ProcessBackend {
   [[nodiscard]] JobHost* host() noexcept;
   void check_running() const;  // throws PoolNotRunning
 
-  template <Style S, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+  template <Style S, class Job, class Fn, class Item>
+  void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               const std::shared_ptr<const void>& keep_alive);
 
   // Whether [p, p + bytes) lies in memory every worker maps at the same address and sees change:
@@ -50,9 +50,8 @@ class ProcessBackend {
   }
   // As submit, for items that shares() and that stay unchanged until their tasks have run:
   // the worker reads them where they are, and nothing but their address is copied.
-  template <Style S, class Fn, class Item, class R>
-  void submit_in_place(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
-                       std::size_t first);
+  template <Style S, class Job, class Fn, class Item>
+  void submit_in_place(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first);
 
   void close();
   void join();
@@ -72,8 +71,8 @@ class ProcessBackend {
   std::unique_ptr<ProcessPoolCore> core_;
 };
 
-template <Style S, class Fn, class Item, class R>
-void ProcessBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+template <Style S, class Job, class Fn, class Item>
+void ProcessBackend::submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
                             std::size_t first, const std::shared_ptr<const void>&) {
   Writer payload = take_buffer();
   try {
@@ -86,8 +85,8 @@ void ProcessBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& f
   enqueue(job, first, items.size(), std::move(payload));
 }
 
-template <Style S, class Fn, class Item, class R>
-void ProcessBackend::submit_in_place(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+template <Style S, class Job, class Fn, class Item>
+void ProcessBackend::submit_in_place(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
                                      std::size_t first) {
   Writer payload = take_buffer();
   encode_chunk_in_place<S>(payload, fn, items);

@@ -9,7 +9,6 @@
 #include <new>
 #include <span>
 #include <type_traits>
-#include <typeinfo>
 
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
@@ -71,8 +70,9 @@ class ThreadBackend {
   [[nodiscard]] JobHost* host() noexcept;
   void check_running() const;  // throws PoolNotRunning
 
-  template <Style S, class Fn, class Item, class R>
-  void submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+  // Job: the call's ValueJob, ListJob or StreamJob; a task reports to it without virtual calls.
+  template <Style S, class Job, class Fn, class Item>
+  void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               const std::shared_ptr<const void>& keep_alive);
 
   void close();
@@ -92,13 +92,13 @@ class ThreadBackend {
 void release_shared(std::exception_ptr& error) noexcept;
 void release_shared(std::shared_ptr<JobBase>& job) noexcept;
 
-// As run_local(), but an exception is recorded after its handler has ended and this thread's
-// own reference is dropped in release_shared(): the job may hand it to the caller at once (imap),
-// and the end of a handler frees the exception there, out of ThreadSanitizer's sight. Job is
-// the job's type where known (ListJob, final: results go straight to their slots, without a
-// virtual call per item, which costs as much as a small map item itself), else TypedJob<R>.
-// Local: the function and the one item are in task.local.
-template <Style S, class Fn, class Item, class R, class Job, bool Local>
+// Runs a task's items, reporting each result or exception to its job. Job is the job's own type
+// (final: a ListJob's results go straight to their slots, without a virtual call per item, which
+// costs as much as a small map item itself). An exception is recorded after its handler has
+// ended and this thread's own reference is dropped in release_shared(): the job may hand it to
+// the caller at once (imap), and the end of a handler frees the exception there, out of
+// ThreadSanitizer's sight. Local: the function and the one item are in task.local.
+template <Style S, class Fn, class Item, class Job, bool Local>
 void run_thread_task(ThreadTask& task) noexcept {
   const Fn& fn = Local ? *std::launder(reinterpret_cast<const Fn*>(task.local.at)) : *static_cast<const Fn*>(task.fn);
   const Item* items = Local ? std::launder(reinterpret_cast<const Item*>(task.local.at + local_item_offset<Fn, Item>))
@@ -118,12 +118,9 @@ void run_thread_task(ThreadTask& task) noexcept {
   job.done(task.count);
 }
 
-template <Style S, class Fn, class Item, class R>
-void ThreadBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn, std::span<const Item> items,
+template <Style S, class Job, class Fn, class Item>
+void ThreadBackend::submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
                            std::size_t first, const std::shared_ptr<const void>& keep_alive) {
-  // Comparing the type_info objects' addresses costs no string comparison; where one type has
-  // two of them (shared libraries), the generic runner still does the right thing.
-  const bool list = &typeid(*job) == &typeid(ListJob<R>);
   // Fields set one by one: an aggregate initializer would also zero task.local, 32 bytes that
   // only a one-item task uses, on every submission.
   ThreadTask task;
@@ -131,8 +128,7 @@ void ThreadBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn
   task.first = first;
   if constexpr (copies_small<Fn, Item>) {
     if (items.size() == 1) {
-      task.run = list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, true>
-                      : &run_thread_task<S, Fn, Item, R, TypedJob<R>, true>;
+      task.run = &run_thread_task<S, Fn, Item, Job, true>;
       task.count = 1;
       ::new (static_cast<void*>(task.local.at)) Fn(fn);
       ::new (static_cast<void*>(task.local.at + local_item_offset<Fn, Item>)) Item(items[0]);
@@ -140,8 +136,7 @@ void ThreadBackend::submit(const std::shared_ptr<TypedJob<R>>& job, const Fn& fn
       return;
     }
   }
-  task.run =
-      list ? &run_thread_task<S, Fn, Item, R, ListJob<R>, false> : &run_thread_task<S, Fn, Item, R, TypedJob<R>, false>;
+  task.run = &run_thread_task<S, Fn, Item, Job, false>;
   task.fn = &fn;
   task.items = items.data();
   task.count = items.size();

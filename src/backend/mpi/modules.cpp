@@ -3,7 +3,6 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <sys/auxv.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
@@ -12,7 +11,8 @@
 #include <unordered_map>
 
 #include "mproc/errors.hpp"
-#include "mproc/mpi_pool.hpp"
+#include "mproc/mpi.hpp"
+#include "os/os.hpp"
 
 namespace mproc::detail::mpi {
 namespace {
@@ -175,10 +175,9 @@ Fingerprint fingerprint_of_this_program() {
   Located anchor = locate(reinterpret_cast<const void*>(&mproc::mpi::serve));
   fp.anchor_module = anchor.module;
   fp.anchor_offset = anchor.offset;
-  struct stat st {};
-  if (::stat("/proc/self/exe", &st) == 0) {
-    fp.exe_size = static_cast<std::uint64_t>(st.st_size);
-    fp.exe_mtime = static_cast<std::int64_t>(st.st_mtime);
+  if (auto exe = os::file_stamp("/proc/self/exe")) {
+    fp.exe_size = exe->size;
+    fp.exe_mtime = exe->mtime;
   }
   return fp;
 }

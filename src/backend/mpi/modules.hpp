@@ -1,6 +1,6 @@
 // modules.hpp: how a function is named across ranks — the module (the program, or a shared
 // library) it lives in and its offset there — and the fingerprint that tells whether two ranks
-// run the same binary. The loader calls (dladdr, dl_iterate_phdr, getauxval, stat) are all here.
+// run the same binary. The loader calls (dladdr, dl_iterate_phdr, getauxval) are all here.
 #pragma once
 
 #include <cstdint>

@@ -12,7 +12,7 @@
 
 #include "backend/mpi/modules.hpp"
 #include "mproc/errors.hpp"
-#include "mproc/mpi_pool.hpp"
+#include "mproc/mpi.hpp"
 
 namespace mproc::detail::mpi {
 namespace {

@@ -1,7 +1,6 @@
 // A worker rank's side of MpiPool: wait for rank 0; for each pool, run its initializer, then its
 // chunks in the order they come, sending each chunk's results back; leave when rank 0 exits.
 #include <signal.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <climits>
@@ -15,6 +14,7 @@
 #include "backend/mpi/runtime.hpp"
 #include "mproc/detail/mpi_backend.hpp"
 #include "mproc/detail/wire.hpp"
+#include "os/os_ipc.hpp"
 
 namespace mproc::detail::mpi {
 namespace {
@@ -27,8 +27,8 @@ std::int64_t now_ns() {
 // --- a rank that dies says so --------------------------------------------------------------------
 // MPI cannot go on without a rank: mpirun ends the whole job when one dies, and reports only a
 // rank number and a signal or exit code. These say, in mproc's terms, what the rank was doing.
-// The handlers and the atexit hook use only write(2) and sigaction (async-signal-safe), directly
-// rather than through the os layer, whose calls may throw or lock.
+// The handlers and the atexit hook use only the os layer's async-signal-safe calls (write(2),
+// sigaction), none of which throws or locks.
 
 volatile sig_atomic_t g_in_task = 0;  // 1 while a chunk runs, 2 while the pool's initializer does
 volatile sig_atomic_t g_leaving = 0;  // set when the rank leaves as it should (leave())
@@ -55,7 +55,7 @@ struct Line {
     while (k > 0 && size < sizeof text) text[size++] = digits[--k];
     return *this;
   }
-  void write_to_stderr() const noexcept { [[maybe_unused]] auto n = ::write(STDERR_FILENO, text, size); }
+  void write_to_stderr() const noexcept { os::write_stderr(text, size); }
 };
 
 const char* signal_name(int sig) {
@@ -88,15 +88,10 @@ void on_fatal_signal(int sig, siginfo_t* info, void* context) {
   // Then whatever handler was there (Open MPI's prints a backtrace), and the default action.
   for (std::size_t i = 0; i < std::size(kFatalSignals); ++i) {
     if (kFatalSignals[i] != sig) continue;
-    const struct sigaction& old = g_previous[i];
-    ::sigaction(sig, &old, nullptr);
-    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction)
-      old.sa_sigaction(sig, info, context);
-    else if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN)
-      old.sa_handler(sig);
+    os::restore_signal_action(sig, g_previous[i]);
+    os::call_handler(g_previous[i], sig, info, context);
   }
-  ::signal(sig, SIG_DFL);
-  ::raise(sig);
+  os::raise_default(sig);
 }
 
 void on_exit_while_serving() {
@@ -113,13 +108,8 @@ void on_exit_while_serving() {
 
 void report_deaths(int rank) {
   g_rank = rank;
-  for (std::size_t i = 0; i < std::size(kFatalSignals); ++i) {
-    struct sigaction ours {};
-    ours.sa_sigaction = on_fatal_signal;
-    ours.sa_flags = SA_SIGINFO | SA_NODEFER;
-    sigemptyset(&ours.sa_mask);
-    ::sigaction(kFatalSignals[i], &ours, &g_previous[i]);
-  }
+  for (std::size_t i = 0; i < std::size(kFatalSignals); ++i)
+    os::install_signal_handler(kFatalSignals[i], on_fatal_signal, SA_NODEFER, &g_previous[i]);
   std::atexit(on_exit_while_serving);
 }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <thread>
 
-#include "mproc/detail/job.hpp"
+#include "mproc/detail/wait.hpp"
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
 

@@ -40,10 +40,6 @@ thread_local bool t_result_thread = false;
 
 std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
 
-std::span<const std::byte> bytes_of(const std::uint64_t& v) {
-  return {reinterpret_cast<const std::byte*>(&v), sizeof v};
-}
-
 }  // namespace
 
 ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(options)), parent_pid_(os::getpid()) {
@@ -187,12 +183,9 @@ void ProcessPoolCore::await_hello(Slot& slot) {
   } catch (const RingAbandoned&) {
     throw std::runtime_error("mproc: worker " + std::to_string(slot.pid) + " exited while starting");
   }
-  Reader r(slot.inbox.bytes());
-  std::uint64_t seq = 0;
-  std::uint8_t status = 0;
-  r.read(&seq, sizeof seq);
-  r.read(&status, 1);
-  if (status != 0) std::rethrow_exception(decode_exception(r));
+  handle_message(slot);
+  std::lock_guard lock(mu_);
+  if (init_failures_) std::rethrow_exception(init_error_);
 }
 
 void ProcessPoolCore::throw_unless_running() const {
@@ -258,13 +251,14 @@ void ProcessPoolCore::dispatch() {
 
 bool ProcessPoolCore::send(Slot& slot, Record& record) {
   record.seq = next_seq_++;
+  set_task_seq(record.task, record.seq);
   if (slot.inflight.empty()) slot.progress_ns = now_ns();
-  if (!slot.tasks.try_send(bytes_of(record.seq), record.payload.bytes())) {
+  if (!slot.tasks.try_send(record.task.bytes(), {})) {
     // Too large for the free space: stream it, but only to an idle worker, which reads while
     // we write; a busy one would make us wait for its current task.
     if (!slot.inflight.empty()) return false;
     try {
-      slot.tasks.send(bytes_of(record.seq), record.payload.bytes(), [&slot] { return slot.dead.load(); });
+      slot.tasks.send(record.task.bytes(), {}, [&slot] { return slot.dead.load(); });
     } catch (const RingAbandoned&) {
       return false;  // the worker died; the watcher resets its slot and the record stays pending
     }
@@ -332,19 +326,16 @@ bool ProcessPoolCore::drain_slot(Slot& slot) {
 
 void ProcessPoolCore::handle_message(Slot& slot) {
   Reader r(slot.inbox.bytes());
-  std::uint64_t seq = 0;
-  r.read(&seq, sizeof seq);
-  if (seq == kControlSeq) {  // a replacement worker's hello
-    std::uint8_t status = 0;
-    r.read(&status, 1);
-    std::exception_ptr error = status == 0 ? nullptr : decode_exception(r);
+  const ResultHeader header = read_result_header(r);
+  if (header.seq == kControlSeq) {  // a worker's hello
+    std::exception_ptr error = read_hello(r);
     std::lock_guard lock(mu_);
-    init_failures_ = status == 0 ? 0 : init_failures_ + 1;
+    init_failures_ = error ? init_failures_ + 1 : 0;
     if (error) init_error_ = error;
     return;
   }
-  std::int64_t took = 0;
-  r.read(&took, sizeof took);
+  const std::uint64_t seq = header.seq;
+  const std::int64_t took = header.took_ns;
   Record record;
   {
     std::lock_guard lock(mu_);
@@ -358,8 +349,8 @@ void ProcessPoolCore::handle_message(Slot& slot) {
     dispatch();
     if (slot.inflight.empty() && pending_.empty()) rescue_stalled(slot.progress_ns);
   }
-  record.job->deliver(record.first, record.count, r);
-  recycle(std::move(record.payload));
+  record.read(*record.job, record.first, record.count, r);
+  recycle(std::move(record.task));
   std::lock_guard lock(mu_);
   if (--outstanding_ == 0) changed_.notify_all();
 }
@@ -695,10 +686,11 @@ void ProcessPoolCore::join() {
         !changed_.wait_for(lock, kInterruptCheck, [this] { return outstanding_ == 0 || state_ == State::terminated; }))
       throw_if_interrupted(interrupts);
     stopping_workers_ = true;
-    const std::uint64_t stop = kControlSeq;
+    const TaskHeader stop{.seq = kControlSeq};
+    const auto stop_bytes = std::as_bytes(std::span(&stop, 1));
     // A stalled worker may never read its stop (stuck, say, on a lock held at its fork).
     for (auto& s : slots_)
-      if (s->alive && (s->stalled || !s->tasks.try_send(bytes_of(stop), {})))
+      if (s->alive && (s->stalled || !s->tasks.try_send(stop_bytes, {})))
         os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
     auto all_gone = [this] {
       return std::none_of(slots_.begin(), slots_.end(), [](const auto& s) { return s->alive; });
@@ -791,8 +783,9 @@ void ProcessBackend::shutdown() noexcept {
 
 Writer ProcessBackend::take_buffer() { return core_->take_buffer(); }
 
-void ProcessBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload) {
-  core_->enqueue(Record{std::move(job), first, count, std::move(payload), 0});
+void ProcessBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer task,
+                             ResultReader read) {
+  core_->enqueue(Record{std::move(job), first, count, std::move(task), read});
 }
 
 }  // namespace mproc::detail

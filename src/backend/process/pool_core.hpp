@@ -19,6 +19,7 @@
 
 #include "backend/process/channel.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 #include "os/os.hpp"
 
@@ -46,7 +47,8 @@ struct Record {
   std::shared_ptr<JobBase> job;
   std::size_t first = 0;
   std::size_t count = 0;
-  Writer payload;  // kept until the result arrives, to resend if the worker is lost first
+  Writer task;        // its task frame (wire.hpp), kept until the result arrives, to resend if the worker is lost first
+  ResultReader read;  // reads its results into job, knowing their type
   std::uint64_t seq = 0;
   std::int64_t limit_ns = 0;  // its time limit once started; 0: none
 };

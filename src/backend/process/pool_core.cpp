@@ -19,18 +19,17 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // each direction, each worker
-constexpr std::int64_t kWaitSpinNs = 100'000;             // a waiting caller collects this long, then sleeps
-constexpr std::int64_t kResultSpinNs = 20'000;            // the result thread spins this long when idle
-constexpr std::int64_t kStreamSpinNs = 50'000;            // spin for the rest of a message before sleeping
-constexpr double kQueueAheadNs = 1'000'000;               // work queued on a worker ahead of what it runs
-constexpr std::int64_t kStallMinNs = 1'000'000;           // a worker without progress this long...
-constexpr double kStallChunks = 4;                        // ...and this many average chunks is stalled
-constexpr std::int64_t kRescueCheckNs = 20'000'000;       // the watcher looks for stalls this often
-constexpr std::int64_t kStuckStartNs = 2'000'000'000;     // a new worker that reads nothing this long is stuck
-constexpr auto kStopGrace = std::chrono::seconds(2);      // join() kills a worker that ignores its stop
-constexpr std::size_t kSpareBuffers = 16;                 // chunk buffers kept for reuse...
-constexpr std::size_t kSpareBufferMax = 64 << 20;         // ...each up to this size
+constexpr std::int64_t kWaitSpinNs = 100'000;          // a waiting caller collects this long, then sleeps
+constexpr std::int64_t kResultSpinNs = 20'000;         // the result thread spins this long when idle
+constexpr std::int64_t kStreamSpinNs = 50'000;         // spin for the rest of a message before sleeping
+constexpr double kQueueAheadNs = 1'000'000;            // work queued on a worker ahead of what it runs
+constexpr std::int64_t kStallMinNs = 1'000'000;        // a worker without progress this long...
+constexpr double kStallChunks = 4;                     // ...and this many average chunks is stalled
+constexpr std::int64_t kRescueCheckNs = 20'000'000;    // the watcher looks for stalls this often
+constexpr std::int64_t kStuckStartNs = 2'000'000'000;  // a new worker that reads nothing this long is stuck
+constexpr auto kStopGrace = std::chrono::seconds(2);   // join() kills a worker that ignores its stop
+constexpr std::size_t kSpareBuffers = 16;              // chunk buffers kept for reuse...
+constexpr std::size_t kSpareBufferMax = 64 << 20;      // ...each up to this size
 
 // True on the thread that holds the collecting role, while it holds it.
 thread_local bool t_collecting = false;
@@ -38,22 +37,24 @@ thread_local bool t_collecting = false;
 // for someone else to collect.
 thread_local bool t_result_thread = false;
 
-std::size_t align_up(std::size_t n, std::size_t a) { return (n + a - 1) / a * a; }
+std::vector<std::unique_ptr<Slot>> make_slots(unsigned n) {
+  std::vector<std::unique_ptr<Slot>> slots;
+  for (unsigned i = 0; i < n; ++i) slots.push_back(std::make_unique<Slot>());
+  return slots;
+}
 
 }  // namespace
 
-ProcessPoolCore::ProcessPoolCore(PoolOptions options) : options_(std::move(options)), parent_pid_(os::getpid()) {
-  unsigned n = checked_pool_size(options_);
-  for (unsigned i = 0; i < n; ++i) slots_.push_back(std::make_unique<Slot>());
-  map_memory();
+ProcessPoolCore::ProcessPoolCore(PoolOptions options)
+    : options_(std::move(options)),
+      slots_(make_slots(checked_pool_size(options_))),
+      memory_(slots_),
+      shared_(&memory_.shared()),
+      spawner_(*shared_, options_) {
   auto [r, w] = os::pipe();
   os::set_nonblocking(r.get(), true);
   wake_read_ = std::move(r);
   wake_write_ = std::move(w);
-  auto [dr, dw] = os::pipe();
-  watchdog_read_ = std::move(dr);
-  watchdog_write_ = std::move(dw);
-  os::register_parent_only_fd(watchdog_write_.get());
   // SIGINT goes to the program's threads, never to the pool's (they would not report it).
   watch_interrupts();
   os::BlockSignals block({SIGINT, SIGTERM});
@@ -116,63 +117,14 @@ void ProcessPoolCore::abandon_start(bool watching) {
   watch_thread_.join();
   for (auto& slot : slots_)
     if (slot->alive && os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
-  os::unregister_parent_only_fd(watchdog_write_.get());
-  os::unmap(memory_, memory_size_);
-  memory_ = nullptr;
 }
 
 ProcessPoolCore::~ProcessPoolCore() {
   if (result_thread_.joinable()) terminate();
-  os::unregister_parent_only_fd(watchdog_write_.get());
-  os::unmap(memory_, memory_size_);
-}
-
-void ProcessPoolCore::map_memory() {
-  // One shared anonymous mapping, made before any fork: no name, nothing left in /dev/shm.
-  std::size_t header = align_up(sizeof(PoolShared), 64) + align_up(sizeof(SlotShared), 64) * slots_.size();
-  header = align_up(header, 4096);
-  memory_size_ = header + 2 * kRingBytes * slots_.size();
-  memory_ = os::map_shared_anonymous(memory_size_);
-  auto* base = static_cast<std::byte*>(memory_);
-  shared_ = new (base) PoolShared();
-  std::byte* p = base + align_up(sizeof(PoolShared), 64);
-  std::byte* data = base + header;
-  for (auto& slot : slots_) {
-    slot->shared = new (p) SlotShared();
-    p += align_up(sizeof(SlotShared), 64);
-    slot->tasks = Ring(&slot->shared->task_header, data, kRingBytes, &slot->shared->task_bell);
-    data += kRingBytes;
-    slot->results = Ring(&slot->shared->result_header, data, kRingBytes, &shared_->doorbell);
-    data += kRingBytes;
-  }
 }
 
 void ProcessPoolCore::spawn(Slot& slot) {
-  slot.tasks.reset();
-  slot.results.reset();
-  slot.shared->task_bell.disarm();
-  slot.shared->started_seq.store(0, std::memory_order_relaxed);
-  slot.shared->claim.store(0, std::memory_order_relaxed);
-  slot.dead.store(false);
-  slot.chunks_sent = 0;
-  slot.stalled = false;
-  slot.progress_ns = 0;
-  WorkerContext ctx{&slot, shared_, &options_, parent_pid_, watchdog_read_.get()};
-  os::flush_stdio();
-  pid_t pid = os::fork();
-  if (pid == 0) {
-    os::close_parent_only_fds();
-    run_worker(ctx);
-  }
-  slot.pid = pid;
-  try {
-    slot.pidfd = os::pidfd_open(pid);
-  } catch (...) {
-    os::kill(pid, SIGKILL);
-    os::reap(pid);
-    throw;
-  }
-  slot.alive = true;
+  spawner_.spawn(slot);
   wake_watcher();
 }
 

@@ -17,75 +17,14 @@
 #include <thread>
 #include <vector>
 
-#include "backend/process/channel.hpp"
+#include "backend/process/layout.hpp"
+#include "backend/process/slot.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
-
-// Shared with the workers: one per pool.
-struct PoolShared {
-  alignas(64) Bell doorbell;  // the result thread sleeps here; workers ring it after a result
-};
-
-// Shared with one worker: its bell, what it runs now, and its two rings' headers.
-struct SlotShared {
-  alignas(64) Bell task_bell;                             // the worker sleeps here while it has no task
-  alignas(64) std::atomic<std::uint64_t> started_seq{0};  // the chunk it runs or last ran
-  std::atomic<std::int64_t> started_ns{0};                // when it started it (now_ns())
-  // The last chunk the worker claimed to run, or kRevoked | R: chunks up to R taken back by the
-  // parent, which the worker skips. Both sides CAS it, so a chunk is either run or taken back.
-  std::atomic<std::uint64_t> claim{0};
-  RingHeader task_header;
-  RingHeader result_header;
-};
-
-// A chunk of a job on its way: pending, or in flight on a worker.
-struct Record {
-  std::shared_ptr<JobBase> job;
-  std::size_t first = 0;
-  std::size_t count = 0;
-  Writer task;        // its task frame (wire.hpp), kept until the result arrives, to resend if the worker is lost first
-  ResultReader read;  // reads its results into job, knowing their type
-  std::uint64_t seq = 0;
-  std::int64_t limit_ns = 0;  // its time limit once started; 0: none
-};
-
-// Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
-constexpr std::uint64_t kControlSeq = 0;
-constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::claim
-
-// The worker's side of SlotShared::claim: whether it may run chunk seq.
-bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;
-
-struct Slot {
-  SlotShared* shared = nullptr;
-  Ring tasks;    // parent -> worker
-  Ring results;  // worker -> parent
-  pid_t pid = 0;
-  os::Fd pidfd;
-  bool alive = false;               // guarded by ProcessPoolCore::mu_
-  long chunks_sent = 0;             // since spawned; guarded by mu_
-  std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by mu_
-  std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
-  std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by mu_
-  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by mu_
-  bool stalled = false;             // its unstarted chunks were taken back: no more until it
-                                    // shows progress; guarded by mu_
-  Writer inbox;                     // used only by the thread holding the collecting role
-};
-
-// What a worker needs after the fork.
-struct WorkerContext {
-  Slot* slot;
-  PoolShared* pool;
-  const PoolOptions* options;
-  pid_t parent;
-  int watchdog;  // read end of a pipe whose write end only the parent holds: EOF = parent gone
-};
-[[noreturn]] void run_worker(const WorkerContext& ctx) noexcept;
 
 class ProcessPoolCore final : public JobHost {
  public:
@@ -113,7 +52,6 @@ class ProcessPoolCore final : public JobHost {
  private:
   enum class State { running, closed, terminated };
 
-  void map_memory();
   void spawn(Slot& slot);  // under mu_ or before the threads start
   void await_hello(Slot& slot);
   void abandon_start(bool watching);      // undoes a constructor that failed
@@ -151,12 +89,13 @@ class ProcessPoolCore final : public JobHost {
   void fail_pending_if_no_workers(std::vector<Record>& failed);  // under mu_
   void recycle(Writer buffer) noexcept;
 
+  // Made in this order, each undoing itself: a constructor that throws leaves nothing behind.
   PoolOptions options_;
-  void* memory_ = nullptr;
-  std::size_t memory_size_ = 0;
-  PoolShared* shared_ = nullptr;
   std::vector<std::unique_ptr<Slot>> slots_;
-  pid_t parent_pid_;
+  PoolMemory memory_;
+  PoolShared* shared_;
+  Spawner spawner_;
+  os::Fd wake_read_, wake_write_;  // wakes the watcher
 
   mutable std::mutex mu_;
   std::condition_variable changed_;  // work finished or a worker exited; with mu_
@@ -179,8 +118,6 @@ class ProcessPoolCore final : public JobHost {
   std::deque<std::shared_ptr<JobBase>> deferred_;  // completions for a pool thread; guarded by deferred_mu_
   std::atomic<bool> has_deferred_{false};
 
-  os::Fd wake_read_, wake_write_;          // wakes the watcher
-  os::Fd watchdog_read_, watchdog_write_;  // the workers' second sign of our death
   std::atomic<bool> stop_threads_{false};
   std::mutex join_mu_;  // the pool's threads are joined under it, by whoever stops them first
   std::thread result_thread_;

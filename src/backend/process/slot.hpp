@@ -5,11 +5,17 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
 
 #include "backend/process/channel.hpp"
 #include "mproc/detail/job.hpp"
@@ -60,15 +66,38 @@ struct Slot {
   Ring results;  // worker -> parent
   pid_t pid = 0;
   os::Fd pidfd;
-  bool alive = false;               // guarded by ProcessPoolCore::mu_
-  long chunks_sent = 0;             // since spawned; guarded by mu_
-  std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by mu_
+  bool alive = false;               // guarded by PoolState::mu
+  long chunks_sent = 0;             // since spawned; guarded by PoolState::mu
+  std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by PoolState::mu
   std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
-  std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by mu_
-  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by mu_
+  std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by PoolState::mu
+  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by PoolState::mu
   bool stalled = false;             // its unstarted chunks were taken back: no more until it
-                                    // shows progress; guarded by mu_
+                                    // shows progress; guarded by PoolState::mu
   Writer inbox;                     // used only by the thread holding the collecting role
+};
+
+using Slots = std::vector<std::unique_ptr<Slot>>;
+
+inline bool none_alive(const Slots& slots) {
+  return std::none_of(slots.begin(), slots.end(), [](const auto& s) { return s->alive; });
+}
+void kill_all(const Slots& slots);  // under PoolState::mu
+
+// The pool's life, which its pieces share. Its mutex also guards the parent's side of every
+// Slot and the Dispatcher.
+struct PoolState {
+  enum class Phase { running, closed, terminated };
+
+  void throw_unless_running() const;  // under mu; PoolNotRunning
+
+  mutable std::mutex mu;
+  std::condition_variable changed;  // work finished or a worker exited; with mu
+  Phase phase = Phase::running;     // guarded by mu
+  bool stopping_workers = false;    // guarded by mu: no more respawns
+  int init_failures = 0;            // initializer failures in a row; guarded by mu
+  std::exception_ptr init_error;    // the last of them; guarded by mu
+  std::string broken;               // why the pool cannot run work, if it cannot; guarded by mu
 };
 
 // What a worker needs after the fork.

@@ -2,7 +2,7 @@
 // results, until told to stop, the parent disappears, or maxtasksperchild is reached.
 #include <signal.h>
 
-#include "backend/process/pool_core.hpp"
+#include "backend/process/slot.hpp"
 #include "mproc/detail/wire.hpp"
 #include "os/os.hpp"
 

@@ -26,6 +26,7 @@
 #include "mproc/detail/checks.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/job_allocator.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/pool_options.hpp"
 

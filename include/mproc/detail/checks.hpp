@@ -10,7 +10,6 @@
 #include <type_traits>
 #include <utility>
 
-#include "mproc/codec.hpp"
 #include "mproc/detail/invoke.hpp"
 
 namespace mproc::detail {
@@ -126,16 +125,6 @@ template <Style S, class F, class Item>
 using task_result_t = std::conditional_t<std::is_void_v<typename decltype(task_result_of<S, F, Item>())::type>, None,
                                          std::decay_t<typename decltype(task_result_of<S, F, Item>())::type>>;
 
-template <Style S, class Item, template <class> class Check>
-inline constexpr bool all_arguments_v = []<class... A>(types<A...>) {
-  return (Check<std::remove_cvref_t<A>>::value && ...);
-}(typename task_args<S, Item, std::type_identity_t>::type{});
-
-template <class T>
-struct not_refers_elsewhere : std::bool_constant<!refers_elsewhere_v<T>> {};
-template <class T>
-struct sendable : std::bool_constant<Sendable<T>> {};
-
 enum class Misuse : std::uint8_t {
   none,
   arguments_not_tuple,
@@ -149,6 +138,23 @@ enum class Misuse : std::uint8_t {
   result_not_sendable,
 };
 
+// The misuses of calling Fn on an item, for every pool.
+template <Style S, class Fn, class Item>
+constexpr Misuse call_misuse() {
+  if constexpr (takes_reference_v<S, Fn, Item>)
+    return Misuse::takes_reference;
+  else if constexpr (!callable_v<S, Fn, Item>)
+    return Misuse::not_callable;
+  else
+    return Misuse::none;
+}
+
+// The first misuse in a call to a pool that sends functions, arguments and results to other
+// processes: value, call_misuse()'s among them. Defined with the codec, in send_checks.hpp, which
+// such a pool's backend includes, so that a pool that sends nothing does not compile cereal.
+template <Style S, class Fn, class Item>
+struct send_misuse;
+
 // The first misuse in a call of Fn on Item; Sends: the pool sends functions, arguments and
 // results to other processes.
 template <bool Sends, Call C, class Fn, class Item>
@@ -158,22 +164,10 @@ constexpr Misuse misuse() {
     return Misuse::arguments_not_tuple;
   else if constexpr (C == Call::starmap && !TupleLike<Item>)
     return Misuse::items_not_tuples;
-  else if constexpr (Sends && !SendableFunction<Fn>)
-    return Misuse::function_not_sendable;
-  else if constexpr (takes_reference_v<S, Fn, Item>)
-    return Misuse::takes_reference;
-  else if constexpr (!callable_v<S, Fn, Item>)
-    return Misuse::not_callable;
-  else if constexpr (Sends && !all_arguments_v<S, Item, not_refers_elsewhere>)
-    return Misuse::argument_refers_elsewhere;
-  else if constexpr (Sends && !all_arguments_v<S, Item, sendable>)
-    return Misuse::argument_not_sendable;
-  else if constexpr (Sends && refers_elsewhere_v<task_result_t<S, Fn, Item>>)
-    return Misuse::result_refers_elsewhere;
-  else if constexpr (Sends && !Sendable<task_result_t<S, Fn, Item>>)
-    return Misuse::result_not_sendable;
+  else if constexpr (Sends)
+    return send_misuse<S, Fn, Item>::value;
   else
-    return Misuse::none;
+    return call_misuse<S, Fn, Item>();
 }
 
 // True for no misuse; else fails the one static_assert that names it.

@@ -24,9 +24,7 @@
 #include <variant>
 #include <vector>
 
-#include "mproc/detail/buffer.hpp"
 #include "mproc/detail/interrupt.hpp"
-#include "mproc/detail/job_allocator.hpp"  // for basic_pool.hpp, until it includes it itself
 #include "mproc/detail/job_host.hpp"
 #include "mproc/detail/wait.hpp"
 #include "mproc/errors.hpp"
@@ -40,10 +38,6 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   JobBase& operator=(const JobBase&) = delete;
   virtual ~JobBase() = default;
 
-  // Results of items [first, first + count) as a worker encoded them: read_results (wire.hpp).
-  // Kept for the process backend until it reads results with the reader it chose at submit, as
-  // the MPI backend does (ResultReader); then this goes, and with it this header's use of wire.hpp.
-  virtual void deliver(std::size_t first, std::size_t count, Reader& r) = 0;
   // Items [first, first + count) failed as a whole: worker lost, pool terminated, bad encoding.
   virtual void fail(std::size_t first, std::size_t count, const std::exception_ptr& e) = 0;
   // Runs the callbacks and marks the job ready; called on a pool thread.
@@ -115,7 +109,6 @@ class TypedJob : public JobBase {
   // Called after a run of set_value/set_error calls for count items.
   void done(std::size_t count) noexcept { items_done(count); }
 
-  void deliver(std::size_t first, std::size_t count, Reader& r) final;
   void fail(std::size_t first, std::size_t count, const std::exception_ptr& e) final {
     for (std::size_t i = 0; i < count; ++i) set_error(first + i, e);
     items_done(count);
@@ -338,6 +331,3 @@ bool StreamJob<R>::wait_plain(const Deadline& deadline) {
 }
 
 }  // namespace mproc::detail
-
-// Until JobBase::deliver goes (see there): TypedJob<R>::deliver is defined with the wire format.
-#include "mproc/detail/wire.hpp"  // IWYU pragma: export

@@ -12,6 +12,7 @@
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/send_checks.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 

@@ -1,6 +1,6 @@
 // process_backend.hpp: ProcessBackend — the backend of Pool: workers forked when the pool is
 // built, each fed through its own shared-memory channel. Its internals are in
-// src/backend/process/; this header only encodes a chunk and hands it over.
+// src/backend/process/; this header only encodes a task frame and hands it over.
 #pragma once
 
 #include <cstddef>
@@ -11,7 +11,10 @@
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/detail/job_allocator.hpp"
 #include "mproc/detail/region_registry.hpp"
+#include "mproc/detail/send_checks.hpp"
+#include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
@@ -39,8 +42,8 @@ class ProcessBackend {
   [[nodiscard]] JobHost* host() noexcept;
   void check_running() const;  // throws PoolNotRunning
 
-  template <Style S, class Job, class Fn, class Item>
-  void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
+  template <Style S, template <class> class Job, class R, class Fn, class Item>
+  void submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               const std::shared_ptr<const void>& keep_alive);
 
   // Whether [p, p + bytes) lies in memory every worker maps at the same address and sees change:
@@ -50,8 +53,8 @@ class ProcessBackend {
   }
   // As submit, for items that shares() and that stay unchanged until their tasks have run:
   // the worker reads them where they are, and nothing but their address is copied.
-  template <Style S, class Job, class Fn, class Item>
-  void submit_in_place(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first);
+  template <Style S, template <class> class Job, class R, class Fn, class Item>
+  void submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first);
 
   void close();
   void join();
@@ -62,7 +65,7 @@ class ProcessBackend {
   [[nodiscard]] std::vector<int> worker_pids() const;
 
  private:
-  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload);
+  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer task, ResultReader read);
   // A buffer from earlier chunks, keeping its capacity: fresh large buffers cost a page fault
   // per 4 KiB, more than encoding into them.
   Writer take_buffer();
@@ -71,26 +74,26 @@ class ProcessBackend {
   std::unique_ptr<ProcessPoolCore> core_;
 };
 
-template <Style S, class Job, class Fn, class Item>
-void ProcessBackend::submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
+template <Style S, template <class> class Job, class R, class Fn, class Item>
+void ProcessBackend::submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                             std::size_t first, const std::shared_ptr<const void>&) {
-  Writer payload = take_buffer();
+  Writer task = take_buffer();
   try {
-    encode_chunk<S>(payload, fn, items);
+    encode_task<S>(task, fn, items);
   } catch (...) {
     // The arguments cannot be sent: these tasks fail, the pool goes on.
     job->fail(first, items.size(), std::current_exception());
     return;
   }
-  enqueue(job, first, items.size(), std::move(payload));
+  enqueue(job, first, items.size(), std::move(task), &read_results_of<R>);
 }
 
-template <Style S, class Job, class Fn, class Item>
-void ProcessBackend::submit_in_place(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
+template <Style S, template <class> class Job, class R, class Fn, class Item>
+void ProcessBackend::submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                                      std::size_t first) {
-  Writer payload = take_buffer();
-  encode_chunk_in_place<S>(payload, fn, items);
-  enqueue(job, first, items.size(), std::move(payload));
+  Writer task = take_buffer();
+  encode_task_in_place<S>(task, fn, items);
+  enqueue(job, first, items.size(), std::move(task), &read_results_of<R>);
 }
 
 }  // namespace mproc::detail

@@ -179,11 +179,6 @@ void read_results_of(JobBase& job, std::size_t first, std::size_t count, Reader&
   read_results(static_cast<TypedJob<R>&>(job), first, count, r);
 }
 
-template <class R>
-void TypedJob<R>::deliver(std::size_t first, std::size_t count, Reader& r) {
-  read_results(*this, first, count, r);
-}
-
 // --- chunks -----------------------------------------------------------------------------------
 
 // A worker's entry point for one chunk: reads the function and the items (or where they are)
@@ -281,13 +276,26 @@ struct TaskHeader {
   std::uint32_t function_module = 0;
 };
 
-// Writes a task frame: a header (seq 0: set_task_seq numbers it when it is sent), then the chunk.
-template <Style S, class F, class Item>
-void encode_task(Writer& w, const F& f, std::span<const Item> items) {
+// A task frame's header, before its chunk (seq 0: set_task_seq numbers it when it is sent).
+template <class F>
+void write_task_header(Writer& w) {
   TaskHeader h;
   h.function_module = is_function_pointer_v<F> ? 0 : kNoFunction;
   w.write(&h, sizeof h);
+}
+
+// Writes a task frame: a header, then the chunk.
+template <Style S, class F, class Item>
+void encode_task(Writer& w, const F& f, std::span<const Item> items) {
+  write_task_header<F>(w);
   encode_chunk<S>(w, f, items);
+}
+
+// As encode_task, for items the worker reads in place (encode_chunk_in_place).
+template <Style S, class F, class Item>
+void encode_task_in_place(Writer& w, const F& f, std::span<const Item> items) {
+  write_task_header<F>(w);
+  encode_chunk_in_place<S>(w, f, items);
 }
 
 // Throw SerializationError when task is too short for what they read.

@@ -2,11 +2,8 @@
 // results, until told to stop, the parent disappears, or maxtasksperchild is reached.
 #include <signal.h>
 
-#include <cstring>
-
-#include "backend/process/pool_core.hpp"
-#include "mproc/codec.hpp"
-#include "mproc/detail/invoke.hpp"
+#include "backend/process/slot.hpp"
+#include "mproc/detail/wire.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
@@ -17,20 +14,18 @@ constexpr std::int64_t kWorkerSleepNs = 100'000'000;  // ...checking on the pare
 
 // Runs the initializer and tells the parent how it went; a worker whose initializer threw exits.
 void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone) {
-  Writer out;
-  std::uint64_t seq = kControlSeq;
-  out.write(&seq, sizeof seq);
-  bool ok = true;
+  std::exception_ptr error;
   try {
     options.initializer();
-    std::uint8_t status = 0;
-    out.write(&status, 1);
   } catch (...) {
-    ok = false;
-    write_item_error(out, std::current_exception());
+    error = std::current_exception();
   }
+  Writer out;
+  begin_result_frame(out);
+  write_hello(out, error);
+  end_result_frame(out, ResultHeader{.seq = kControlSeq});
   slot.results.send(out.bytes(), {}, parent_gone);
-  if (!ok) {
+  if (error) {
     os::flush_stdio();
     os::exit_now(1);
   }
@@ -65,23 +60,17 @@ void run_worker(const WorkerContext& ctx) noexcept {
     Writer inbox, out;
     for (long done = 0;;) {
       slot.tasks.receive(inbox, kWorkerSpinNs, parent_gone, kWorkerSleepNs);
-      Reader in(inbox.bytes());
-      std::uint64_t seq = 0;
-      in.read(&seq, sizeof seq);
+      const std::uint64_t seq = read_task_header(inbox.bytes()).seq;
       if (seq == kControlSeq) break;
       if (!claim_chunk(slot.shared->claim, seq)) continue;  // taken back for another worker
-      Invoker entry = nullptr;
-      in.read(&entry, sizeof entry);
+      Reader in(task_chunk(inbox.bytes()));
       std::int64_t start = now_ns();
       slot.shared->started_ns.store(start, std::memory_order_relaxed);
       slot.shared->started_seq.store(seq, std::memory_order_release);
 
-      out.clear();
-      out.grow(2 * sizeof(std::uint64_t));  // [seq][run time], filled in below
-      entry(in, out);
-      std::int64_t took = now_ns() - start;
-      std::memcpy(out.data(), &seq, sizeof seq);
-      std::memcpy(out.data() + sizeof seq, &took, sizeof took);
+      begin_result_frame(out);
+      run_chunk(in, out);
+      end_result_frame(out, ResultHeader{.seq = seq, .took_ns = now_ns() - start});
       slot.results.send(out.bytes(), {}, parent_gone);
       if (max_tasks && ++done >= max_tasks) break;
     }

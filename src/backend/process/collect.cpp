@@ -1,0 +1,211 @@
+// The protocol that decides which thread collects results: see collect.hpp.
+#include "backend/process/collect.hpp"
+
+#include <emmintrin.h>
+
+#include <chrono>
+#include <climits>
+#include <stdexcept>
+#include <string>
+
+#include "os/os.hpp"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::int64_t kWaitSpinNs = 100'000;   // a waiting caller collects this long, then sleeps
+constexpr std::int64_t kResultSpinNs = 20'000;  // the result thread spins this long when idle
+constexpr std::int64_t kStreamSpinNs = 50'000;  // spin for the rest of a message before sleeping
+
+// True on the thread that holds the collecting role, while it holds it.
+thread_local bool t_collecting = false;
+// True on a pool's result thread: the collector of last resort, which must never sleep waiting
+// for someone else to collect.
+thread_local bool t_result_thread = false;
+
+}  // namespace
+
+bool Collector::any_results() const noexcept {
+  for (const auto& s : slots_)
+    if (!s->dead.load(std::memory_order_relaxed) && s->results.has_message()) return true;
+  return false;
+}
+
+bool Collector::drain() {
+  bool any = false;
+  for (auto& s : slots_)
+    if (!s->dead.load(std::memory_order_relaxed)) any |= drain_slot(*s);
+  return any;
+}
+
+bool Collector::drain_slot(Slot& slot) {
+  bool any = false;
+  while (slot.results.has_message()) {
+    try {
+      slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+    } catch (const RingAbandoned&) {
+      break;  // the worker died mid-message; the watcher takes it from here
+    }
+    handle_message(slot);
+    any = true;
+  }
+  return any;
+}
+
+void Collector::handle_message(Slot& slot) {
+  Reader r(slot.inbox.bytes());
+  const ResultHeader header = read_result_header(r);
+  if (header.seq == kControlSeq) {  // a worker's hello
+    host_.on_hello(read_hello(r));
+    return;
+  }
+  std::optional<Record> record = host_.on_result(slot, header);
+  if (!record) return;
+  record->read(*record->job, record->first, record->count, r);
+  host_.on_results_read(std::move(*record));
+}
+
+void Collector::drain_dead(Slot& slot) {
+  std::lock_guard role(role_mu_);
+  t_collecting = true;
+  drain_slot(slot);
+  t_collecting = false;
+}
+
+void Collector::receive_hello(Slot& slot) {
+  // Until its hello, a worker that dies can only have died starting up.
+  try {
+    slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+  } catch (const RingAbandoned&) {
+    throw std::runtime_error("mproc: worker " + std::to_string(slot.pid) + " exited while starting");
+  }
+  handle_message(slot);
+}
+
+void Collector::release_role() noexcept {
+  // The result thread may be asleep: from now on a worker with a result must wake it.
+  pool_.doorbell.arm();
+  t_collecting = false;
+  role_mu_.unlock();
+  if (any_results() || has_deferred_.load()) wake();
+}
+
+bool Collector::wait(JobBase& job, const Deadline& deadline) {
+  if (t_collecting)
+    throw std::logic_error(
+        "mproc: a callback cannot wait for a result of its own pool: it runs on the thread that collects them");
+  if (t_result_thread) return collect_until(job, deadline);  // a callback waiting on its pool
+  // Whoever waits collects: with the result thread asleep, a synchronous call involves just
+  // this thread and one worker, with no wake-up in between.
+  if (host_.spin_worthwhile(kWaitSpinNs) && role_mu_.try_lock()) {
+    t_collecting = true;
+    pool_.doorbell.disarm();
+    const std::int64_t spin_end = now_ns() + kWaitSpinNs;
+    for (unsigned idle = 0; !job.satisfied();) {
+      if (drain()) continue;
+      if ((++idle & 63) == 0 && (now_ns() > spin_end || (deadline && Clock::now() >= *deadline))) break;
+      _mm_pause();
+    }
+    release_role();
+    if (job.satisfied()) return true;
+  }
+  return job.wait_plain(deadline);
+}
+
+bool Collector::collect_until(JobBase& job, const Deadline& deadline) {
+  std::unique_lock role(role_mu_);  // others hold it only briefly: they hand it back
+  t_collecting = true;
+  while (!job.satisfied()) {
+    if (drain()) continue;
+    std::int64_t slice = 10'000'000;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now()).count();
+      if (left <= 0) break;
+      slice = std::min<std::int64_t>(slice, left);
+    }
+    pool_.doorbell.arm();
+    if (any_results()) {
+      pool_.doorbell.disarm();
+      continue;
+    }
+    t_collecting = false;
+    role.unlock();
+    pool_.doorbell.sleep(slice);
+    role.lock();
+    t_collecting = true;
+  }
+  t_collecting = false;
+  return job.satisfied();
+}
+
+void Collector::defer_completion(std::shared_ptr<JobBase> job) {
+  {
+    std::lock_guard lock(deferred_mu_);
+    deferred_.push_back(std::move(job));
+    has_deferred_.store(true);
+  }
+  if (!t_collecting) wake();  // a collector hands over on release_role()
+}
+
+void Collector::run_deferred() {
+  std::deque<std::shared_ptr<JobBase>> jobs;
+  {
+    std::lock_guard lock(deferred_mu_);
+    jobs.swap(deferred_);
+    has_deferred_.store(false);
+  }
+  for (auto& job : jobs) job->complete();
+}
+
+void Collector::wake() noexcept {
+  pool_.doorbell.word.store(0, std::memory_order_seq_cst);
+  os::futex_wake(pool_.doorbell.word, INT_MAX, true);
+}
+
+void Collector::stop() noexcept {
+  stop_.store(true);
+  wake();
+}
+
+void Collector::run() {
+  t_on_pool_thread = true;
+  t_result_thread = true;
+  std::unique_lock role(role_mu_);
+  t_collecting = true;
+  std::int64_t idle_since = now_ns();
+  bool spin = true;  // whether the next result is expected soon
+  for (;;) {
+    if (has_deferred_.load()) {
+      // Callbacks run without the role, so that one may wait on the pool like any caller.
+      t_collecting = false;
+      role.unlock();
+      run_deferred();
+      role.lock();
+      t_collecting = true;
+    }
+    if (drain()) {
+      idle_since = now_ns();
+      spin = host_.spin_worthwhile(kResultSpinNs);
+      continue;
+    }
+    if (stop_.load() && !has_deferred_.load()) break;
+    if (spin && now_ns() - idle_since < kResultSpinNs) {
+      _mm_pause();
+      continue;
+    }
+    pool_.doorbell.arm();
+    if (any_results() || has_deferred_.load() || stop_.load()) {
+      pool_.doorbell.disarm();
+      continue;
+    }
+    t_collecting = false;
+    role.unlock();
+    pool_.doorbell.sleep(100'000'000);  // bounded: a safety net, not the wake-up path
+    role.lock();
+    t_collecting = true;
+    idle_since = now_ns();
+  }
+  t_collecting = false;
+}
+
+}  // namespace mproc::detail

@@ -1,0 +1,99 @@
+// collect.hpp: Collector — who reads a process pool's results, and when.
+//
+// Results are read by whichever thread holds the collecting role (role_mu_): the pool's result
+// thread, or a caller waiting for a result, which then needs no wake-up from another thread. A
+// result that completes a job with callbacks is deferred to the result thread, which runs the
+// callbacks without the role, one at a time.
+//
+// States of the role and their transitions:
+//   result thread collects  the result thread holds the role and drains the rings, spinning for
+//                           a while after each result (spin_worthwhile), then:
+//     -> result thread asleep  it arms the doorbell, finds no result and no deferred completion
+//                              after arming (else disarms and goes on), releases the role and
+//                              sleeps on the doorbell (100 ms at most).
+//     -> callbacks run         a completion was deferred: it releases the role, runs them, and
+//                              takes the role back (a callback may wait like any caller).
+//   result thread asleep
+//     -> result thread collects  a worker rings the doorbell after a result, wake() rings it
+//                                (stop, a death, a deferred completion), or the sleep ends; it
+//                                takes the role back, blocking while a waiter holds it.
+//     -> waiter collects       a caller in wait() takes the role (try_lock: never waits for it)
+//                              when spinning is worthwhile, and disarms the doorbell: workers need
+//                              not ring it while a thread spins on the rings.
+//   waiter collects         it drains until its job is satisfied or its spin (100 us) or
+//                           deadline ends, then release_role(): arms the doorbell first, so that
+//                           from then on a result wakes the result thread, and wakes it itself
+//                           if a result or deferred completion arrived meanwhile. -> asleep.
+//   callback waits          a callback (on the result thread) waiting on its own pool collects
+//                           itself (collect_until), holding the role, sleeping on the doorbell
+//                           without it; a callback never waits while holding the role (logic_error).
+//   watcher reads a dead worker's last results: takes the role (drain_dead), blocking.
+//   stopped                 after stop(), the result thread leaves once no completion is deferred.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include "backend/process/slot.hpp"
+#include "mproc/detail/job.hpp"
+#include "mproc/detail/wire.hpp"
+
+namespace mproc::detail {
+
+// What the collector reports to the pool, and asks it.
+class CollectorHost {
+ public:
+  virtual void on_hello(const std::exception_ptr& error) = 0;  // null: the initializer ran
+  // The chunk a result is for (nullopt: it was dropped); its results are read next.
+  virtual std::optional<Record> on_result(Slot& slot, const ResultHeader& header) = 0;
+  virtual void on_results_read(Record record) = 0;
+  [[nodiscard]] virtual bool spin_worthwhile(std::int64_t budget_ns) = 0;
+
+ protected:
+  ~CollectorHost() = default;
+};
+
+class Collector {
+ public:
+  Collector(PoolShared& pool, const Slots& slots, CollectorHost& host) : pool_(pool), slots_(slots), host_(host) {}
+
+  // JobHost's: waits for job, collecting meanwhile when worthwhile.
+  bool wait(JobBase& job, const Deadline& deadline);
+  // JobHost's: a job completed; its callbacks run on the result thread.
+  void defer_completion(std::shared_ptr<JobBase> job);
+  // The result thread's loop; returns once stop() was called and no completion is deferred.
+  void run();
+  void stop() noexcept;
+  void wake() noexcept;  // wakes the result thread
+  // For the watcher: reads what a dead worker sent before it died, holding the role.
+  void drain_dead(Slot& slot);
+  // For the pool's constructor, holding role() since before any worker started: waits for the
+  // slot's hello and handles it; throws when the worker exits first.
+  void receive_hello(Slot& slot);
+  [[nodiscard]] std::mutex& role() noexcept { return role_mu_; }
+
+ private:
+  bool drain();  // holds the role; returns whether anything was read
+  bool drain_slot(Slot& slot);
+  void handle_message(Slot& slot);
+  bool any_results() const noexcept;
+  void run_deferred();
+  void release_role() noexcept;                                // hands collecting back to the result thread
+  bool collect_until(JobBase& job, const Deadline& deadline);  // the result thread's own waits
+
+  PoolShared& pool_;
+  const Slots& slots_;
+  CollectorHost& host_;
+  std::mutex role_mu_;  // held by whoever reads the result rings: the result thread or a waiter
+  std::mutex deferred_mu_;
+  std::deque<std::shared_ptr<JobBase>> deferred_;  // completions for a pool thread; guarded by deferred_mu_
+  std::atomic<bool> has_deferred_{false};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace mproc::detail

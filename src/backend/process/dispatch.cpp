@@ -1,0 +1,113 @@
+#include "backend/process/dispatch.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <iterator>
+
+namespace mproc::detail {
+namespace {
+
+constexpr double kQueueAheadNs = 1'000'000;     // work queued on a worker ahead of what it runs
+constexpr std::int64_t kResultSpinNs = 20'000;  // chunks shorter than this: results come often
+
+}  // namespace
+
+void Dispatcher::add(Record record) {
+  pending_.push_back(std::move(record));
+  ++outstanding_;
+  dispatch();
+}
+
+std::size_t Dispatcher::window() const {
+  // Long chunks go one at a time, as Python's workers pull them, so none waits behind a slow
+  // one while another worker idles; short ones are queued ahead, to hide the round trip.
+  if (avg_chunk_ns_ <= 0) return 1;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 1, 256);
+}
+
+bool Dispatcher::spin_worthwhile(std::int64_t budget_ns) const {
+  if (avg_chunk_ns_ < kResultSpinNs) return true;
+  double rounds = std::ceil(static_cast<double>(outstanding_) / static_cast<double>(slots_.size()));
+  return avg_chunk_ns_ * rounds < static_cast<double>(budget_ns);
+}
+
+void Dispatcher::dispatch() {
+  const std::size_t limit = window();
+  while (!pending_.empty()) {
+    Slot* best = nullptr;
+    for (auto& s : slots_) {
+      if (!s->alive || s->stalled || s->dead.load(std::memory_order_relaxed) || s->inflight.size() >= limit) continue;
+      if (options_.maxtasksperchild && s->chunks_sent >= *options_.maxtasksperchild) continue;
+      // Fewest in flight; among equals, one that is awake (spinning) over one asleep.
+      if (!best || s->inflight.size() < best->inflight.size() ||
+          (s->inflight.size() == best->inflight.size() &&
+           best->shared->task_bell.word.load(std::memory_order_relaxed) &&
+           !s->shared->task_bell.word.load(std::memory_order_relaxed)))
+        best = s.get();
+    }
+    if (!best || !send(*best, pending_.front())) return;
+    best->inflight.push_back(std::move(pending_.front()));
+    pending_.pop_front();
+  }
+}
+
+bool Dispatcher::send(Slot& slot, Record& record) {
+  record.seq = next_seq_++;
+  set_task_seq(record.task, record.seq);
+  if (slot.inflight.empty()) slot.progress_ns = now_ns();
+  if (!slot.tasks.try_send(record.task.bytes(), {})) {
+    // Too large for the free space: stream it, but only to an idle worker, which reads while
+    // we write; a busy one would make us wait for its current task.
+    if (!slot.inflight.empty()) return false;
+    try {
+      slot.tasks.send(record.task.bytes(), {}, [&slot] { return slot.dead.load(); });
+    } catch (const RingAbandoned&) {
+      return false;  // the worker died; the watcher resets its slot and the record stays pending
+    }
+  }
+  ++slot.chunks_sent;
+  return true;
+}
+
+std::optional<Record> Dispatcher::complete(Slot& slot, const ResultHeader& header) {
+  if (slot.inflight.empty() || slot.inflight.front().seq != header.seq) return std::nullopt;
+  Record record = std::move(slot.inflight.front());
+  slot.inflight.pop_front();
+  slot.progress_ns = now_ns();
+  slot.stalled = false;
+  const auto took = static_cast<double>(header.took_ns);
+  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? took : 0.9 * avg_chunk_ns_ + 0.1 * took;
+  dispatch();
+  return record;
+}
+
+std::optional<Record> Dispatcher::take_started(Slot& slot) {
+  if (slot.inflight.empty() || slot.shared->started_seq.load(std::memory_order_acquire) != slot.inflight.front().seq)
+    return std::nullopt;
+  Record record = std::move(slot.inflight.front());
+  slot.inflight.pop_front();
+  --outstanding_;
+  return record;
+}
+
+void Dispatcher::take_back(Slot& slot, std::uint64_t after) {
+  auto first = std::find_if(slot.inflight.begin(), slot.inflight.end(), [&](const Record& r) { return r.seq > after; });
+  const auto taken = std::distance(first, slot.inflight.end());
+  pending_.insert(pending_.begin(), std::make_move_iterator(first), std::make_move_iterator(slot.inflight.end()));
+  slot.inflight.erase(first, slot.inflight.end());
+  slot.chunks_sent -= static_cast<long>(taken);
+}
+
+std::vector<Record> Dispatcher::drop(bool in_flight) {
+  std::vector<Record> dropped(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
+  pending_.clear();
+  if (in_flight)
+    for (auto& s : slots_) {
+      for (auto& r : s->inflight) dropped.push_back(std::move(r));
+      s->inflight.clear();
+    }
+  outstanding_ -= dropped.size();
+  return dropped;
+}
+
+}  // namespace mproc::detail

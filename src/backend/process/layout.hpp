@@ -1,0 +1,57 @@
+// layout.hpp: a process pool's memory and its workers' births. PoolMemory lays out the memory
+// shared with the workers and binds each slot to its part; Spawner forks a worker into a slot.
+// Both are made before any thread or worker, and undo themselves: a pool whose construction
+// fails halfway leaves no mapping and no registered descriptor behind.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "backend/process/slot.hpp"
+#include "mproc/pool_options.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+
+// One shared anonymous mapping, made before any fork (no name, nothing left in /dev/shm): the
+// PoolShared, a SlotShared per slot, then each slot's two rings.
+class PoolMemory {
+ public:
+  // Maps the memory and binds every slot's shared part and rings to it.
+  explicit PoolMemory(const std::vector<std::unique_ptr<Slot>>& slots);
+  PoolMemory(const PoolMemory&) = delete;
+  PoolMemory& operator=(const PoolMemory&) = delete;
+  ~PoolMemory();
+
+  [[nodiscard]] PoolShared& shared() const noexcept { return *shared_; }
+
+ private:
+  std::size_t size_;
+  void* base_;
+  PoolShared* shared_;
+};
+
+// Forks workers for one pool. Owns the watchdog pipe: its write end, which only this process
+// holds, is the workers' second sign of the parent's death (its EOF).
+class Spawner {
+ public:
+  Spawner(PoolShared& pool, const PoolOptions& options);
+  Spawner(const Spawner&) = delete;
+  Spawner& operator=(const Spawner&) = delete;
+  ~Spawner();
+
+  // Resets the slot and forks a worker into it; throws what fork or pidfd_open throws, with no
+  // child left behind.
+  void spawn(Slot& slot);
+
+ private:
+  PoolShared& pool_;
+  const PoolOptions& options_;
+  pid_t parent_;
+  os::Fd watchdog_read_, watchdog_write_;
+};
+
+}  // namespace mproc::detail

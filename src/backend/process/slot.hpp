@@ -1,0 +1,113 @@
+// slot.hpp: what the pieces of a process pool share: the memory each worker shares with the
+// parent (PoolShared, SlotShared), the parent's view of a worker (Slot), a chunk on its way
+// (Record), and the worker's entry (run_worker).
+#pragma once
+
+#include <sys/types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend/process/channel.hpp"
+#include "mproc/detail/job.hpp"
+#include "mproc/detail/wire.hpp"
+#include "mproc/pool_options.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+
+// Shared with the workers: one per pool.
+struct PoolShared {
+  alignas(64) Bell doorbell;  // the result thread sleeps here; workers ring it after a result
+};
+
+// Shared with one worker: its bell, what it runs now, and its two rings' headers.
+struct SlotShared {
+  alignas(64) Bell task_bell;                             // the worker sleeps here while it has no task
+  alignas(64) std::atomic<std::uint64_t> started_seq{0};  // the chunk it runs or last ran
+  std::atomic<std::int64_t> started_ns{0};                // when it started it (now_ns())
+  // The last chunk the worker claimed to run, or kRevoked | R: chunks up to R taken back by the
+  // parent, which the worker skips. Both sides CAS it, so a chunk is either run or taken back.
+  std::atomic<std::uint64_t> claim{0};
+  RingHeader task_header;
+  RingHeader result_header;
+};
+
+// A chunk of a job on its way: pending, or in flight on a worker.
+struct Record {
+  std::shared_ptr<JobBase> job;
+  std::size_t first = 0;
+  std::size_t count = 0;
+  Writer task;        // its task frame (wire.hpp), kept until the result arrives, to resend if the worker is lost first
+  ResultReader read;  // reads its results into job, knowing their type
+  std::uint64_t seq = 0;
+  std::int64_t limit_ns = 0;  // its time limit once started; 0: none
+};
+
+// Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
+constexpr std::uint64_t kControlSeq = 0;
+constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::claim
+
+// The worker's side of SlotShared::claim: whether it may run chunk seq.
+bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;
+
+struct Slot {
+  SlotShared* shared = nullptr;
+  Ring tasks;    // parent -> worker
+  Ring results;  // worker -> parent
+  pid_t pid = 0;
+  os::Fd pidfd;
+  bool alive = false;               // guarded by PoolState::mu
+  long chunks_sent = 0;             // since spawned; guarded by PoolState::mu
+  std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by PoolState::mu
+  std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
+  std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by PoolState::mu
+  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by PoolState::mu
+  bool stalled = false;             // its unstarted chunks were taken back: no more until it
+                                    // shows progress; guarded by PoolState::mu
+  Writer inbox;                     // used only by the thread holding the collecting role
+};
+
+using Slots = std::vector<std::unique_ptr<Slot>>;
+
+inline bool none_alive(const Slots& slots) {
+  return std::none_of(slots.begin(), slots.end(), [](const auto& s) { return s->alive; });
+}
+void kill_all(const Slots& slots);  // under PoolState::mu
+
+// The pool's life, which its pieces share. Its mutex also guards the parent's side of every
+// Slot and the Dispatcher.
+struct PoolState {
+  enum class Phase { running, closed, terminated };
+
+  void throw_unless_running() const;  // under mu; PoolNotRunning
+
+  mutable std::mutex mu;
+  std::condition_variable changed;  // work finished or a worker exited; with mu
+  Phase phase = Phase::running;     // guarded by mu
+  bool stopping_workers = false;    // guarded by mu: no more respawns
+  int init_failures = 0;            // initializer failures in a row; guarded by mu
+  std::exception_ptr init_error;    // the last of them; guarded by mu
+  std::string broken;               // why the pool cannot run work, if it cannot; guarded by mu
+};
+
+// What a worker needs after the fork.
+struct WorkerContext {
+  Slot* slot;
+  PoolShared* pool;
+  const PoolOptions* options;
+  pid_t parent;
+  int watchdog;  // read end of a pipe whose write end only the parent holds: EOF = parent gone
+};
+[[noreturn]] void run_worker(const WorkerContext& ctx) noexcept;
+
+}  // namespace mproc::detail

@@ -1,0 +1,222 @@
+#include "backend/process/watch.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "mproc/errors.hpp"
+
+namespace mproc::detail {
+namespace {
+
+constexpr std::int64_t kStallMinNs = 1'000'000;        // a worker without progress this long...
+constexpr double kStallChunks = 4;                     // ...and this many average chunks is stalled
+constexpr std::int64_t kRescueCheckNs = 20'000'000;    // the watcher looks for stalls this often
+constexpr std::int64_t kStuckStartNs = 2'000'000'000;  // a new worker that reads nothing this long is stuck
+
+std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, const os::ExitStatus& status) {
+  if (timed_out)
+    return std::make_exception_ptr(TimeoutError("mproc: the task ran longer than its time limit of " +
+                                                std::to_string(lost.limit_ns / 1'000'000) +
+                                                " ms; its worker was killed and replaced"));
+  return std::make_exception_ptr(
+      WorkerLost(pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
+}
+
+}  // namespace
+
+Watcher::Watcher(const Slots& slots, PoolState& state, Dispatcher& dispatcher, Spawner& spawner, Collector& collector,
+                 const PoolOptions& options)
+    : slots_(slots),
+      state_(state),
+      dispatcher_(dispatcher),
+      spawner_(spawner),
+      collector_(collector),
+      options_(options) {
+  auto [r, w] = os::pipe();
+  os::set_nonblocking(r.get(), true);
+  wake_read_ = std::move(r);
+  wake_write_ = std::move(w);
+}
+
+void Watcher::wake() noexcept {
+  char byte = 1;
+  try {
+    os::write_some(wake_write_.get(), &byte, 1);
+  } catch (...) {
+    // The pipe is full, so the watcher is due to wake anyway.
+  }
+}
+
+void Watcher::stop() noexcept {
+  stop_.store(true);
+  wake();
+}
+
+void Watcher::spawn(Slot& slot) {
+  spawner_.spawn(slot);
+  wake();
+}
+
+void Watcher::limit_tasks() {
+  // The watcher sleeps without a deadline until some call needs its checks.
+  if (!per_call_limits_) wake();
+  per_call_limits_ = true;
+}
+
+void Watcher::run() {
+  // Not a callback thread: completions it causes (a lost task) go to the result thread, so that
+  // callbacks run one at a time and the watcher is never held up by one.
+  t_on_pool_thread = false;
+  while (!stop_.load()) {
+    std::vector<os::PollFd> fds{{wake_read_.get()}};
+    std::vector<Slot*> who{nullptr};
+    {
+      std::lock_guard lock(state_.mu);
+      for (auto& s : slots_)
+        if (s->alive) {
+          fds.push_back({s->pidfd.get()});
+          who.push_back(s.get());
+        }
+    }
+    auto next = enforce_time_limits();
+    if (auto rescue = check_stalls(); rescue && (!next || *rescue < *next)) next = rescue;
+    os::poll_readable(fds, next);
+    if (fds[0].ready) os::drain_nonblocking(wake_read_.get());
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].ready) on_exit(*who[i]);
+  }
+}
+
+// --- stalls and the claim/revoke of unstarted chunks -------------------------------------------
+
+void Watcher::rescue_stalled(std::int64_t now) {
+  auto idle = [](const auto& s) {
+    return s->alive && !s->stalled && !s->dead.load(std::memory_order_relaxed) && s->inflight.empty();
+  };
+  if (!dispatcher_.queue_empty() || std::none_of(slots_.begin(), slots_.end(), idle)) return;
+  const auto stall_ns = std::max(kStallMinNs, static_cast<std::int64_t>(kStallChunks * dispatcher_.avg_chunk_ns()));
+  for (auto& s : slots_)
+    if (s->alive && !s->stalled && !s->inflight.empty() && now - s->progress_ns > stall_ns) revoke(*s);
+  dispatcher_.dispatch();
+}
+
+void Watcher::revoke(Slot& slot) {
+  const std::uint64_t bound = kRevoked | slot.inflight.back().seq;
+  std::uint64_t old = slot.shared->claim.load(std::memory_order_acquire);
+  while (old != bound && !slot.shared->claim.compare_exchange_weak(old, bound, std::memory_order_acq_rel)) {
+  }
+  // What it replaced is the last chunk the worker claimed (or the bound of an earlier revocation,
+  // past which it claimed nothing): everything after it will never run there.
+  dispatcher_.take_back(slot, old & ~kRevoked);
+  slot.stalled = true;
+}
+
+std::optional<os::Nanos> Watcher::check_stalls() {
+  std::lock_guard lock(state_.mu);
+  // A stalled worker that has read everything it was sent (the chunks taken back included) is
+  // moving again, even if no result has shown it.
+  for (auto& s : slots_)
+    if (s->stalled && s->inflight.empty() && s->tasks.free_space() == s->tasks.capacity()) s->stalled = false;
+  // Checked even when idle: enqueue() does not wake the watcher (a system call per apply()).
+  if (dispatcher_.outstanding() == 0) return os::Nanos(kRescueCheckNs);
+  // A worker that has not read the work sent to it for seconds, and never started a chunk, is
+  // stuck at birth (forked while another thread held a lock it needs): replace it. On its own,
+  // taking its work back is not enough when every worker is stuck so.
+  const std::int64_t now = now_ns();
+  for (auto& s : slots_)
+    if (s->alive && !options_.initializer && s->progress_ns && now - s->progress_ns > kStuckStartNs &&
+        s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
+      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+  // Without this, a stopped or stuck worker's queue would wait for a result that never comes.
+  rescue_stalled(now);
+  return os::Nanos(kRescueCheckNs);
+}
+
+// --- time limits ----------------------------------------------------------------------------
+
+std::optional<os::Nanos> Watcher::enforce_time_limits() {
+  std::lock_guard lock(state_.mu);
+  if (!options_.task_timeout && !per_call_limits_) return std::nullopt;
+  // A chunk that starts while we sleep is noticed at the next check: at most 10 ms late.
+  std::int64_t next = 10'000'000;
+  const std::int64_t now = now_ns();
+  for (auto& s : slots_) {
+    if (!s->alive || s->inflight.empty()) continue;
+    const Record& running = s->inflight.front();
+    if (!running.limit_ns || s->timed_out_seq == running.seq) continue;
+    if (s->shared->started_seq.load(std::memory_order_acquire) != running.seq) continue;
+    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running.limit_ns - now;
+    if (left <= 0) {
+      s->timed_out_seq = running.seq;
+      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+    } else {
+      next = std::min(next, left);
+    }
+  }
+  return os::Nanos(next);
+}
+
+// --- deaths and replacements ----------------------------------------------------------------
+
+std::vector<Record> Watcher::fail_if_no_workers() {
+  if (!none_alive(slots_)) return {};
+  std::string why = "mproc: the pool has no workers left";
+  if (state_.init_failures >= 3) {
+    why += ": the initializer failed " + std::to_string(state_.init_failures) + " times in a row";
+    try {
+      if (state_.init_error) std::rethrow_exception(state_.init_error);
+    } catch (const std::exception& e) {
+      why += std::string(" (") + e.what() + ")";
+    } catch (...) {
+    }
+  }
+  state_.broken = why;
+  return dispatcher_.drop(false);
+}
+
+void Watcher::on_exit(Slot& slot) {
+  slot.dead.store(true);
+  collector_.wake();  // a collector waiting for the rest of this worker's message gives up
+  os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
+  const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
+  std::optional<Record> lost;
+  bool timed_out = false;
+  std::vector<Record> unrunnable;
+  collector_.drain_dead(slot);  // results it finished before dying still count
+  {
+    std::lock_guard lock(state_.mu);
+    slot.alive = false;
+    slot.pidfd.reset();
+    lost = dispatcher_.take_started(slot);
+    timed_out = lost && lost->seq == slot.timed_out_seq;
+    // Chunks it had not started go to the other workers, ahead of newer work.
+    dispatcher_.take_back(slot, 0);
+    bool needed = state_.phase == PoolState::Phase::running || dispatcher_.outstanding() > 0;
+    if (!state_.stopping_workers && needed && state_.init_failures < 3) {
+      try {
+        spawn(slot);
+      } catch (...) {
+        // Cannot replace it now (fork failed): the remaining workers carry on.
+      }
+    }
+    unrunnable = fail_if_no_workers();
+    dispatcher_.dispatch();
+    state_.changed.notify_all();
+  }
+  if (lost) lost->job->fail(lost->first, lost->count, lost_error(*lost, timed_out, dead_pid, status));
+  if (!unrunnable.empty()) {
+    std::string why;
+    {
+      std::lock_guard lock(state_.mu);
+      why = state_.broken;
+    }
+    auto error = std::make_exception_ptr(PoolNotRunning(why));
+    for (auto& r : unrunnable) r.job->fail(r.first, r.count, error);
+  }
+  collector_.wake();  // for completions deferred while this thread held the role
+}
+
+}  // namespace mproc::detail

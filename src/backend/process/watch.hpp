@@ -1,0 +1,60 @@
+// watch.hpp: Watcher — the thread that watches a process pool's workers. It reaps each worker
+// that exits, fails the chunk it was running (WorkerLost, or TimeoutError when it was killed for
+// its time limit), sends the chunks it had not started to the others, and replaces it; it kills
+// workers past their chunk's time limit, and new workers stuck at birth. It also takes back the
+// chunks queued on a worker that stalls (a long task, stopped, stuck) for the idle ones: the
+// parent revokes them through SlotShared::claim, which the worker claims each chunk through
+// (claim_chunk) before running it, so each such chunk runs exactly once, there or elsewhere.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "backend/process/collect.hpp"
+#include "backend/process/dispatch.hpp"
+#include "backend/process/layout.hpp"
+#include "backend/process/slot.hpp"
+#include "mproc/pool_options.hpp"
+#include "os/os.hpp"
+
+namespace mproc::detail {
+
+class Watcher {
+ public:
+  Watcher(const Slots& slots, PoolState& state, Dispatcher& dispatcher, Spawner& spawner, Collector& collector,
+          const PoolOptions& options);
+
+  // The watcher thread's loop; returns after stop().
+  void run();
+  void stop() noexcept;
+  void wake() noexcept;
+  // Forks a worker into slot; under PoolState::mu, or before the threads start.
+  void spawn(Slot& slot);
+  // A call has its own time limit: from now on, time limits are checked. Under PoolState::mu.
+  void limit_tasks();
+  // When a worker is idle, takes back the chunks queued on a worker that has not moved for a
+  // while, for the idle ones. Under PoolState::mu.
+  void rescue_stalled(std::int64_t now);
+
+ private:
+  void on_exit(Slot& slot);
+  std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
+  std::optional<os::Nanos> check_stalls();         // rescue_stalled() and more; returns the next check
+  void revoke(Slot& slot);                         // under PoolState::mu
+  // When no worker is left: the pool is broken, and the queued chunks can never run.
+  std::vector<Record> fail_if_no_workers();  // under PoolState::mu
+
+  const Slots& slots_;
+  PoolState& state_;
+  Dispatcher& dispatcher_;
+  Spawner& spawner_;
+  Collector& collector_;
+  const PoolOptions& options_;
+  os::Fd wake_read_, wake_write_;
+  std::atomic<bool> stop_{false};
+  bool per_call_limits_ = false;  // a call has had its own TaskTimeout; guarded by PoolState::mu
+};
+
+}  // namespace mproc::detail

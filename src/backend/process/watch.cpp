@@ -118,8 +118,15 @@ std::optional<os::Nanos> Watcher::check_stalls() {
   std::lock_guard lock(state_.mu);
   // A stalled worker that has read everything it was sent (the chunks taken back included) is
   // moving again, even if no result has shown it.
+  bool moving_again = false;
   for (auto& s : slots_)
-    if (s->stalled && s->inflight.empty() && s->tasks.free_space() == s->tasks.capacity()) s->stalled = false;
+    if (s->stalled && s->inflight.empty() && s->tasks.free_space() == s->tasks.capacity()) {
+      s->stalled = false;
+      moving_again = true;
+    }
+  // Work that waited while it was stalled goes to it now: no result of its will call dispatch(),
+  // and rescue_stalled() leaves pending work alone.
+  if (moving_again) dispatcher_.dispatch();
   // Checked even when idle: enqueue() does not wake the watcher (a system call per apply()).
   if (dispatcher_.outstanding() == 0) return os::Nanos(kRescueCheckNs);
   // A worker that has not read the work sent to it for seconds, and never started a chunk, is

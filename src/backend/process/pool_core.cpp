@@ -22,7 +22,6 @@ namespace {
 constexpr std::size_t kRingBytes = std::size_t{1} << 20;  // each direction, each worker
 constexpr std::int64_t kWaitSpinNs = 100'000;             // a waiting caller collects this long, then sleeps
 constexpr std::int64_t kResultSpinNs = 20'000;            // the result thread spins this long when idle
-constexpr std::int64_t kStreamSpinNs = 50'000;            // spin for the rest of a message before sleeping
 constexpr double kQueueAheadNs = 1'000'000;               // work queued on a worker ahead of what it runs
 constexpr std::int64_t kStallMinNs = 1'000'000;           // a worker without progress this long...
 constexpr double kStallChunks = 4;                        // ...and this many average chunks is stalled
@@ -183,7 +182,7 @@ void ProcessPoolCore::spawn(Slot& slot) {
 void ProcessPoolCore::await_hello(Slot& slot) {
   // Until its hello, a worker that dies can only have died starting up.
   try {
-    slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+    slot.results.receive(slot.inbox, waits::kProcessMessage, [&slot] { return slot.dead.load(); });
   } catch (const RingAbandoned&) {
     throw std::runtime_error("mproc: worker " + std::to_string(slot.pid) + " exited while starting");
   }
@@ -320,7 +319,7 @@ bool ProcessPoolCore::drain_slot(Slot& slot) {
   bool any = false;
   while (slot.results.has_message()) {
     try {
-      slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+      slot.results.receive(slot.inbox, waits::kProcessMessage, [&slot] { return slot.dead.load(); });
     } catch (const RingAbandoned&) {
       break;  // the worker died mid-message; the watcher takes it from here
     }
@@ -427,7 +426,7 @@ bool ProcessPoolCore::collect_until(JobBase& job, const Deadline& deadline) {
     }
     t_collecting = false;
     role.unlock();
-    shared_->doorbell.sleep(slice);
+    shared_->doorbell.sleep(Nanos(slice));
     role.lock();
     t_collecting = true;
   }
@@ -492,7 +491,7 @@ void ProcessPoolCore::result_loop() {
     }
     t_collecting = false;
     role.unlock();
-    shared_->doorbell.sleep(100'000'000);  // bounded: a safety net, not the wake-up path
+    shared_->doorbell.sleep(waits::kProcessResultThread.sleep);  // bounded: a safety net, not the wake-up path
     role.lock();
     t_collecting = true;
     idle_since = now_ns();

@@ -32,7 +32,8 @@ class Backoff {
       : policy_(policy), deadline_(deadline), start_(Clock::now()) {}
 
   // After a look that found nothing: waits before the next look. false: stop spinning and sleep,
-  // or the deadline has passed (noticed within check_every looks).
+  // or the deadline has passed (noticed within check_every looks); false again at every later
+  // call, until restart().
   bool pause() {
     if ((++looks_ & (policy_.check_every - 1)) != 0) {
       os::cpu_relax();
@@ -49,8 +50,8 @@ class Backoff {
  private:
   bool pause_and_check() {
     const auto now = Clock::now();
-    if (deadline_ && now >= *deadline_) return false;
     const auto spun = now - start_;
+    if (deadline_ && now >= *deadline_) return stop();
     if (spun < policy_.alone)
       os::cpu_relax();
     else if (spun < policy_.spin)
@@ -58,8 +59,13 @@ class Backoff {
     else if (policy_.naps)
       std::this_thread::sleep_for(policy_.sleep);
     else
-      return false;
+      return stop();
     return true;
+  }
+  // Once over, the spin stays over until restart(): the next pause() checks the clock again.
+  bool stop() noexcept {
+    --looks_;
+    return false;
   }
 
   WaitPolicy policy_;
@@ -84,7 +90,7 @@ inline constexpr WaitPolicy kJob{kSpinAlone, kSpinAlone, kInterruptCheck};
 // again for a while before it sleeps; its futex sleep is bounded by a safety net, not the wake-up
 // path. A caller outside the pool watches its job the same way before it sleeps.
 inline constexpr WaitPolicy kThreadIdleWorker{kSpinAlone, 50us, 100ms, false, 16};
-inline constexpr WaitPolicy kThreadCaller{kSpinAlone, 50us, kInterruptCheck};
+inline constexpr WaitPolicy kThreadCaller{kSpinAlone, 50us, kJob.sleep};  // then sleeps as kJob
 // A worker waiting on a job: runs other tasks, and looks for new ones this often.
 inline constexpr WaitPolicy kThreadHelper{0us, 0us, 200us};
 

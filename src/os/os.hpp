@@ -80,7 +80,7 @@ using Nanos = std::chrono::nanoseconds;
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
-#elif defined(__aarch64__) || defined(__arm__)
+#elif defined(__aarch64__) || (defined(__arm__) && __ARM_ARCH >= 7)  // yield came with ARMv6K
   asm volatile("yield" ::: "memory");
 #else
   asm volatile("" ::: "memory");

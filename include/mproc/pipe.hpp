@@ -61,7 +61,7 @@ class Connection {
   /// True when data (or end of file) is ready to read; waits up to timeout; poll() does not
   /// wait. Ready may mean the start of a message whose rest is still coming: recv() then waits.
   ///@{
-  bool poll() { return core_.poll(0); }
+  bool poll() { return core_.poll(detail::Nanos::zero()); }
   template <class Rep, class Period>
   bool poll(std::chrono::duration<Rep, Period> timeout) {
     return core_.poll(detail::to_nanos(timeout));

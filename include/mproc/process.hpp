@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/wait.hpp"
 
 namespace mproc {
 

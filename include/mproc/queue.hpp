@@ -58,7 +58,7 @@ class Queue {
     put_ns(x, detail::to_nanos(timeout));
   }
   /// Throws Full at once when there is no room.
-  void put_nowait(const T& x) { put_ns(x, 0); }
+  void put_nowait(const T& x) { put_ns(x, detail::Nanos::zero()); }
   /// Blocks while the queue is empty; no timeout, not interrupted by signals.
   T get() { return get_ns({}); }
   /// Throws Empty when no item came within timeout.
@@ -67,7 +67,7 @@ class Queue {
     return get_ns(detail::to_nanos(timeout));
   }
   /// Throws Empty at once when there is no item.
-  T get_nowait() { return get_ns(0); }
+  T get_nowait() { return get_ns(detail::Nanos::zero()); }
 
   /// A snapshot: other processes may change it before the caller acts on it.
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }

@@ -19,6 +19,7 @@
 #include <optional>
 
 #include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/wait.hpp"
 #include "mproc/errors.hpp"
 
 namespace mproc {
@@ -34,7 +35,7 @@ struct ConditionState;
 class BasicLock {
  public:
   /// True once held; false when block is false and another holds it, or on timeout.
-  bool acquire(bool block = true) { return acquire_ns(block ? OptNanos{} : OptNanos{0}); }
+  bool acquire(bool block = true) { return acquire_ns(block ? OptNanos{} : Nanos::zero()); }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     return acquire_ns(to_nanos(timeout));
@@ -97,7 +98,7 @@ class Semaphore {
   /// Decrements the counter, waiting while it is 0: true once done; false at once when block is
   /// false and the counter is 0, and from the timeout form when it stayed 0 for timeout.
   ///@{
-  bool acquire(bool block = true) { return acquire_ns(block ? detail::OptNanos{} : detail::OptNanos{0}); }
+  bool acquire(bool block = true) { return acquire_ns(block ? detail::OptNanos{} : detail::Nanos::zero()); }
   template <class Rep, class Period>
   bool acquire(std::chrono::duration<Rep, Period> timeout) {
     return acquire_ns(detail::to_nanos(timeout));
@@ -271,12 +272,10 @@ bool Condition::wait_for(Pred pred) {
 
 template <class Pred, class Rep, class Period>
 bool Condition::wait_for(Pred pred, std::chrono::duration<Rep, Period> timeout) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout);
+  const detail::Deadline deadline = detail::deadline_after(detail::to_nanos(timeout));
   bool ok = pred();
-  while (!ok) {
-    auto left = deadline - std::chrono::steady_clock::now();
-    if (left <= left.zero()) break;
-    wait(left);
+  while (!ok && !detail::passed(deadline)) {
+    wait(*detail::time_left(deadline));
     ok = pred();
   }
   return ok;

@@ -126,12 +126,6 @@ void reap(pid_t pid) noexcept {
   }
 }
 
-std::int64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
 bool futex_wait(const std::atomic<std::uint32_t>& word, std::uint32_t expected, std::optional<Nanos> timeout,
                 bool shared) {
   static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t));

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "mproc/detail/wait.hpp"
 #include "os/os_testing.hpp"
 
 namespace mproc::detail::os {
@@ -21,9 +22,10 @@ namespace mproc::detail::os {
 using testing::Call;
 
 namespace {
+// Clock reads CLOCK_MONOTONIC: what pthread_mutex_clocklock is told to measure on.
 timespec abs_monotonic(Nanos d) {
   if (d.count() < 0) d = Nanos(0);
-  std::int64_t t = monotonic_ns() + d.count();
+  std::int64_t t = now_ns() + d.count();
   return timespec{static_cast<time_t>(t / 1'000'000'000), static_cast<long>(t % 1'000'000'000)};
 }
 void check(int rc, const char* call) {

@@ -85,14 +85,11 @@ std::pair<ConnectionCore, ConnectionCore> ConnectionCore::pair(bool duplex) {
 std::vector<int> wait_fds(std::span<const int> fds, OptNanos timeout) {
   std::vector<os::PollFd> pfds;
   for (int fd : fds) pfds.push_back({fd, false});
-  std::optional<std::int64_t> end;
-  if (timeout) end = os::monotonic_ns() + *timeout;
+  const Deadline deadline = deadline_after(timeout);
   for (;;) {
-    std::optional<os::Nanos> left;
-    if (end) left = os::Nanos(std::max<std::int64_t>(0, *end - os::monotonic_ns()));
-    int n = os::poll_readable_once(pfds, left);
+    int n = os::poll_readable_once(pfds, time_left(deadline));
     if (n > 0) break;
-    if (end && os::monotonic_ns() >= *end) return {};
+    if (passed(deadline)) return {};
   }
   std::vector<int> ready;
   for (const auto& p : pfds)

@@ -178,11 +178,11 @@ bool Process::join_ns(detail::OptNanos timeout) {
   if (!started_) throw std::logic_error("mproc::Process::join: the process was not started");
   if (exitcode_) return true;
   if (timeout) {
-    std::int64_t end = os::monotonic_ns() + *timeout;
+    const detail::Deadline deadline = detail::deadline_after(timeout);
     for (;;) {
-      std::int64_t left = end - os::monotonic_ns();
-      if (os::pidfd_poll(pidfd_, os::Nanos(left < 0 ? 0 : left)) > 0) break;
-      if (left <= 0) return false;
+      const detail::OptNanos left = detail::time_left(deadline);
+      if (os::pidfd_poll(pidfd_, left) > 0) break;
+      if (*left == detail::Nanos::zero()) return false;
     }
   }
   auto st = os::wait_pidfd(pidfd_, true);

@@ -26,7 +26,6 @@
 // sleeps.
 #include "mproc/detail/queue_core.hpp"
 
-#include <emmintrin.h>
 #include <pthread.h>
 
 #include <algorithm>
@@ -38,6 +37,7 @@
 #include <string>
 #include <vector>
 
+#include "backoff.hpp"
 #include "os/os.hpp"
 #include "os/os_ipc.hpp"
 
@@ -112,8 +112,6 @@ struct QueueState {
 };
 
 namespace {
-
-constexpr std::int64_t kSpinNs = 30'000;
 
 void copy_in(QueueState& s, std::uint64_t at, const void* src, std::size_t n) noexcept {
   std::size_t mask = s.capacity - 1, off = at & mask, first = std::min<std::size_t>(n, s.capacity - off);
@@ -364,23 +362,16 @@ class HeldBlock {
 // ready() is re-checked by the caller under the lock.
 template <class Ready>
 bool wait_until(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping, std::uint32_t seen,
-                std::optional<std::int64_t> end, Ready ready) {
-  std::int64_t spin_end = os::monotonic_ns() + kSpinNs;
-  for (int i = 0;; ++i) {
+                const Deadline& deadline, Ready ready) {
+  for (Backoff backoff(waits::kQueue, deadline);;) {
     if (ready() || seq.load(std::memory_order_acquire) != seen) return true;
-    if ((i & 63) == 63) {
-      std::int64_t now = os::monotonic_ns();
-      if (end && now >= *end) return false;
-      if (now >= spin_end) break;
-    }
-    _mm_pause();
+    if (!backoff.pause()) break;
   }
+  if (passed(deadline)) return false;
   sleeping.fetch_add(1, std::memory_order_seq_cst);
-  std::optional<os::Nanos> left;
-  if (end) left = os::Nanos(std::max<std::int64_t>(0, *end - os::monotonic_ns()));
-  if (!ready()) os::futex_wait(seq, seen, left, true);
+  if (!ready()) os::futex_wait(seq, seen, time_left(deadline), true);
   sleeping.fetch_sub(1, std::memory_order_relaxed);
-  return !end || os::monotonic_ns() < *end || ready();
+  return !passed(deadline) || ready();
 }
 
 void copy_payload_in(QueueState& s, std::uint64_t off, std::span<const std::byte> message) noexcept {
@@ -474,11 +465,10 @@ QueueCore::QueueCore(std::size_t maxsize, std::size_t buffer_bytes) {
 
 bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
   QueueState& s = *s_;
-  std::optional<std::int64_t> end;
-  if (timeout) end = os::monotonic_ns() + *timeout;
+  const Deadline deadline = deadline_after(timeout);
   HeldBlock held(s);
   if (message.size() > s.inline_max()) {
-    if (timeout == 0 && full()) return false;  // not worth a copy; publish() decides the rest
+    if (timeout == Nanos::zero() && full()) return false;  // not worth a copy; publish() decides the rest
     bool outside = false;
     std::uint64_t off = kNone;
     {
@@ -499,8 +489,8 @@ bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
       }
       seen = s.get_seq.load(std::memory_order_relaxed);
     }
-    if (end && os::monotonic_ns() >= *end) return false;
-    wait_until(s.get_seq, s.putters_sleeping, seen, end, [] { return false; });
+    if (passed(deadline)) return false;
+    wait_until(s.get_seq, s.putters_sleeping, seen, deadline, [] { return false; });
   }
   bump(s.put_seq, s.getters_sleeping);
   return true;
@@ -509,8 +499,7 @@ bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
 bool QueueCore::get(Consumer consume, void* context, OptNanos timeout) {
   QueueState& s = *s_;
   thread_local Writer small;
-  std::optional<std::int64_t> end;
-  if (timeout) end = os::monotonic_ns() + *timeout;
+  const Deadline deadline = deadline_after(timeout);
   HeldBlock held(s);
   for (;;) {
     std::uint32_t seen;
@@ -523,8 +512,8 @@ bool QueueCore::get(Consumer consume, void* context, OptNanos timeout) {
     }
     seen = s.put_seq.load(std::memory_order_acquire);
     if (nonempty(s)) continue;
-    if (end && os::monotonic_ns() >= *end) return false;
-    wait_until(s.put_seq, s.getters_sleeping, seen, end, [&s] { return nonempty(s); });
+    if (passed(deadline)) return false;
+    wait_until(s.put_seq, s.getters_sleeping, seen, deadline, [&s] { return nonempty(s); });
   }
   bump(s.get_seq, s.putters_sleeping);
   if (held.block() == kNone) {
@@ -555,19 +544,13 @@ void QueueCore::task_done() {
 
 bool QueueCore::join(OptNanos timeout) {
   QueueState& s = *s_;
-  std::optional<std::int64_t> end;
-  if (timeout) end = os::monotonic_ns() + *timeout;
+  const Deadline deadline = deadline_after(timeout);
   for (;;) {
     std::uint32_t done = s.dones.load(std::memory_order_acquire);
     if (done == s.puts.load(std::memory_order_acquire)) return true;
-    std::optional<os::Nanos> left;
-    if (end) {
-      std::int64_t l = *end - os::monotonic_ns();
-      if (l <= 0) return false;
-      left = os::Nanos(l);
-    }
+    if (passed(deadline)) return false;
     s.joiners_sleeping.fetch_add(1, std::memory_order_seq_cst);
-    os::futex_wait(s.dones, done, left, true);
+    os::futex_wait(s.dones, done, time_left(deadline), true);
     s.joiners_sleeping.fetch_sub(1, std::memory_order_relaxed);
   }
 }

@@ -68,18 +68,6 @@ struct ConditionState {
 
 namespace {
 
-// Remaining time to a deadline; nullopt stays nullopt.
-struct Deadline {
-  explicit Deadline(OptNanos timeout) : end(timeout ? std::optional(os::monotonic_ns() + *timeout) : std::nullopt) {}
-  [[nodiscard]] std::optional<os::Nanos> left() const {
-    if (!end) return std::nullopt;
-    auto d = *end - os::monotonic_ns();
-    return os::Nanos(d < 0 ? 0 : d);
-  }
-  [[nodiscard]] bool passed() const { return end && os::monotonic_ns() >= *end; }
-  std::optional<std::int64_t> end;
-};
-
 // Locks an internal mutex; a dead previous holder is ignored, since every update under these
 // mutexes is a few stores that leave the state usable.
 class Guard {
@@ -107,13 +95,13 @@ namespace {
 // time out, as in Python; waiting forever is a certain deadlock, refused instead.
 bool held_by_caller(OptNanos timeout) {
   if (!timeout) throw std::logic_error("mproc::Lock::acquire: this thread already holds the lock");
-  std::this_thread::sleep_for(os::Nanos(*timeout));
+  std::this_thread::sleep_for(*timeout);
   return false;
 }
 }  // namespace
 
 bool BasicLock::acquire_ns(OptNanos timeout) {
-  auto r = os::robust_mutex_lock(&s_->m, timeout ? std::optional(os::Nanos(*timeout)) : std::nullopt);
+  auto r = os::robust_mutex_lock(&s_->m, timeout);
   switch (r) {
     case os::LockResult::busy:
     case os::LockResult::timed_out:
@@ -184,14 +172,14 @@ Semaphore::Semaphore(unsigned value, bool bounded) : s_(detail::make_shared_stat
 }
 
 bool Semaphore::acquire_ns(detail::OptNanos timeout) {
-  detail::Deadline deadline(timeout);
+  const detail::Deadline deadline = detail::deadline_after(timeout);
   for (;;) {
     std::uint32_t v = s_->value.load(std::memory_order_relaxed);
     while (v > 0)
       if (s_->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire, std::memory_order_relaxed)) return true;
-    if (deadline.passed()) return false;
+    if (detail::passed(deadline)) return false;
     s_->waiters.fetch_add(1, std::memory_order_seq_cst);
-    detail::os::futex_wait(s_->value, 0, deadline.left(), /*shared=*/true);
+    detail::os::futex_wait(s_->value, 0, detail::time_left(deadline), /*shared=*/true);
     s_->waiters.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -225,12 +213,12 @@ void Event::clear() { s_->flag.store(0, std::memory_order_seq_cst); }
 bool Event::is_set() const noexcept { return s_->flag.load(std::memory_order_acquire) != 0; }
 
 bool Event::wait_ns(detail::OptNanos timeout) {
-  detail::Deadline deadline(timeout);
+  const detail::Deadline deadline = detail::deadline_after(timeout);
   for (;;) {
     if (is_set()) return true;
-    if (deadline.passed()) return false;
+    if (detail::passed(deadline)) return false;
     s_->waiters.fetch_add(1, std::memory_order_seq_cst);
-    detail::os::futex_wait(s_->flag, 0, deadline.left(), true);
+    detail::os::futex_wait(s_->flag, 0, detail::time_left(deadline), true);
     s_->waiters.fetch_sub(1, std::memory_order_relaxed);
   }
 }
@@ -282,8 +270,8 @@ void free_slot(detail::ConditionSlot& slot) {
 // Sleeps while word == seen, up to the deadline; false on timeout.
 bool sleep_while(const std::atomic<std::uint32_t>& word, std::uint32_t seen, const detail::Deadline& deadline) {
   while (word.load(std::memory_order_acquire) == seen) {
-    if (deadline.passed()) return false;
-    detail::os::futex_wait(word, seen, deadline.left(), true);
+    if (detail::passed(deadline)) return false;
+    detail::os::futex_wait(word, seen, detail::time_left(deadline), true);
   }
   return true;
 }
@@ -299,7 +287,7 @@ Condition::Condition(const detail::BasicLock& lock)
 bool Condition::wait_ns(detail::OptNanos timeout) {
   // Checked before this waiter is counted in, so that a failed wait leaves nothing behind.
   if (!lock_.is_mine()) throw std::logic_error("mproc::Condition::wait: the lock is not held by this thread");
-  detail::Deadline deadline(timeout);
+  const detail::Deadline deadline = detail::deadline_after(timeout);
   detail::ConditionState& s = *s_;
   detail::ConditionSlot* slot = nullptr;
   std::uint32_t gen = 0;
@@ -395,7 +383,7 @@ Barrier::Barrier(unsigned parties) : s_(detail::make_shared_state<detail::Barrie
 }
 
 unsigned Barrier::wait_ns(detail::OptNanos timeout) {
-  detail::Deadline deadline(timeout);
+  const detail::Deadline deadline = detail::deadline_after(timeout);
   std::uint32_t gen;
   unsigned index;
   {
@@ -409,7 +397,7 @@ unsigned Barrier::wait_ns(detail::OptNanos timeout) {
     }
   }
   while (s_->generation.load(std::memory_order_acquire) == gen) {
-    if (deadline.passed()) {
+    if (detail::passed(deadline)) {
       detail::Guard g(&s_->m);
       if (s_->generation.load(std::memory_order_relaxed) == gen) {
         s_->broken = true;
@@ -418,7 +406,7 @@ unsigned Barrier::wait_ns(detail::OptNanos timeout) {
       break;
     }
     s_->waiters.fetch_add(1, std::memory_order_seq_cst);
-    detail::os::futex_wait(s_->generation, gen, deadline.left(), true);
+    detail::os::futex_wait(s_->generation, gen, detail::time_left(deadline), true);
     s_->waiters.fetch_sub(1, std::memory_order_relaxed);
   }
   detail::Guard g(&s_->m);

@@ -9,6 +9,7 @@
 
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/wait.hpp"
 
 namespace mproc::detail {
 

@@ -1,9 +1,6 @@
 #include "backend/mpi/pool_core.hpp"
 
-#include <emmintrin.h>
-
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <stdexcept>
@@ -11,23 +8,13 @@
 
 #include "backend/mpi/modules.hpp"
 #include "backend/mpi/runtime.hpp"
+#include "backoff.hpp"
 #include "mproc/detail/mpi_backend.hpp"
 #include "mproc/errors.hpp"
 
 namespace mproc::detail {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// The communication thread, with chunks in flight and nothing arriving: spins this long, then
-// yields its core until kCommYield, then naps kCommNap at a time (the ranks may share cores).
-// A short yield phase matters when they do: sched_yield often hands the core straight back, so a
-// yielding thread still takes it from the worker ranks. With 3 ranks on 2 cores, 200 us rather
-// than 2 ms took map's cost per task at chunksize 1000 from 0.038 to 0.030 us and at chunksize 1
-// from 2.9 to 1.8 us (medians of 10 interleaved runs), apply's round trip unchanged.
-constexpr auto kCommSpin = std::chrono::microseconds(20);
-constexpr auto kCommYield = std::chrono::microseconds(200);
-constexpr auto kCommNap = std::chrono::microseconds(50);
 constexpr double kQueueAheadNs = 500'000;  // work queued on a rank ahead of what it runs
 constexpr std::size_t kMaxWindow = 64;     // chunks in flight per rank, at most
 constexpr std::size_t kSpareBuffers = 16;
@@ -120,7 +107,7 @@ void MpiPoolCore::stop_workers(bool terminating) {
 
 void MpiPoolCore::comm_loop() {
   std::deque<Record> pending;
-  auto last_progress = Clock::now();
+  Backoff idle(waits::kMpiComm);  // with chunks in flight and nothing arriving
   bool terminating = false;
   for (;;) {
     bool progress = false;
@@ -149,21 +136,13 @@ void MpiPoolCore::comm_loop() {
       comm_sleeping_ = true;
       wake_comm_.wait(lock, [this] { return !incoming_.empty() || stop_requested_ || terminate_requested_; });
       comm_sleeping_ = false;
-      last_progress = Clock::now();
+      idle.restart();
       continue;
     }
-    auto now = Clock::now();
-    if (progress) {
-      last_progress = now;
-      continue;
-    }
-    auto idle = now - last_progress;
-    if (idle < kCommSpin)
-      _mm_pause();
-    else if (idle < kCommYield)
-      std::this_thread::yield();
+    if (progress)
+      idle.restart();
     else
-      std::this_thread::sleep_for(kCommNap);
+      idle.pause();
   }
   stop_workers(terminating);
 }

@@ -1,30 +1,20 @@
 #include "backend/mpi/runtime.hpp"
 
 #include <atomic>
-#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
 #include <string>
-#include <thread>
 
 #include "backend/mpi/modules.hpp"
+#include "backoff.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/mpi.hpp"
 
 namespace mproc::detail::mpi {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// How a rank waits for a message: spin (a reply microseconds away), then yield (the core may be
-// shared, as under mpirun --oversubscribe), then nap. The yield phase is short for the reason
-// given at kCommYield in pool_core.cpp.
-constexpr auto kSpin = std::chrono::microseconds(50);
-constexpr auto kYield = std::chrono::microseconds(500);
-constexpr auto kNap = std::chrono::microseconds(200);
 
 struct Runtime {
   std::once_flag started;
@@ -125,17 +115,9 @@ void check(int rc, const char* call, int peer) noexcept {
 MPI_Status wait_message(int source, int tag) {
   MPI_Status st{};
   int flag = 0;
-  const auto start = Clock::now();
-  for (unsigned i = 0;; ++i) {
+  for (Backoff idle(waits::kMpiRank);; idle.pause()) {
     check(MPI_Iprobe(source, tag, rt().comm, &flag, &st), "MPI_Iprobe", source);
     if (flag) return st;
-    if ((i & 15) != 15) continue;
-    auto idle = Clock::now() - start;
-    if (idle < kSpin) continue;
-    if (idle < kYield)
-      std::this_thread::yield();
-    else
-      std::this_thread::sleep_for(kNap);
   }
 }
 

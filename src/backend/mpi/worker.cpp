@@ -2,7 +2,6 @@
 // chunks in the order they come, sending each chunk's results back; leave when rank 0 exits.
 #include <signal.h>
 
-#include <chrono>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -13,16 +12,12 @@
 #include "backend/mpi/modules.hpp"
 #include "backend/mpi/runtime.hpp"
 #include "mproc/detail/mpi_backend.hpp"
+#include "mproc/detail/wait.hpp"
 #include "mproc/detail/wire.hpp"
 #include "os/os_ipc.hpp"
 
 namespace mproc::detail::mpi {
 namespace {
-
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 // --- a rank that dies says so --------------------------------------------------------------------
 // MPI cannot go on without a rank: mpirun ends the whole job when one dies, and reports only a

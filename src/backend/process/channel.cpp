@@ -1,26 +1,14 @@
 #include "backend/process/channel.hpp"
 
-#include <emmintrin.h>
-#include <time.h>
-
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <cstring>
 #include <string>
-#include <thread>
 
-#include "mproc/detail/wait.hpp"
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
-
-std::int64_t now_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 void Bell::ring() noexcept {
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -28,9 +16,9 @@ void Bell::ring() noexcept {
     os::futex_wake(word, INT_MAX, /*shared=*/true);
 }
 
-void Bell::sleep(std::int64_t timeout_ns) noexcept {
+void Bell::sleep(Nanos timeout) noexcept {
   try {
-    os::futex_wait(word, 1, os::Nanos(timeout_ns), /*shared=*/true);
+    os::futex_wait(word, 1, timeout, /*shared=*/true);
   } catch (...) {
     // A futex failure other than a timeout or a wake is a bug; treat it as a spurious wake.
   }
@@ -88,7 +76,7 @@ void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, cons
     while (!part.empty()) {
       if (put_some(part) == 0)
         wait(
-            h_->space, 20'000, [this] { return free_space() > 0; }, give_up);
+            h_->space, waits::kProcessRingSpace, [this] { return free_space() > 0; }, give_up);
     }
   }
 }
@@ -97,7 +85,7 @@ bool Ring::has_message() const noexcept {
   return h_->head.load(std::memory_order_acquire) != h_->tail.load(std::memory_order_relaxed);
 }
 
-void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std::int64_t sleep_ns) {
+void Ring::receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up) {
   out.clear();
   auto available = [this] {
     return static_cast<std::size_t>(h_->head.load(std::memory_order_acquire) -
@@ -108,7 +96,7 @@ void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std
       std::size_t got = std::min(n, available());
       if (got == 0) {
         wait(
-            *data_bell_, spin_ns, [&] { return available() > 0; }, give_up, sleep_ns);
+            *data_bell_, policy, [&] { return available() > 0; }, give_up);
         continue;
       }
       std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
@@ -127,25 +115,16 @@ void Ring::receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std
   take(out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
 }
 
-void Ring::wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up,
-                std::int64_t sleep_ns) {
-  const std::int64_t spin_start = now_ns();
-  for (unsigned i = 0;; ++i) {
-    if (pred()) return;
-    if ((i & 63) == 63) {
-      std::int64_t spun = now_ns() - spin_start;
-      if (spun > spin_ns) break;
-      if (spun > std::chrono::nanoseconds(kSpinAlone).count()) std::this_thread::yield();
-    }
-    _mm_pause();
-  }
+void Ring::wait(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up) {
+  for (Backoff backoff(policy); !pred();)
+    if (!backoff.pause()) break;
   for (;;) {
     bell.arm();
     if (pred()) {
       bell.disarm();
       return;
     }
-    bell.sleep(sleep_ns);
+    bell.sleep(policy.sleep);
     if (pred()) return;
     // Look once more after giving up: a peer that wrote its last message and then exited (a
     // worker whose initializer failed) may have done both since the look above.

@@ -10,7 +10,9 @@
 #include <functional>
 #include <span>
 
+#include "backoff.hpp"
 #include "mproc/detail/buffer.hpp"
+#include "mproc/detail/wait.hpp"
 
 namespace mproc::detail {
 
@@ -23,8 +25,8 @@ struct Bell {
   // Announces the caller is about to sleep: after arm(), re-check the condition, then sleep().
   void arm() noexcept { word.store(1, std::memory_order_seq_cst); }
   void disarm() noexcept { word.store(0, std::memory_order_relaxed); }
-  // Sleeps until rung or timeout (nanoseconds); returns at once if not armed.
-  void sleep(std::int64_t timeout_ns) noexcept;
+  // Sleeps until rung or timeout; returns at once if not armed.
+  void sleep(Nanos timeout) noexcept;
 };
 
 struct alignas(64) RingHeader {
@@ -54,9 +56,9 @@ class Ring {
 
   // Consumer: whether a message has begun to arrive.
   [[nodiscard]] bool has_message() const noexcept;
-  // Consumer: reads the next whole message into out (cleared first), waiting for its bytes.
-  // spin_ns: how long to spin before sleeping on the data bell. Throws RingAbandoned.
-  void receive(Writer& out, std::int64_t spin_ns, const GiveUp& give_up, std::int64_t sleep_ns = 10'000'000);
+  // Consumer: reads the next whole message into out (cleared first), waiting for its bytes as
+  // policy says, sleeping on the data bell. Throws RingAbandoned.
+  void receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up);
 
   // Empties the ring; only while neither side uses it.
   void reset() noexcept;
@@ -67,18 +69,14 @@ class Ring {
   void copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexcept;
   void copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexcept;
   std::size_t put_some(std::span<const std::byte>& src) noexcept;  // returns bytes published
-  // Waits until pred() or give_up(); sleeps on bell after spinning spin_ns, in slices of
-  // sleep_ns, checking give_up() after each (not while spinning: it may cost a system call).
-  static void wait(Bell& bell, std::int64_t spin_ns, const std::function<bool()>& pred, const GiveUp& give_up,
-                   std::int64_t sleep_ns = 10'000'000);
+  // Waits until pred() or give_up(); spins, then sleeps on bell, as policy says, checking
+  // give_up() after each sleep (not while spinning: it may cost a system call).
+  static void wait(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up);
 
   RingHeader* h_ = nullptr;
   std::byte* data_ = nullptr;
   std::size_t mask_ = 0;
   Bell* data_bell_ = nullptr;
 };
-
-// Monotonic nanoseconds (CLOCK_MONOTONIC), for spin budgets and task times.
-std::int64_t now_ns() noexcept;
 
 }  // namespace mproc::detail

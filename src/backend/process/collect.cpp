@@ -1,21 +1,17 @@
 // The protocol that decides which thread collects results: see collect.hpp.
 #include "backend/process/collect.hpp"
 
-#include <emmintrin.h>
-
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <stdexcept>
 #include <string>
 
+#include "backoff.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
 namespace {
-
-constexpr std::int64_t kWaitSpinNs = 100'000;   // a waiting caller collects this long, then sleeps
-constexpr std::int64_t kResultSpinNs = 20'000;  // the result thread spins this long when idle
-constexpr std::int64_t kStreamSpinNs = 50'000;  // spin for the rest of a message before sleeping
 
 // True on the thread that holds the collecting role, while it holds it.
 thread_local bool t_collecting = false;
@@ -42,7 +38,7 @@ bool Collector::drain_slot(Slot& slot) {
   bool any = false;
   while (slot.results.has_message()) {
     try {
-      slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+      slot.results.receive(slot.inbox, waits::kProcessMessage, [&slot] { return slot.dead.load(); });
     } catch (const RingAbandoned&) {
       break;  // the worker died mid-message; the watcher takes it from here
     }
@@ -75,7 +71,7 @@ void Collector::drain_dead(Slot& slot) {
 void Collector::receive_hello(Slot& slot) {
   // Until its hello, a worker that dies can only have died starting up.
   try {
-    slot.results.receive(slot.inbox, kStreamSpinNs, [&slot] { return slot.dead.load(); });
+    slot.results.receive(slot.inbox, waits::kProcessMessage, [&slot] { return slot.dead.load(); });
   } catch (const RingAbandoned&) {
     throw std::runtime_error("mproc: worker " + std::to_string(slot.pid) + " exited while starting");
   }
@@ -97,15 +93,11 @@ bool Collector::wait(JobBase& job, const Deadline& deadline) {
   if (t_result_thread) return collect_until(job, deadline);  // a callback waiting on its pool
   // Whoever waits collects: with the result thread asleep, a synchronous call involves just
   // this thread and one worker, with no wake-up in between.
-  if (host_.spin_worthwhile(kWaitSpinNs) && role_mu_.try_lock()) {
+  if (host_.spin_worthwhile(waits::kProcessCaller.spin) && role_mu_.try_lock()) {
     t_collecting = true;
     pool_.doorbell.disarm();
-    const std::int64_t spin_end = now_ns() + kWaitSpinNs;
-    for (unsigned idle = 0; !job.satisfied();) {
-      if (drain()) continue;
-      if ((++idle & 63) == 0 && (now_ns() > spin_end || (deadline && Clock::now() >= *deadline))) break;
-      _mm_pause();
-    }
+    for (Backoff backoff(waits::kProcessCaller, deadline); !job.satisfied();)
+      if (!drain() && !backoff.pause()) break;
     release_role();
     if (job.satisfied()) return true;
   }
@@ -117,11 +109,10 @@ bool Collector::collect_until(JobBase& job, const Deadline& deadline) {
   t_collecting = true;
   while (!job.satisfied()) {
     if (drain()) continue;
-    std::int64_t slice = 10'000'000;
-    if (deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(*deadline - Clock::now()).count();
-      if (left <= 0) break;
-      slice = std::min<std::int64_t>(slice, left);
+    Nanos slice = waits::kProcessCaller.sleep;
+    if (const OptNanos left = time_left(deadline)) {
+      if (*left == Nanos::zero()) break;
+      slice = std::min(slice, *left);
     }
     pool_.doorbell.arm();
     if (any_results()) {
@@ -172,7 +163,7 @@ void Collector::run() {
   t_result_thread = true;
   std::unique_lock role(role_mu_);
   t_collecting = true;
-  std::int64_t idle_since = now_ns();
+  Backoff idle(waits::kProcessResultThread);
   bool spin = true;  // whether the next result is expected soon
   for (;;) {
     if (has_deferred_.load()) {
@@ -184,15 +175,12 @@ void Collector::run() {
       t_collecting = true;
     }
     if (drain()) {
-      idle_since = now_ns();
-      spin = host_.spin_worthwhile(kResultSpinNs);
+      idle.restart();
+      spin = host_.spin_worthwhile(waits::kProcessResultThread.spin);
       continue;
     }
     if (stop_.load() && !has_deferred_.load()) break;
-    if (spin && now_ns() - idle_since < kResultSpinNs) {
-      _mm_pause();
-      continue;
-    }
+    if (spin && idle.pause()) continue;
     pool_.doorbell.arm();
     if (any_results() || has_deferred_.load() || stop_.load()) {
       pool_.doorbell.disarm();
@@ -200,10 +188,10 @@ void Collector::run() {
     }
     t_collecting = false;
     role.unlock();
-    pool_.doorbell.sleep(100'000'000);  // bounded: a safety net, not the wake-up path
+    pool_.doorbell.sleep(waits::kProcessResultThread.sleep);  // bounded: a safety net, not the wake-up path
     role.lock();
     t_collecting = true;
-    idle_since = now_ns();
+    idle.restart();
   }
   t_collecting = false;
 }

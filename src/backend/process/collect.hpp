@@ -52,7 +52,7 @@ class CollectorHost {
   // The chunk a result is for (nullopt: it was dropped); its results are read next.
   virtual std::optional<Record> on_result(Slot& slot, const ResultHeader& header) = 0;
   virtual void on_results_read(Record record) = 0;
-  [[nodiscard]] virtual bool spin_worthwhile(std::int64_t budget_ns) = 0;
+  [[nodiscard]] virtual bool spin_worthwhile(Nanos budget) = 0;
 
  protected:
   ~CollectorHost() = default;

@@ -4,11 +4,12 @@
 #include <cmath>
 #include <iterator>
 
+#include "backoff.hpp"
+
 namespace mproc::detail {
 namespace {
 
-constexpr double kQueueAheadNs = 1'000'000;     // work queued on a worker ahead of what it runs
-constexpr std::int64_t kResultSpinNs = 20'000;  // chunks shorter than this: results come often
+constexpr double kQueueAheadNs = 1'000'000;  // work queued on a worker ahead of what it runs
 
 }  // namespace
 
@@ -25,10 +26,11 @@ std::size_t Dispatcher::window() const {
   return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 1, 256);
 }
 
-bool Dispatcher::spin_worthwhile(std::int64_t budget_ns) const {
-  if (avg_chunk_ns_ < kResultSpinNs) return true;
+bool Dispatcher::spin_worthwhile(Nanos budget) const {
+  // Chunks shorter than the result thread's spin: results come often.
+  if (avg_chunk_ns_ < static_cast<double>(waits::kProcessResultThread.spin.count())) return true;
   double rounds = std::ceil(static_cast<double>(outstanding_) / static_cast<double>(slots_.size()));
-  return avg_chunk_ns_ * rounds < static_cast<double>(budget_ns);
+  return avg_chunk_ns_ * rounds < static_cast<double>(budget.count());
 }
 
 void Dispatcher::dispatch() {

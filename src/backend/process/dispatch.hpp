@@ -43,7 +43,7 @@ class Dispatcher {
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
   // often, or when all the work in hand should be done within budget_ns (from the chunks'
   // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
-  [[nodiscard]] bool spin_worthwhile(std::int64_t budget_ns) const;
+  [[nodiscard]] bool spin_worthwhile(Nanos budget) const;
 
  private:
   std::size_t window() const;  // chunks in flight per worker

@@ -157,9 +157,9 @@ void ProcessPoolCore::on_results_read(Record record) {
   if (dispatcher_.retire()) state_.changed.notify_all();
 }
 
-bool ProcessPoolCore::spin_worthwhile(std::int64_t budget_ns) {
+bool ProcessPoolCore::spin_worthwhile(Nanos budget) {
   std::lock_guard lock(state_.mu);
-  return dispatcher_.spin_worthwhile(budget_ns);
+  return dispatcher_.spin_worthwhile(budget);
 }
 
 Writer ProcessPoolCore::take_buffer() {

@@ -49,7 +49,7 @@ class ProcessPoolCore final : public JobHost, private CollectorHost {
   void on_hello(const std::exception_ptr& error) override;
   std::optional<Record> on_result(Slot& slot, const ResultHeader& header) override;
   void on_results_read(Record record) override;
-  bool spin_worthwhile(std::int64_t budget_ns) override;
+  bool spin_worthwhile(Nanos budget) override;
 
   void start_workers();               // in the constructor: forks them, reads their hellos
   void abandon_start(bool watching);  // undoes a constructor that failed

@@ -9,9 +9,6 @@
 namespace mproc::detail {
 namespace {
 
-constexpr std::int64_t kWorkerSpinNs = 200'000;       // spin this long for the next task, then sleep...
-constexpr std::int64_t kWorkerSleepNs = 100'000'000;  // ...checking on the parent at least this often
-
 // Runs the initializer and tells the parent how it went; a worker whose initializer threw exits.
 void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone) {
   std::exception_ptr error;
@@ -59,7 +56,7 @@ void run_worker(const WorkerContext& ctx) noexcept {
     const long max_tasks = ctx.options->maxtasksperchild.value_or(0);
     Writer inbox, out;
     for (long done = 0;;) {
-      slot.tasks.receive(inbox, kWorkerSpinNs, parent_gone, kWorkerSleepNs);
+      slot.tasks.receive(inbox, waits::kProcessWorker, parent_gone);
       const std::uint64_t seq = read_task_header(inbox.bytes()).seq;
       if (seq == kControlSeq) break;
       if (!claim_chunk(slot.shared->claim, seq)) continue;  // taken back for another worker

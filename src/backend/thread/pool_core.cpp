@@ -1,11 +1,9 @@
 #include "backend/thread/pool_core.hpp"
 
-#include <emmintrin.h>
-
 #include <chrono>
 #include <stdexcept>
-#include <thread>
 
+#include "backoff.hpp"
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
 
@@ -44,13 +42,6 @@ struct TsanIgnoreAccesses {
   TsanIgnoreAccesses& operator=(const TsanIgnoreAccesses&) = delete;
 #endif
 };
-
-using namespace std::chrono_literals;
-
-constexpr auto kWorkerSpin = 50us;  // an idle worker looks for work this long, then sleeps
-constexpr auto kCallerSpin = 50us;  // a caller outside the pool watches its job this long, then sleeps
-constexpr auto kHelpSlice = 200us;  // a worker waiting on a job looks for other work this often
-constexpr auto kSleepSafetyNet = std::chrono::duration_cast<os::Nanos>(100ms);  // not the wake-up path
 
 // Which pool, and which of its workers, the current thread is.
 thread_local ThreadPoolCore* t_pool = nullptr;
@@ -212,19 +203,12 @@ bool ThreadPoolCore::spin(unsigned index, ThreadTask& task) {
   std::uint32_t none = 0;
   if (!spinning_.compare_exchange_strong(none, 1, std::memory_order_seq_cst)) return false;
   bool found = false;
-  const auto spin_start = Clock::now();
-  for (unsigned i = 1;; ++i) {
+  for (Backoff backoff(waits::kThreadIdleWorker);;) {
     if (find_task(index, task)) {
       found = true;
       break;
     }
-    if ((i & 15) == 0) {
-      if (stop_.load(std::memory_order_acquire)) break;
-      auto spun = Clock::now() - spin_start;
-      if (spun >= kWorkerSpin) break;
-      if (spun >= kSpinAlone) std::this_thread::yield();
-    }
-    _mm_pause();
+    if (stop_.load(std::memory_order_acquire) || !backoff.pause()) break;
   }
   spinning_.store(0, std::memory_order_seq_cst);
   if (found) {
@@ -259,7 +243,7 @@ void ThreadPoolCore::sleep(Worker& w) {
     return;
   }
   while (w.asleep.load(std::memory_order_acquire) == 1) {
-    if (!os::futex_wait(w.asleep, 1, kSleepSafetyNet, false)) {
+    if (!os::futex_wait(w.asleep, 1, waits::kThreadIdleWorker.sleep, false)) {
       claim(w);
       return;
     }
@@ -328,15 +312,8 @@ bool ThreadPoolCore::wait(JobBase& job, const Deadline& deadline) {
   if (t_pool != this) {
     // Watch the job without announcing a waiter, so that the worker finishing it need not
     // make a wake-up call; sleep only if it takes longer.
-    const auto spin_start = Clock::now();
-    for (unsigned i = 1; !job.ready(); ++i) {
-      if ((i & 63) == 0) {
-        auto now = Clock::now();
-        if (now - spin_start >= kCallerSpin || (deadline && now >= *deadline)) return job.wait_plain(deadline);
-        if (now - spin_start >= kSpinAlone) std::this_thread::yield();
-      }
-      _mm_pause();
-    }
+    for (Backoff backoff(waits::kThreadCaller, deadline); !job.ready();)
+      if (!backoff.pause()) return job.wait_plain(deadline);
     return true;
   }
   // One of our workers waits (a task or a callback using its own pool): it runs other tasks
@@ -349,7 +326,7 @@ bool ThreadPoolCore::wait(JobBase& job, const Deadline& deadline) {
     }
     auto now = Clock::now();
     if (deadline && now >= *deadline) return job.ready();
-    Deadline slice = now + kHelpSlice;
+    Deadline slice = now + waits::kThreadHelper.sleep;
     if (deadline && *deadline < *slice) slice = deadline;
     if (job.wait_plain(slice)) return true;
   }

@@ -54,7 +54,8 @@ class ProcessBackend {
   // As submit, for items that shares() and that stay unchanged until their tasks have run:
   // the worker reads them where they are, and nothing but their address is copied.
   template <Style S, template <class> class Job, class R, class Fn, class Item>
-  void submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items, std::size_t first);
+  void submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
+                       std::size_t first);
 
   void close();
   void join();

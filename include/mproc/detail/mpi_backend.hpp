@@ -1,6 +1,6 @@
 // mpi_backend.hpp: MpiBackend — the backend of MpiPool: worker ranks of an MPI job, fed by one
-// communication thread on rank 0. Its internals are in src/backend/mpi/; this header only
-// encodes a task, names its functions by offset, and hands it over. No <mpi.h> here.
+// communication thread on rank 0. Its internals are in src/backend/mpi/; this header only hands
+// each chunk to the pool's ChunkBook, with the naming of its functions by offset. No <mpi.h> here.
 #pragma once
 
 #include <cstddef>

@@ -1,6 +1,6 @@
 // process_backend.hpp: ProcessBackend — the backend of Pool: workers forked when the pool is
 // built, each fed through its own shared-memory channel. Its internals are in
-// src/backend/process/; this header only encodes a task frame and hands it over.
+// src/backend/process/; this header only hands each chunk to the pool's ChunkBook.
 #pragma once
 
 #include <cstddef>

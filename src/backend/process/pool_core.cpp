@@ -38,10 +38,10 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options)
       slots_(make_slots(checked_pool_size(options_))),
       memory_(slots_),
       spawner_(memory_.shared(), options_),
-      book_(*this, kPace, "Pool"),
       dispatcher_(slots_, book_, options_),
       collector_(memory_.shared(), slots_, *this),
-      watcher_(slots_, state_, book_, dispatcher_, spawner_, collector_, options_) {
+      watcher_(slots_, state_, book_, dispatcher_, spawner_, collector_, options_),
+      book_(*this, kPace, "Pool") {
   // SIGINT goes to the program's threads, never to the pool's (they would not report it).
   watch_interrupts();
   os::BlockSignals block({SIGINT, SIGTERM});

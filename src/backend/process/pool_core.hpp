@@ -67,10 +67,12 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   PoolMemory memory_;
   Spawner spawner_;
   PoolState state_;
-  ChunkBook book_;         // its phase, count and pace guarded by state_.mu
   Dispatcher dispatcher_;  // guarded by state_.mu
   Collector collector_;
   Watcher watcher_;
+  // Last, as the spare buffers were, away from state_.mu: the pieces above only keep a reference
+  // to it until the constructor's body. Its phase, count and pace guarded by state_.mu.
+  ChunkBook book_;
 
   std::mutex join_mu_;  // the pool's threads are joined under it, by whoever stops them first
   std::thread result_thread_;

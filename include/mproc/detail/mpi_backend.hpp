@@ -1,6 +1,6 @@
 // mpi_backend.hpp: MpiBackend — the backend of MpiPool: worker ranks of an MPI job, fed by one
-// communication thread on rank 0. Its internals are in src/backend/mpi/; this header only
-// encodes a task, names its functions by offset, and hands it over. No <mpi.h> here.
+// communication thread on rank 0. Its internals are in src/backend/mpi/; this header only hands
+// each chunk to the pool's ChunkBook, with the naming of its functions by offset. No <mpi.h> here.
 #pragma once
 
 #include <cstddef>
@@ -9,11 +9,9 @@
 #include <span>
 #include <vector>
 
-#include "mproc/detail/buffer.hpp"
-#include "mproc/detail/invoke.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/send_checks.hpp"
-#include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
@@ -53,25 +51,14 @@ class MpiBackend {
   [[nodiscard]] std::vector<int> worker_ranks() const;
 
  private:
-  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload, ResultReader read);
-  Writer take_buffer();
-
   std::unique_ptr<MpiPoolCore> core_;
+  ChunkBook* book_ = nullptr;  // the core's
 };
 
 template <Style S, template <class> class Job, class R, class Fn, class Item>
 void MpiBackend::submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                         std::size_t first, const std::shared_ptr<const void>&) {
-  Writer payload = take_buffer();
-  try {
-    encode_task<S>(payload, fn, items);
-    mpi_name_functions(payload);
-  } catch (...) {
-    // The arguments cannot be sent: these tasks fail, the pool goes on.
-    job->fail(first, items.size(), std::current_exception());
-    return;
-  }
-  enqueue(job, first, items.size(), std::move(payload), &read_results_of<R>);
+  book_->submit<S>(job, fn, items, first, &mpi_name_functions);
 }
 
 }  // namespace mproc::detail

@@ -1,6 +1,6 @@
 // process_backend.hpp: ProcessBackend — the backend of Pool: workers forked when the pool is
 // built, each fed through its own shared-memory channel. Its internals are in
-// src/backend/process/; this header only encodes a task frame and hands it over.
+// src/backend/process/; this header only hands each chunk to the pool's ChunkBook.
 #pragma once
 
 #include <cstddef>
@@ -8,13 +8,11 @@
 #include <memory>
 #include <span>
 
-#include "mproc/detail/buffer.hpp"
-#include "mproc/detail/invoke.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/job_allocator.hpp"
 #include "mproc/detail/region_registry.hpp"
 #include "mproc/detail/send_checks.hpp"
-#include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
@@ -66,35 +64,21 @@ class ProcessBackend {
   [[nodiscard]] std::vector<int> worker_pids() const;
 
  private:
-  void enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer task, ResultReader read);
-  // A buffer from earlier chunks, keeping its capacity: fresh large buffers cost a page fault
-  // per 4 KiB, more than encoding into them.
-  Writer take_buffer();
-
   std::uint64_t regions_before_;  // shared regions made before the workers were forked
   std::unique_ptr<ProcessPoolCore> core_;
+  ChunkBook* book_;  // the core's
 };
 
 template <Style S, template <class> class Job, class R, class Fn, class Item>
 void ProcessBackend::submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                             std::size_t first, const std::shared_ptr<const void>&) {
-  Writer task = take_buffer();
-  try {
-    encode_task<S>(task, fn, items);
-  } catch (...) {
-    // The arguments cannot be sent: these tasks fail, the pool goes on.
-    job->fail(first, items.size(), std::current_exception());
-    return;
-  }
-  enqueue(job, first, items.size(), std::move(task), &read_results_of<R>);
+  book_->submit<S>(job, fn, items, first);
 }
 
 template <Style S, template <class> class Job, class R, class Fn, class Item>
 void ProcessBackend::submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                                      std::size_t first) {
-  Writer task = take_buffer();
-  encode_task_in_place<S>(task, fn, items);
-  enqueue(job, first, items.size(), std::move(task), &read_results_of<R>);
+  book_->submit_in_place<S>(job, fn, items, first);
 }
 
 }  // namespace mproc::detail

@@ -15,14 +15,13 @@
 namespace mproc::detail {
 namespace {
 
-constexpr double kQueueAheadNs = 500'000;  // work queued on a rank ahead of what it runs
-constexpr std::size_t kMaxWindow = 64;     // chunks in flight per rank, at most
-constexpr std::size_t kSpareBuffers = 16;
-constexpr std::size_t kSpareBufferMax = 64 << 20;
+// About 0.5 ms of work queued on a rank ahead of what it runs, at least 2 chunks to hide the
+// round trip over the network, at most 64.
+constexpr ChunkBook::Pace kPace{.queue_ahead_ns = 500'000, .first_window = 4, .min_window = 2, .max_window = 64};
 
 }  // namespace
 
-MpiPoolCore::MpiPoolCore(const PoolOptions& options) {
+MpiPoolCore::MpiPoolCore(const PoolOptions& options) : book_(*this, kPace, "MpiPool") {
   const int available = mpi::world_size() - 1;
   if (available < 1)
     throw std::runtime_error(
@@ -99,7 +98,7 @@ void MpiPoolCore::stop_workers(bool terminating) {
     if (st.MPI_TAG == mpi::kStopped) ++stopped;
   }
   // Every rank has taken every message we sent: the sends are complete.
-  for (auto& r : abandoned_) mpi::check(MPI_Wait(&r.request, MPI_STATUS_IGNORE), "MPI_Wait", -1);
+  for (auto& sent : abandoned_) mpi::check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait", -1);
   abandoned_.clear();
 }
 
@@ -147,21 +146,16 @@ void MpiPoolCore::comm_loop() {
   stop_workers(terminating);
 }
 
-std::size_t MpiPoolCore::window() const noexcept {
-  if (avg_chunk_ns_ <= 0) return 4;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 2, kMaxWindow);
-}
-
 bool MpiPoolCore::dispatch(std::deque<Record>& pending) {
   bool any = false;
-  const std::size_t limit = window();
+  const std::size_t limit = book_.window();
   while (!pending.empty()) {
     Worker* best = nullptr;
     for (auto& w : workers_)
       if (w.inflight.size() < limit && (!best || w.inflight.size() < best->inflight.size())) best = &w;
     if (!best) break;
     Record& r = pending.front();
-    if (r.payload.size() > static_cast<std::size_t>(INT_MAX)) {
+    if (r.task.size() > static_cast<std::size_t>(INT_MAX)) {
       r.job->fail(r.first, r.count,
                   std::make_exception_ptr(SerializationError(
                       "mproc: MpiPool: a chunk over 2 GiB cannot be sent; use a smaller chunksize")));
@@ -169,15 +163,16 @@ bool MpiPoolCore::dispatch(std::deque<Record>& pending) {
       finished(1);
       continue;
     }
-    set_task_seq(r.payload, next_seq_++);
-    const TaskHeader h = read_task_header(r.payload.bytes());
+    book_.number(r);
+    const TaskHeader h = read_task_header(r.task.bytes());
     std::uint32_t upto = h.entry_module;
     if (h.function_module != kNoFunction) upto = std::max(upto, h.function_module);
     mpi::announce_modules(best->rank, upto);
-    mpi::check(MPI_Isend(r.payload.data(), static_cast<int>(r.payload.size()), MPI_BYTE, best->rank, mpi::kTask,
-                         mpi::comm(), &r.request),
+    MPI_Request request = MPI_REQUEST_NULL;
+    mpi::check(MPI_Isend(r.task.data(), static_cast<int>(r.task.size()), MPI_BYTE, best->rank, mpi::kTask, mpi::comm(),
+                         &request),
                "MPI_Isend", best->rank);
-    best->inflight.push_back(std::move(r));
+    best->inflight.push_back(Sent{std::move(r), request});
     pending.pop_front();
     any = true;
   }
@@ -201,23 +196,23 @@ bool MpiPoolCore::collect() {
 void MpiPoolCore::handle_result(Worker& w) {
   Reader r(inbox_.bytes());
   const ResultHeader h = read_result_header(r);
-  if (w.inflight.empty() || read_task_header(w.inflight.front().payload.bytes()).seq != h.seq) {
+  if (w.inflight.empty() || w.inflight.front().record.seq != h.seq) {
     std::fprintf(stderr, "mproc: rank 0: rank %d sent a result for a task it was not given; ending the job\n", w.rank);
     std::fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  Record rec = std::move(w.inflight.front());
+  Sent sent = std::move(w.inflight.front());
   w.inflight.pop_front();
-  mpi::check(MPI_Wait(&rec.request, MPI_STATUS_IGNORE), "MPI_Wait", w.rank);
-  const auto took = static_cast<double>(h.took_ns);
-  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? took : 0.9 * avg_chunk_ns_ + 0.1 * took;
+  mpi::check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait", w.rank);
+  book_.chunk_took(h.took_ns);
+  Record& rec = sent.record;
   rec.read(*rec.job, rec.first, rec.count, r);
-  recycle(std::move(rec.payload));
+  book_.recycle(std::move(rec.task));
   finished(1);
 }
 
 void MpiPoolCore::abandon(std::deque<Record>& pending) {
-  auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
+  auto error = terminated_error();
   std::size_t n = 0;
   for (auto& r : pending) {
     r.job->fail(r.first, r.count, error);
@@ -225,10 +220,11 @@ void MpiPoolCore::abandon(std::deque<Record>& pending) {
   }
   pending.clear();
   for (auto& w : workers_) {
-    for (auto& r : w.inflight) {
+    for (auto& sent : w.inflight) {
+      Record& r = sent.record;
       r.job->fail(r.first, r.count, error);
       r.job.reset();
-      abandoned_.push_back(std::move(r));  // its send completes when the rank takes it
+      abandoned_.push_back(std::move(sent));  // its send completes when the rank takes it
       ++n;
     }
     w.inflight.clear();
@@ -238,8 +234,7 @@ void MpiPoolCore::abandon(std::deque<Record>& pending) {
 
 void MpiPoolCore::finished(std::size_t records) {
   std::lock_guard lock(mu_);
-  outstanding_ -= records;
-  if (outstanding_ == 0) changed_.notify_all();
+  if (book_.ended(records)) changed_.notify_all();
 }
 
 // --- callbacks ------------------------------------------------------------------------------
@@ -275,29 +270,27 @@ void MpiPoolCore::callback_loop() {
 
 void MpiPoolCore::check_running() {
   std::lock_guard lock(mu_);
-  if (state_ != State::running)
-    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+  book_.check_running();
 }
 
 void MpiPoolCore::enqueue(Record record) {
   std::lock_guard lock(mu_);
-  if (state_ != State::running)
-    throw PoolNotRunning(state_ == State::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
+  book_.check_running();
   incoming_.push_back(std::move(record));
-  ++outstanding_;
+  book_.opened();
   if (comm_sleeping_) wake_comm_.notify_one();
 }
 
 void MpiPoolCore::close() {
   std::lock_guard lock(mu_);
-  if (state_ == State::running) state_ = State::closed;
+  book_.close();
 }
 
 void MpiPoolCore::join() {
   {
     std::unique_lock lock(mu_);
-    if (state_ == State::running) throw std::logic_error("mproc: MpiPool::join: call close() or terminate() first");
-    changed_.wait(lock, [this] { return outstanding_ == 0 || state_ == State::terminated; });
+    book_.check_joinable();
+    changed_.wait(lock, [this] { return book_.settled(); });
     stop_requested_ = true;
     wake_comm_.notify_one();
   }
@@ -308,14 +301,14 @@ void MpiPoolCore::terminate() {
   std::deque<Record> dropped;
   {
     std::lock_guard lock(mu_);
-    state_ = State::terminated;
+    book_.terminate();
     terminate_requested_ = true;
     dropped.swap(incoming_);
-    outstanding_ -= dropped.size();
+    book_.ended(dropped.size());
     wake_comm_.notify_one();
     changed_.notify_all();
   }
-  auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
+  auto error = terminated_error();
   for (auto& r : dropped) r.job->fail(r.first, r.count, error);
   stop_threads();
 }
@@ -340,21 +333,6 @@ std::vector<int> MpiPoolCore::worker_ranks() const {
   return ranks;
 }
 
-Writer MpiPoolCore::take_buffer() {
-  std::lock_guard lock(buffers_mu_);
-  if (buffers_.empty()) return Writer{};
-  Writer w = std::move(buffers_.back());
-  buffers_.pop_back();
-  return w;
-}
-
-void MpiPoolCore::recycle(Writer buffer) noexcept {
-  if (buffer.capacity() > kSpareBufferMax) return;
-  buffer.clear();
-  std::lock_guard lock(buffers_mu_);
-  if (buffers_.size() < kSpareBuffers) buffers_.push_back(std::move(buffer));
-}
-
 // --- MpiBackend -------------------------------------------------------------------------------
 
 void mpi_name_functions(Writer& task) { rename_task_code(task, mpi::locate); }
@@ -363,6 +341,7 @@ MpiBackend::MpiBackend(PoolOptions options) {
   mpi::ensure_started();
   if (mpi::world_rank() != 0) mpi::serve_forever();
   core_ = std::make_unique<MpiPoolCore>(options);
+  book_ = &core_->book();
 }
 MpiBackend::~MpiBackend() = default;
 unsigned MpiBackend::size() const noexcept { return core_->size(); }
@@ -373,20 +352,6 @@ void MpiBackend::join() { core_->join(); }
 void MpiBackend::terminate() { core_->terminate(); }
 std::vector<int> MpiBackend::worker_ranks() const { return core_->worker_ranks(); }
 
-void MpiBackend::shutdown() noexcept {
-  try {
-    core_->close();
-    core_->join();
-  } catch (...) {
-    core_->terminate();
-  }
-}
-
-Writer MpiBackend::take_buffer() { return core_->take_buffer(); }
-
-void MpiBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer payload,
-                         ResultReader read) {
-  core_->enqueue(MpiPoolCore::Record{std::move(job), first, count, std::move(payload), read, MPI_REQUEST_NULL});
-}
+void MpiBackend::shutdown() noexcept { close_and_join(*core_); }
 
 }  // namespace mproc::detail

@@ -1,6 +1,7 @@
 // pool_core.hpp: MpiPoolCore — rank 0's side of an MpiPool: the queue of chunks, the one
 // communication thread that makes every MPI call while the pool runs (so MPI_THREAD_SERIALIZED
-// is enough), and the callback thread that runs completions off that thread.
+// is enough), and the callback thread that runs completions off that thread. Its chunks are kept
+// in a ChunkBook (chunk_book.hpp), as the process pool's.
 #pragma once
 
 #include <mpi.h>
@@ -14,46 +15,43 @@
 #include <vector>
 
 #include "mproc/detail/buffer.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
 
-class MpiPoolCore final : public JobHost {
+class MpiPoolCore final : public JobHost, public ChunkSink {
  public:
-  // A chunk of a job on its way: queued, or sent to a worker rank and awaiting its result.
-  struct Record {
-    std::shared_ptr<JobBase> job;
-    std::size_t first = 0;
-    std::size_t count = 0;
-    Writer payload;               // the task frame; kept until the send completes
-    ResultReader read = nullptr;  // reads the results into the job, knowing its result type
-    MPI_Request request = MPI_REQUEST_NULL;
-  };
-
   // Rank 0 only: starts the pool on ranks 1 .. n and waits for their initializers.
   explicit MpiPoolCore(const PoolOptions& options);
   ~MpiPoolCore();
 
   [[nodiscard]] unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
+  [[nodiscard]] ChunkBook& book() noexcept { return book_; }
   void check_running();
-  void enqueue(Record record);
   void close();
   void join();
   void terminate();
   [[nodiscard]] std::vector<int> worker_ranks() const;
-  Writer take_buffer();
 
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override;
   bool wait(JobBase& job, const Deadline& deadline) override { return job.wait_plain(deadline); }
 
+  // ChunkSink
+  void enqueue(Record record) override;
+
  private:
-  enum class State { running, closed, terminated };
+  // A chunk sent to a worker rank: its task frame is kept until the send completes.
+  struct Sent {
+    Record record;
+    MPI_Request request = MPI_REQUEST_NULL;
+  };
   struct Worker {
     int rank = 0;
-    std::deque<Record> inflight;  // sent, in order; touched by the communication thread only
+    std::deque<Sent> inflight;  // sent, in order; touched by the communication thread only
   };
 
   void start_workers(std::uint32_t init_module, std::uint64_t init_offset);
@@ -64,31 +62,24 @@ class MpiPoolCore final : public JobHost {
   bool collect();
   void handle_result(Worker& w);
   void abandon(std::deque<Record>& pending);
-  std::size_t window() const noexcept;
   void finished(std::size_t records);
 
   void callback_loop();
   void stop_threads();
-  void recycle(Writer buffer) noexcept;
 
-  std::deque<Worker> workers_;     // ranks 1 .. n; a deque, as a Worker is not nothrow-movable
-  Writer inbox_;                   // communication thread only
-  std::uint64_t next_seq_ = 1;     // communication thread only
-  double avg_chunk_ns_ = 0;        // communication thread only
-  std::vector<Record> abandoned_;  // failed by terminate(), sends maybe incomplete; comm thread only
+  std::deque<Worker> workers_;   // ranks 1 .. n; a deque, as a Worker is not nothrow-movable
+  Writer inbox_;                 // communication thread only
+  std::vector<Sent> abandoned_;  // failed by terminate(), sends maybe incomplete; comm thread only
 
   mutable std::mutex mu_;
+  // Its phase and count guarded by mu_; its numbering and pace the communication thread's only.
+  ChunkBook book_;
   std::condition_variable wake_comm_;  // work, stop or terminate for a sleeping comm thread; with mu_
-  std::condition_variable changed_;    // outstanding_ reached 0 or the pool was terminated; with mu_
-  State state_ = State::running;       // guarded by mu_
+  std::condition_variable changed_;    // the book settled (see ChunkBook::settled); with mu_
   std::deque<Record> incoming_;        // guarded by mu_
-  std::size_t outstanding_ = 0;        // records queued or in flight; guarded by mu_
   bool comm_sleeping_ = false;         // guarded by mu_
   bool stop_requested_ = false;        // guarded by mu_
   bool terminate_requested_ = false;   // guarded by mu_
-
-  std::mutex buffers_mu_;
-  std::vector<Writer> buffers_;  // spare chunk buffers; guarded by buffers_mu_
 
   std::mutex deferred_mu_;
   std::condition_variable deferred_cv_;

@@ -7,34 +7,23 @@
 #include "backoff.hpp"
 
 namespace mproc::detail {
-namespace {
-
-constexpr double kQueueAheadNs = 1'000'000;  // work queued on a worker ahead of what it runs
-
-}  // namespace
 
 void Dispatcher::add(Record record) {
   pending_.push_back(std::move(record));
-  ++outstanding_;
+  book_.opened();
   dispatch();
-}
-
-std::size_t Dispatcher::window() const {
-  // Long chunks go one at a time, as Python's workers pull them, so none waits behind a slow
-  // one while another worker idles; short ones are queued ahead, to hide the round trip.
-  if (avg_chunk_ns_ <= 0) return 1;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(kQueueAheadNs / avg_chunk_ns_), 1, 256);
 }
 
 bool Dispatcher::spin_worthwhile(Nanos budget) const {
   // Chunks shorter than the result thread's spin: results come often.
-  if (avg_chunk_ns_ < static_cast<double>(waits::kProcessResultThread.spin.count())) return true;
-  double rounds = std::ceil(static_cast<double>(outstanding_) / static_cast<double>(slots_.size()));
-  return avg_chunk_ns_ * rounds < static_cast<double>(budget.count());
+  const double avg_chunk_ns = book_.avg_chunk_ns();
+  if (avg_chunk_ns < static_cast<double>(waits::kProcessResultThread.spin.count())) return true;
+  double rounds = std::ceil(static_cast<double>(book_.outstanding()) / static_cast<double>(slots_.size()));
+  return avg_chunk_ns * rounds < static_cast<double>(budget.count());
 }
 
 void Dispatcher::dispatch() {
-  const std::size_t limit = window();
+  const std::size_t limit = book_.window();
   while (!pending_.empty()) {
     Slot* best = nullptr;
     for (auto& s : slots_) {
@@ -54,8 +43,7 @@ void Dispatcher::dispatch() {
 }
 
 bool Dispatcher::send(Slot& slot, Record& record) {
-  record.seq = next_seq_++;
-  set_task_seq(record.task, record.seq);
+  book_.number(record);
   if (slot.inflight.empty()) slot.progress_ns = now_ns();
   if (!slot.tasks.try_send(record.task.bytes(), {})) {
     // Too large for the free space: stream it, but only to an idle worker, which reads while
@@ -77,8 +65,7 @@ std::optional<Record> Dispatcher::complete(Slot& slot, const ResultHeader& heade
   slot.inflight.pop_front();
   slot.progress_ns = now_ns();
   slot.stalled = false;
-  const auto took = static_cast<double>(header.took_ns);
-  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? took : 0.9 * avg_chunk_ns_ + 0.1 * took;
+  book_.chunk_took(header.took_ns);
   dispatch();
   return record;
 }
@@ -88,7 +75,7 @@ std::optional<Record> Dispatcher::take_started(Slot& slot) {
     return std::nullopt;
   Record record = std::move(slot.inflight.front());
   slot.inflight.pop_front();
-  --outstanding_;
+  book_.ended();
   return record;
 }
 
@@ -108,7 +95,7 @@ std::vector<Record> Dispatcher::drop(bool in_flight) {
       for (auto& r : s->inflight) dropped.push_back(std::move(r));
       s->inflight.clear();
     }
-  outstanding_ -= dropped.size();
+  book_.ended(dropped.size());
   return dropped;
 }
 

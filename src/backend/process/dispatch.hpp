@@ -1,7 +1,7 @@
 // dispatch.hpp: Dispatcher — a process pool's chunks on their way: those waiting for a worker
 // and those in flight on one. It picks the worker for the next chunk, feeds each worker as far
-// ahead of its work as the chunks' average run time makes worthwhile, numbers the chunks, and
-// matches results to them. Every call is made under PoolState::mu.
+// ahead of its work as the pool's ChunkBook allows (its window), has the book number the chunks,
+// and matches results to them. Every call is made under PoolState::mu.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backend/process/slot.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
@@ -18,7 +19,8 @@ namespace mproc::detail {
 
 class Dispatcher {
  public:
-  Dispatcher(const Slots& slots, const PoolOptions& options) : slots_(slots), options_(options) {}
+  Dispatcher(const Slots& slots, ChunkBook& book, const PoolOptions& options)
+      : slots_(slots), book_(book), options_(options) {}
 
   // Queues a chunk (its time limit set) and sends what can be sent.
   void add(Record record);
@@ -27,8 +29,6 @@ class Dispatcher {
   // The chunk a result from slot is for, out of its flight, or nullopt when there is none
   // (terminate() dropped it). Counts the result as the slot's progress.
   std::optional<Record> complete(Slot& slot, const ResultHeader& header);
-  // A chunk's results were read; returns whether none is outstanding now.
-  bool retire() { return --outstanding_ == 0; }
   // The chunk slot's worker had started when it died, out of its flight.
   std::optional<Record> take_started(Slot& slot);
   // Puts the chunks in flight on slot after chunk number after back at the head of the queue,
@@ -38,23 +38,18 @@ class Dispatcher {
   std::vector<Record> drop(bool in_flight);
 
   [[nodiscard]] bool queue_empty() const noexcept { return pending_.empty(); }
-  [[nodiscard]] std::size_t outstanding() const noexcept { return outstanding_; }
-  [[nodiscard]] double avg_chunk_ns() const noexcept { return avg_chunk_ns_; }
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
   // often, or when all the work in hand should be done within budget_ns (from the chunks'
   // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
   [[nodiscard]] bool spin_worthwhile(Nanos budget) const;
 
  private:
-  std::size_t window() const;  // chunks in flight per worker
   bool send(Slot& slot, Record& record);
 
   const Slots& slots_;
+  ChunkBook& book_;
   const PoolOptions& options_;
   std::deque<Record> pending_;
-  std::size_t outstanding_ = 0;  // records pending or in flight
-  std::uint64_t next_seq_ = 1;
-  double avg_chunk_ns_ = 0;  // moving average of a chunk's run time
 };
 
 }  // namespace mproc::detail

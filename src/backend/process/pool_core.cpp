@@ -15,8 +15,8 @@ namespace mproc::detail {
 namespace {
 
 constexpr auto kStopGrace = std::chrono::seconds(2);  // join() kills a worker that ignores its stop
-constexpr std::size_t kSpareBuffers = 16;             // chunk buffers kept for reuse...
-constexpr std::size_t kSpareBufferMax = 64 << 20;     // ...each up to this size
+// Long chunks go one at a time, short ones about 1 ms of work ahead.
+constexpr ChunkBook::Pace kPace{.queue_ahead_ns = 1'000'000, .first_window = 1, .min_window = 1, .max_window = 256};
 
 Slots make_slots(unsigned n) {
   Slots slots;
@@ -31,12 +31,6 @@ void kill_all(const Slots& slots) {
     if (s->alive) os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
 }
 
-void PoolState::throw_unless_running() const {
-  if (!broken.empty()) throw PoolNotRunning(broken);
-  if (phase != Phase::running)
-    throw PoolNotRunning(phase == Phase::closed ? "mproc: the pool is closed" : "mproc: the pool was terminated");
-}
-
 // --- starting -------------------------------------------------------------------------------
 
 ProcessPoolCore::ProcessPoolCore(PoolOptions options)
@@ -44,9 +38,10 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options)
       slots_(make_slots(checked_pool_size(options_))),
       memory_(slots_),
       spawner_(memory_.shared(), options_),
-      dispatcher_(slots_, options_),
+      dispatcher_(slots_, book_, options_),
       collector_(memory_.shared(), slots_, *this),
-      watcher_(slots_, state_, dispatcher_, spawner_, collector_, options_) {
+      watcher_(slots_, state_, book_, dispatcher_, spawner_, collector_, options_),
+      book_(*this, kPace, "Pool") {
   // SIGINT goes to the program's threads, never to the pool's (they would not report it).
   watch_interrupts();
   os::BlockSignals block({SIGINT, SIGTERM});
@@ -96,7 +91,7 @@ void ProcessPoolCore::start_workers() {
     {
       std::lock_guard lock(state_.mu);
       state_.stopping_workers = true;
-      state_.phase = PoolState::Phase::terminated;
+      book_.terminate();
       kill_all(slots_);
     }
     if (role.owns_lock()) role.unlock();
@@ -123,12 +118,12 @@ ProcessPoolCore::~ProcessPoolCore() {
 
 void ProcessPoolCore::check_running() {
   std::lock_guard lock(state_.mu);
-  state_.throw_unless_running();
+  book_.check_running();
 }
 
 void ProcessPoolCore::enqueue(Record record) {
   std::lock_guard lock(state_.mu);
-  state_.throw_unless_running();
+  book_.check_running();
   if (auto limit = record.job->task_timeout()) {
     record.limit_ns = limit->count();
     watcher_.limit_tasks();
@@ -152,29 +147,14 @@ std::optional<Record> ProcessPoolCore::on_result(Slot& slot, const ResultHeader&
 }
 
 void ProcessPoolCore::on_results_read(Record record) {
-  recycle(std::move(record.task));
+  book_.recycle(std::move(record.task));
   std::lock_guard lock(state_.mu);
-  if (dispatcher_.retire()) state_.changed.notify_all();
+  if (book_.ended()) state_.changed.notify_all();
 }
 
 bool ProcessPoolCore::spin_worthwhile(Nanos budget) {
   std::lock_guard lock(state_.mu);
   return dispatcher_.spin_worthwhile(budget);
-}
-
-Writer ProcessPoolCore::take_buffer() {
-  std::lock_guard lock(buffers_mu_);
-  if (buffers_.empty()) return Writer{};
-  Writer w = std::move(buffers_.back());
-  buffers_.pop_back();
-  return w;
-}
-
-void ProcessPoolCore::recycle(Writer buffer) noexcept {
-  if (buffer.capacity() > kSpareBufferMax) return;
-  buffer.clear();
-  std::lock_guard lock(buffers_mu_);
-  if (buffers_.size() < kSpareBuffers) buffers_.push_back(std::move(buffer));
 }
 
 std::vector<int> ProcessPoolCore::worker_pids() {
@@ -188,7 +168,7 @@ std::vector<int> ProcessPoolCore::worker_pids() {
 
 void ProcessPoolCore::close() {
   std::lock_guard lock(state_.mu);
-  if (state_.phase == PoolState::Phase::running) state_.phase = PoolState::Phase::closed;
+  book_.close();
 }
 
 void ProcessPoolCore::join() {
@@ -198,12 +178,9 @@ void ProcessPoolCore::join() {
         "wait for; join elsewhere, or call terminate()");
   {
     std::unique_lock lock(state_.mu);
-    if (state_.phase == PoolState::Phase::running)
-      throw std::logic_error("mproc: Pool::join: call close() or terminate() first");
+    book_.check_joinable();
     const std::uint64_t interrupts = interrupt_count();
-    while (!state_.changed.wait_for(lock, kInterruptCheck, [this] {
-      return dispatcher_.outstanding() == 0 || state_.phase == PoolState::Phase::terminated;
-    }))
+    while (!state_.changed.wait_for(lock, kInterruptCheck, [this] { return book_.settled(); }))
       throw_if_interrupted(interrupts);
     state_.stopping_workers = true;
     const TaskHeader stop{.seq = kControlSeq};
@@ -225,13 +202,13 @@ void ProcessPoolCore::terminate() {
   std::vector<Record> dropped;
   {
     std::lock_guard lock(state_.mu);
-    state_.phase = PoolState::Phase::terminated;
+    book_.terminate();
     state_.stopping_workers = true;
     dropped = dispatcher_.drop(true);
     kill_all(slots_);
     state_.changed.notify_all();
   }
-  auto error = std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
+  auto error = terminated_error();
   for (auto& r : dropped) r.job->fail(r.first, r.count, error);
   // From a callback, this thread holds the collecting role, which the watcher needs to reap the
   // workers: they are killed, and reaped once the callback returns; join() or the destructor
@@ -271,7 +248,9 @@ void ProcessPoolCore::finish_orphaned() noexcept {
 // --- ProcessBackend ---------------------------------------------------------------------------
 
 ProcessBackend::ProcessBackend(PoolOptions options)
-    : regions_before_(shared_regions_made()), core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
+    : regions_before_(shared_regions_made()),
+      core_(std::make_unique<ProcessPoolCore>(std::move(options))),
+      book_(&core_->book()) {}
 ProcessBackend::~ProcessBackend() {
   if (core_->on_result_thread()) {
     ProcessPoolCore* core = core_.get();
@@ -286,20 +265,6 @@ void ProcessBackend::join() { core_->join(); }
 void ProcessBackend::terminate() { core_->terminate(); }
 std::vector<int> ProcessBackend::worker_pids() const { return core_->worker_pids(); }
 
-void ProcessBackend::shutdown() noexcept {
-  try {
-    core_->close();
-    core_->join();
-  } catch (...) {
-    core_->terminate();
-  }
-}
-
-Writer ProcessBackend::take_buffer() { return core_->take_buffer(); }
-
-void ProcessBackend::enqueue(std::shared_ptr<JobBase> job, std::size_t first, std::size_t count, Writer task,
-                             ResultReader read) {
-  core_->enqueue(Record{std::move(job), first, count, std::move(task), read});
-}
+void ProcessBackend::shutdown() noexcept { close_and_join(*core_); }
 
 }  // namespace mproc::detail

@@ -1,7 +1,8 @@
 // pool_core.hpp: ProcessPoolCore — the parent's side of a process pool, put together from its
 // pieces: the memory and the forking of workers (layout.hpp), the chunks on their way
-// (dispatch.hpp), the collecting of results (collect.hpp) and the watcher (watch.hpp). The core
-// builds them in order, takes work in, and shuts the pool down.
+// (dispatch.hpp), the collecting of results (collect.hpp) and the watcher (watch.hpp), with the
+// book of its chunks (chunk_book.hpp). The core builds them in order, takes work in, and shuts
+// the pool down.
 #pragma once
 
 #include <memory>
@@ -15,25 +16,25 @@
 #include "backend/process/layout.hpp"
 #include "backend/process/slot.hpp"
 #include "backend/process/watch.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
 
 namespace mproc::detail {
 
-class ProcessPoolCore final : public JobHost, private CollectorHost {
+class ProcessPoolCore final : public JobHost, public ChunkSink, private CollectorHost {
  public:
   explicit ProcessPoolCore(PoolOptions options);
   ~ProcessPoolCore();
 
   unsigned size() const noexcept { return static_cast<unsigned>(slots_.size()); }
+  [[nodiscard]] ChunkBook& book() noexcept { return book_; }
   void check_running();
-  void enqueue(Record record);
   void close();
   void join();
   void terminate();
   std::vector<int> worker_pids();
-  Writer take_buffer();
   [[nodiscard]] bool on_result_thread() const noexcept { return std::this_thread::get_id() == result_thread_id_; }
   // For a pool destroyed by one of its own callbacks, which runs on the result thread: this
   // thread finishes the destruction (reaps the workers, stops the watcher, deletes the core)
@@ -43,6 +44,9 @@ class ProcessPoolCore final : public JobHost, private CollectorHost {
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override { collector_.defer_completion(std::move(job)); }
   bool wait(JobBase& job, const Deadline& deadline) override { return collector_.wait(job, deadline); }
+
+  // ChunkSink
+  void enqueue(Record record) override;
 
  private:
   // CollectorHost
@@ -56,7 +60,6 @@ class ProcessPoolCore final : public JobHost, private CollectorHost {
   void await_all_gone();
   void stop_threads();
   void finish_orphaned() noexcept;  // on the result thread, after its loop, for an orphan
-  void recycle(Writer buffer) noexcept;
 
   // Made in this order, each undoing itself: a constructor that throws leaves nothing behind.
   PoolOptions options_;
@@ -67,9 +70,9 @@ class ProcessPoolCore final : public JobHost, private CollectorHost {
   Dispatcher dispatcher_;  // guarded by state_.mu
   Collector collector_;
   Watcher watcher_;
-
-  std::mutex buffers_mu_;
-  std::vector<Writer> buffers_;  // spare chunk buffers; guarded by buffers_mu_
+  // Last, as the spare buffers were, away from state_.mu: the pieces above only keep a reference
+  // to it until the constructor's body. Its phase, count and pace guarded by state_.mu.
+  ChunkBook book_;
 
   std::mutex join_mu_;  // the pool's threads are joined under it, by whoever stops them first
   std::thread result_thread_;

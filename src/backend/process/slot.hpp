@@ -1,6 +1,6 @@
 // slot.hpp: what the pieces of a process pool share: the memory each worker shares with the
-// parent (PoolShared, SlotShared), the parent's view of a worker (Slot), a chunk on its way
-// (Record), and the worker's entry (run_worker).
+// parent (PoolShared, SlotShared), the parent's view of a worker (Slot), the pool's life
+// (PoolState), and the worker's entry (run_worker). A chunk on its way is a Record (chunk_book.hpp).
 #pragma once
 
 #include <sys/types.h>
@@ -14,10 +14,10 @@
 #include <exception>
 #include <memory>
 #include <mutex>
-#include <string>
 #include <vector>
 
 #include "backend/process/channel.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
@@ -40,17 +40,6 @@ struct SlotShared {
   std::atomic<std::uint64_t> claim{0};
   RingHeader task_header;
   RingHeader result_header;
-};
-
-// A chunk of a job on its way: pending, or in flight on a worker.
-struct Record {
-  std::shared_ptr<JobBase> job;
-  std::size_t first = 0;
-  std::size_t count = 0;
-  Writer task;        // its task frame (wire.hpp), kept until the result arrives, to resend if the worker is lost first
-  ResultReader read;  // reads its results into job, knowing their type
-  std::uint64_t seq = 0;
-  std::int64_t limit_ns = 0;  // its time limit once started; 0: none
 };
 
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
@@ -85,19 +74,13 @@ inline bool none_alive(const Slots& slots) {
 void kill_all(const Slots& slots);  // under PoolState::mu
 
 // The pool's life, which its pieces share. Its mutex also guards the parent's side of every
-// Slot and the Dispatcher.
+// Slot, the Dispatcher, and the phase and count of the pool's ChunkBook.
 struct PoolState {
-  enum class Phase { running, closed, terminated };
-
-  void throw_unless_running() const;  // under mu; PoolNotRunning
-
   mutable std::mutex mu;
   std::condition_variable changed;  // work finished or a worker exited; with mu
-  Phase phase = Phase::running;     // guarded by mu
   bool stopping_workers = false;    // guarded by mu: no more respawns
   int init_failures = 0;            // initializer failures in a row; guarded by mu
   std::exception_ptr init_error;    // the last of them; guarded by mu
-  std::string broken;               // why the pool cannot run work, if it cannot; guarded by mu
 };
 
 // What a worker needs after the fork.

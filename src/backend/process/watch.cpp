@@ -27,10 +27,11 @@ std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, con
 
 }  // namespace
 
-Watcher::Watcher(const Slots& slots, PoolState& state, Dispatcher& dispatcher, Spawner& spawner, Collector& collector,
-                 const PoolOptions& options)
+Watcher::Watcher(const Slots& slots, PoolState& state, ChunkBook& book, Dispatcher& dispatcher, Spawner& spawner,
+                 Collector& collector, const PoolOptions& options)
     : slots_(slots),
       state_(state),
+      book_(book),
       dispatcher_(dispatcher),
       spawner_(spawner),
       collector_(collector),
@@ -97,7 +98,7 @@ void Watcher::rescue_stalled(std::int64_t now) {
     return s->alive && !s->stalled && !s->dead.load(std::memory_order_relaxed) && s->inflight.empty();
   };
   if (!dispatcher_.queue_empty() || std::none_of(slots_.begin(), slots_.end(), idle)) return;
-  const auto stall_ns = std::max(kStallMinNs, static_cast<std::int64_t>(kStallChunks * dispatcher_.avg_chunk_ns()));
+  const auto stall_ns = std::max(kStallMinNs, static_cast<std::int64_t>(kStallChunks * book_.avg_chunk_ns()));
   for (auto& s : slots_)
     if (s->alive && !s->stalled && !s->inflight.empty() && now - s->progress_ns > stall_ns) revoke(*s);
   dispatcher_.dispatch();
@@ -128,7 +129,7 @@ std::optional<os::Nanos> Watcher::check_stalls() {
   // and rescue_stalled() leaves pending work alone.
   if (moving_again) dispatcher_.dispatch();
   // Checked even when idle: enqueue() does not wake the watcher (a system call per apply()).
-  if (dispatcher_.outstanding() == 0) return os::Nanos(kRescueCheckNs);
+  if (book_.outstanding() == 0) return os::Nanos(kRescueCheckNs);
   // A worker that has not read the work sent to it for seconds, and never started a chunk, is
   // stuck at birth (forked while another thread held a lock it needs): replace it. On its own,
   // taking its work back is not enough when every worker is stuck so.
@@ -180,7 +181,7 @@ std::vector<Record> Watcher::fail_if_no_workers() {
     } catch (...) {
     }
   }
-  state_.broken = why;
+  book_.set_broken(std::move(why));
   return dispatcher_.drop(false);
 }
 
@@ -201,7 +202,7 @@ void Watcher::on_exit(Slot& slot) {
     timed_out = lost && lost->seq == slot.timed_out_seq;
     // Chunks it had not started go to the other workers, ahead of newer work.
     dispatcher_.take_back(slot, 0);
-    bool needed = state_.phase == PoolState::Phase::running || dispatcher_.outstanding() > 0;
+    bool needed = book_.running() || book_.outstanding() > 0;
     if (!state_.stopping_workers && needed && state_.init_failures < 3) {
       try {
         spawn(slot);
@@ -218,7 +219,7 @@ void Watcher::on_exit(Slot& slot) {
     std::string why;
     {
       std::lock_guard lock(state_.mu);
-      why = state_.broken;
+      why = book_.broken();
     }
     auto error = std::make_exception_ptr(PoolNotRunning(why));
     for (auto& r : unrunnable) r.job->fail(r.first, r.count, error);

@@ -16,6 +16,7 @@
 #include "backend/process/dispatch.hpp"
 #include "backend/process/layout.hpp"
 #include "backend/process/slot.hpp"
+#include "mproc/detail/chunk_book.hpp"
 #include "mproc/pool_options.hpp"
 #include "os/os.hpp"
 
@@ -23,8 +24,8 @@ namespace mproc::detail {
 
 class Watcher {
  public:
-  Watcher(const Slots& slots, PoolState& state, Dispatcher& dispatcher, Spawner& spawner, Collector& collector,
-          const PoolOptions& options);
+  Watcher(const Slots& slots, PoolState& state, ChunkBook& book, Dispatcher& dispatcher, Spawner& spawner,
+          Collector& collector, const PoolOptions& options);
 
   // The watcher thread's loop; returns after stop().
   void run();
@@ -48,6 +49,7 @@ class Watcher {
 
   const Slots& slots_;
   PoolState& state_;
+  ChunkBook& book_;  // under PoolState::mu
   Dispatcher& dispatcher_;
   Spawner& spawner_;
   Collector& collector_;

@@ -29,6 +29,7 @@
 #include "mproc/detail/job_allocator.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/pool_options.hpp"
+#include "mproc/shared_heap.hpp"
 
 namespace mproc {
 
@@ -418,13 +419,16 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
       // The caller's items stay valid for as long as tasks read them.
       std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
       auto job = new_job(items.size());
-      if constexpr (Traits::reads_in_place && std::is_trivially_copyable_v<Item>) {
-        // Items in memory the workers share (an mproc::Array made before the pool) are not copied.
-        if (backend_.shares(items.data(), items.size_bytes())) {
+      if constexpr (Traits::reads_in_place && detail::heap_readable<Item>::value) {
+        // Items in memory the workers share (the shared heap, an mproc::Array made before the
+        // pool), with all they refer to, are not copied.
+        if (backend_.shares(items.data(), items.size_bytes()) && detail::all_in_shared_memory(items)) {
+          detail::note_map(true);
           submit<S, true>(job, fn, items, 0, chunksize, nullptr);
           return job;
         }
       }
+      if constexpr (Traits::reads_in_place) detail::note_map(false);
       if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
         submit<S, false>(job, fn, items, 0, chunksize, nullptr);
       } else {
@@ -434,6 +438,7 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
       }
       return job;
     } else if constexpr (Backend::copies_arguments) {
+      if constexpr (Traits::reads_in_place) detail::note_map(false);
       // Element by element: an input range's end may be a sentinel of another type.
       std::vector<Item> items;
       if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
@@ -563,6 +568,9 @@ auto BasicPool<Backend>::start_imap(F&& f, Range&& range, std::size_t chunksize,
     return std::views::empty<detail::map_result_t<detail::Style::single, F, Range>>;
   } else {
     backend_.check_running();
+    // imap always copies its items: a range dropped early leaves chunks running, which must not
+    // read items the caller may free at once.
+    if constexpr (Traits::reads_in_place) detail::note_map(false);
     return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
         *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, ordered);
   }

@@ -10,6 +10,7 @@
 
 #include "mproc/detail/process_backend.hpp"
 #include "mproc/errors.hpp"
+#include "mproc/shared_heap.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -271,7 +272,8 @@ void ProcessPoolCore::finish_orphaned() noexcept {
 // --- ProcessBackend ---------------------------------------------------------------------------
 
 ProcessBackend::ProcessBackend(PoolOptions options)
-    : regions_before_(shared_regions_made()), core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
+    : regions_before_((ensure_heap(), shared_regions_made())),
+      core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
 ProcessBackend::~ProcessBackend() {
   if (core_->on_result_thread()) {
     ProcessPoolCore* core = core_.get();

@@ -272,7 +272,7 @@ void ProcessPoolCore::finish_orphaned() noexcept {
 // --- ProcessBackend ---------------------------------------------------------------------------
 
 ProcessBackend::ProcessBackend(PoolOptions options)
-    : regions_before_((ensure_heap(), shared_regions_made())),
+    : regions_before_((ensure_heap(), shared_regions_made())),  // the heap first: workers inherit it
       core_(std::make_unique<ProcessPoolCore>(std::move(options))) {}
 ProcessBackend::~ProcessBackend() {
   if (core_->on_result_thread()) {

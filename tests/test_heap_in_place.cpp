@@ -91,3 +91,25 @@ TEST(HeapInPlace, RowsOutsideTheHeapAreCopiedAndSaySo) {
   EXPECT_EQ(after.maps_copied, before.maps_copied + 2);
   EXPECT_EQ(after.maps_in_place, before.maps_in_place);
 }
+
+TEST(HeapInPlace, RowsInTheHeapWhoseDataIsElsewhereAreCopiedChunkByChunk) {
+  mproc::Pool pool(2);
+  // Rows whose own bytes are in the heap, some of them with their data on another resource.
+  constexpr std::size_t n = 64;
+  auto* raw = static_cast<Row*>(mproc::shared_resource()->allocate(n * sizeof(Row), alignof(Row)));
+  for (std::size_t i = 0; i < n; ++i) {
+    std::pmr::memory_resource* r = i >= 48 ? std::pmr::new_delete_resource() : mproc::shared_resource();
+    ::new (raw + i) Row({4, 5, static_cast<int>(i % 3)}, r);
+  }
+  std::span<const Row> rows(raw, n);
+  std::vector<int> serial;
+  for (const auto& r : rows) serial.push_back(count_row(r));
+  auto before = mproc::heap_stats();
+  EXPECT_EQ(pool.map(count_row, rows, 16), serial);
+  auto where = pool.map(address_of, rows, 16);
+  for (std::size_t i = 0; i < n; ++i)
+    EXPECT_EQ(where[i] == reinterpret_cast<std::uintptr_t>(&rows[i]), i < 48) << "row " << i;
+  EXPECT_EQ(mproc::heap_stats().maps_copied, before.maps_copied + 2);
+  for (std::size_t i = 0; i < n; ++i) raw[i].~Row();
+  mproc::shared_resource()->deallocate(raw, n * sizeof(Row), alignof(Row));
+}

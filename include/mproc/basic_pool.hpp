@@ -308,14 +308,23 @@ void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, s
   }
   if (chunksize == 0) chunksize = default_chunksize(items.size());
   std::size_t i = 0;
+  [[maybe_unused]] bool all_in_place = true;
   try {
     for (; i < items.size(); i += chunksize) {
       auto chunk = items.subspan(i, std::min(chunksize, items.size() - i));
-      if constexpr (InPlace)
-        backend_.template submit_in_place<S>(job, fn, chunk, first + i);
-      else
-        backend_.template submit<S>(job, fn, chunk, first + i, keep_alive);
+      // A chunk is read in place when every pmr container among its items uses the shared heap
+      // (else it is copied): looked at chunk by chunk, so that the workers start on the first
+      // while the caller looks at the next.
+      if constexpr (InPlace) {
+        if (detail::all_in_shared_memory(chunk)) {
+          backend_.template submit_in_place<S>(job, fn, chunk, first + i);
+          continue;
+        }
+        all_in_place = false;
+      }
+      backend_.template submit<S>(job, fn, chunk, first + i, keep_alive);
     }
+    if constexpr (InPlace) detail::note_map(all_in_place);
   } catch (...) {
     // The pool stopped midway: what was not submitted fails, so the job still completes.
     job->fail(first + i, items.size() - i, std::current_exception());
@@ -422,8 +431,7 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
       if constexpr (Traits::reads_in_place && detail::heap_readable<Item>::value) {
         // Items in memory the workers share (the shared heap, an mproc::Array made before the
         // pool), with all they refer to, are not copied.
-        if (backend_.shares(items.data(), items.size_bytes()) && detail::all_in_shared_memory(items)) {
-          detail::note_map(true);
+        if (backend_.shares(items.data(), items.size_bytes())) {
           submit<S, true>(job, fn, items, 0, chunksize, nullptr);
           return job;
         }

@@ -4,7 +4,9 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <fstream>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "fault_check.hpp"
@@ -23,6 +25,16 @@ int deep(int n) {
   return n == 0 ? page[0] : deep(n - 1) + page[0];
 }
 
+// The address space this process has reserved now (VmSize): the shared heap's reservation is part
+// of it, so an RLIMIT_AS meant as "this much more" is set above it.
+rlim_t address_space_now() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmSize:", 0) == 0) return rlim_t{std::stoull(line.substr(7))} * 1024;
+  throw std::runtime_error("no VmSize in /proc/self/status");
+}
+
 }  // namespace
 
 TEST(FaultMemory, StackPastItsLimitKillsTheWorker) {
@@ -34,7 +46,8 @@ TEST(FaultMemory, HeapPastTheAddressSpaceLimitFailsOnlyTheTask) {
 #ifdef __SANITIZE_ADDRESS__
   GTEST_SKIP() << "AddressSanitizer cannot run under an address-space limit (its shadow memory is mapped lazily)";
 #endif
-  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .initializer = [] { limit(RLIMIT_AS, rlim_t{1} << 30); }});
+  mproc::Pool pool(mproc::PoolOptions{
+      .processes = 2, .initializer = [] { limit(RLIMIT_AS, address_space_now() + (rlim_t{1} << 30)); }});
   auto r = pool.apply_async(
       [](int) {
         // Untouched blocks: RLIMIT_AS counts address space, so the limit is reached at once, and

@@ -101,6 +101,9 @@ void expect_unchanged(const Resources& before) {
 // and leave nothing behind.
 template <class F>
 void expect_clean_failure(Call call, int err, unsigned after, const std::string& name, F f) {
+  // The shared heap is mapped once per program, by the first Pool or Process, and stays: map it
+  // before counting.
+  (void)mproc::shared_resource();
   const Resources before = Resources::now();
   {
     ScopedFailure armed(call, err, after);

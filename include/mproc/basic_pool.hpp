@@ -29,6 +29,7 @@
 #include "mproc/detail/job_allocator.hpp"
 #include "mproc/errors.hpp"
 #include "mproc/pool_options.hpp"
+#include "mproc/shared_heap.hpp"
 
 namespace mproc {
 
@@ -307,14 +308,23 @@ void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, s
   }
   if (chunksize == 0) chunksize = default_chunksize(items.size());
   std::size_t i = 0;
+  [[maybe_unused]] bool all_in_place = true;
   try {
     for (; i < items.size(); i += chunksize) {
       auto chunk = items.subspan(i, std::min(chunksize, items.size() - i));
-      if constexpr (InPlace)
-        backend_.template submit_in_place<S>(job, fn, chunk, first + i);
-      else
-        backend_.template submit<S>(job, fn, chunk, first + i, keep_alive);
+      // A chunk is read in place when every pmr container among its items uses the shared heap
+      // (else it is copied): looked at chunk by chunk, so that the workers start on the first
+      // while the caller looks at the next.
+      if constexpr (InPlace) {
+        if (detail::all_in_shared_memory(chunk)) {
+          backend_.template submit_in_place<S>(job, fn, chunk, first + i);
+          continue;
+        }
+        all_in_place = false;
+      }
+      backend_.template submit<S>(job, fn, chunk, first + i, keep_alive);
     }
+    if constexpr (InPlace) detail::note_map(all_in_place);
   } catch (...) {
     // The pool stopped midway: what was not submitted fails, so the job still completes.
     job->fail(first + i, items.size() - i, std::current_exception());
@@ -418,13 +428,15 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
       // The caller's items stay valid for as long as tasks read them.
       std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
       auto job = new_job(items.size());
-      if constexpr (Traits::reads_in_place && std::is_trivially_copyable_v<Item>) {
-        // Items in memory the workers share (an mproc::Array made before the pool) are not copied.
+      if constexpr (Traits::reads_in_place && detail::heap_readable<Item>::value) {
+        // Items in memory the workers share (the shared heap, an mproc::Array made before the
+        // pool), with all they refer to, are not copied.
         if (backend_.shares(items.data(), items.size_bytes())) {
           submit<S, true>(job, fn, items, 0, chunksize, nullptr);
           return job;
         }
       }
+      if constexpr (Traits::reads_in_place) detail::note_map(false);
       if constexpr (Backend::copies_arguments || std::is_same_v<std::remove_cvref_t<F>, Fn>) {
         submit<S, false>(job, fn, items, 0, chunksize, nullptr);
       } else {
@@ -434,6 +446,7 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
       }
       return job;
     } else if constexpr (Backend::copies_arguments) {
+      if constexpr (Traits::reads_in_place) detail::note_map(false);
       // Element by element: an input range's end may be a sentinel of another type.
       std::vector<Item> items;
       if constexpr (std::ranges::sized_range<Range>) items.reserve(std::ranges::size(range));
@@ -563,6 +576,9 @@ auto BasicPool<Backend>::start_imap(F&& f, Range&& range, std::size_t chunksize,
     return std::views::empty<detail::map_result_t<detail::Style::single, F, Range>>;
   } else {
     backend_.check_running();
+    // imap always copies its items: a range dropped early leaves chunks running, which must not
+    // read items the caller may free at once.
+    if constexpr (Traits::reads_in_place) detail::note_map(false);
     return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
         *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, ordered);
   }

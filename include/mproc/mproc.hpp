@@ -25,6 +25,7 @@
 #include "mproc/pool_options.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
+#include "mproc/shared_heap.hpp"
 #include "mproc/shared_memory.hpp"
 #include "mproc/sync.hpp"
 #include "mproc/thread_pool.hpp"

@@ -12,6 +12,7 @@
 #include <typeinfo>
 
 #include "demangle.hpp"
+#include "mproc/shared_heap.hpp"
 #include "os/os.hpp"
 #include "os/os_ipc.hpp"
 
@@ -128,6 +129,7 @@ void Process::start() {
   if (!body_) throw std::logic_error("mproc::Process::start: the process was moved from");
   Self& me = self();
   ProcessInfo parent(me.name, os::getpid(), me.daemon);
+  detail::ensure_heap();  // the child inherits the shared heap at the same address
   os::flush_stdio();
   pid_t pid = os::fork();
   if (pid == 0) {

@@ -28,6 +28,7 @@
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
+#include "mproc/shared_heap.hpp"
 
 namespace mproc::detail {
 
@@ -258,7 +259,7 @@ void encode_chunk(Writer& w, const F& f, std::span<const Item> items) {
 // what they are. Only for items in memory the worker shares, unchanged until it has run them.
 template <Style S, class F, class Item>
 void encode_chunk_in_place(Writer& w, const F& f, std::span<const Item> items) {
-  static_assert(std::is_trivially_copyable_v<Item>);
+  static_assert(heap_readable<Item>::value);
   write_chunk_header(w, &invoke_in_place<S, F, Item>, f, items.size());
   const Item* where = items.data();
   w.write(&where, sizeof where);

@@ -10,6 +10,7 @@
 
 #include "mproc/detail/process_backend.hpp"
 #include "mproc/errors.hpp"
+#include "mproc/shared_heap.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -248,7 +249,7 @@ void ProcessPoolCore::finish_orphaned() noexcept {
 // --- ProcessBackend ---------------------------------------------------------------------------
 
 ProcessBackend::ProcessBackend(PoolOptions options)
-    : regions_before_(shared_regions_made()),
+    : regions_before_((ensure_heap(), shared_regions_made())),  // the heap first: workers inherit it
       core_(std::make_unique<ProcessPoolCore>(std::move(options))),
       book_(&core_->book()) {}
 ProcessBackend::~ProcessBackend() {

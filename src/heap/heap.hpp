@@ -1,0 +1,16 @@
+// heap.hpp: the shared heap's allocator, inside the library (src/heap/). The public face is
+// mproc/shared_heap.hpp; this is what the resource, the stats and the tests below it call.
+#pragma once
+
+#include <cstddef>
+
+namespace mproc::detail::heap {
+
+// size bytes aligned to align (a power of two, at most 64 KiB) from the heap, mapping it first if
+// need be. Throws std::bad_alloc when the heap is exhausted (or align is larger).
+void* allocate(std::size_t size, std::size_t align);
+// Gives back the block that p points into (any process may free a block any process
+// allocated). p must come from allocate and not be freed yet; nullptr is ignored.
+void deallocate(void* p) noexcept;
+
+}  // namespace mproc::detail::heap

@@ -59,6 +59,9 @@ void run_parent_and_kill_it(bool busy) {
   for (int pid : pids)
     EXPECT_TRUE(reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
   EXPECT_EQ(mproc::test::shm_entries(), shm_before);
+  // Each worker's process-group guard came to us too, and ends with its worker's group.
+  for (int child : mproc::test::child_pids())
+    EXPECT_TRUE(reaped_within(child, std::chrono::milliseconds(1000))) << "process " << child << " survived";
 }
 
 }  // namespace

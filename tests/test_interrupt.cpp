@@ -13,6 +13,7 @@
 
 #include <gtest/gtest.h>
 
+#include "leak_check.hpp"
 #include "mproc/mproc.hpp"
 
 using namespace std::chrono_literals;
@@ -115,6 +116,15 @@ TEST(InterruptDefault, SigintEndsTheProgramAndItsWorkersSilently) {
       if (!gone) std::this_thread::sleep_for(5ms);
     }
     EXPECT_TRUE(gone) << "worker " << pid << " outlived its parent";
+  }
+  // Each worker's process-group guard came to us too; it ends with its worker's group.
+  for (int guard : mproc::test::child_pids()) {
+    bool gone = false;
+    for (int i = 0; i < 200 && !gone; ++i) {
+      gone = ::waitpid(guard, nullptr, WNOHANG) == guard;
+      if (!gone) std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_TRUE(gone) << "process " << guard << " outlived its worker";
   }
   char buf[512];
   ssize_t n = ::read(err[0], buf, sizeof buf);

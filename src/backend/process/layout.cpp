@@ -63,9 +63,11 @@ void Spawner::spawn(Slot& slot) {
     run_worker(ctx);
   }
   slot.pid = pid;
+  os::lead_process_group(pid);  // as the worker does itself: whichever runs first
   try {
     slot.pidfd = os::pidfd_open(pid);
   } catch (...) {
+    os::kill_group(pid, SIGKILL);
     os::kill(pid, SIGKILL);
     os::reap(pid);
     throw;

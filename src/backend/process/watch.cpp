@@ -136,7 +136,7 @@ std::optional<os::Nanos> Watcher::check_stalls() {
   for (auto& s : slots_)
     if (s->alive && !options_.initializer && s->progress_ns && now - s->progress_ns > kStuckStartNs &&
         s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
-      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+      kill_worker(*s);
   // Without this, a stopped or stuck worker's queue would wait for a result that never comes.
   rescue_stalled(now);
   return os::Nanos(kRescueCheckNs);
@@ -158,7 +158,7 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
     std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running.limit_ns - now;
     if (left <= 0) {
       s->timed_out_seq = running.seq;
-      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+      kill_worker(*s);
     } else {
       next = std::min(next, left);
     }
@@ -187,6 +187,9 @@ std::vector<Record> Watcher::fail_if_no_workers() {
 void Watcher::on_exit(Slot& slot) {
   slot.dead.store(true);
   collector_.wake();  // a collector waiting for the rest of this worker's message gives up
+  // Its task's children end with it, whatever ended it; before the reaping, while its number
+  // cannot be another's.
+  os::kill_group(slot.pid, SIGKILL);
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
   const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;

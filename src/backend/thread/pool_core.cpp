@@ -6,6 +6,7 @@
 #include "backoff.hpp"
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
+#include "worker_identity.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #define MPROC_TSAN 1
@@ -162,6 +163,7 @@ void ThreadPoolCore::worker_loop(unsigned index) {
   t_pool = this;
   t_index = index;
   t_on_pool_thread = true;
+  set_thread_worker_id(index);
   if (options_.initializer) {
     std::exception_ptr error;
     try {

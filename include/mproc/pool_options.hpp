@@ -1,6 +1,7 @@
 /// @file
 /// pool_options.hpp: PoolOptions — how a pool is built: its size, a per-worker initializer,
-/// the recycling limit and a task time limit. TaskTimeout — a time limit for one call's tasks.
+/// the recycling limit, a task time limit and retries. TaskTimeout and Retries — the same for one
+/// call's tasks, TaskLimits — both together.
 #pragma once
 
 #include <chrono>
@@ -29,6 +30,14 @@ struct PoolOptions {
   /// pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
   /// Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
+  /// A task lost with its worker (WorkerLost, or TimeoutError from a time limit) runs again, up
+  /// to this many more times, on a live worker (often the lost one's replacement); an exception
+  /// the task throws itself is never retried. When the retries run out, the last error is thrown
+  /// and its message says how many attempts were made. A chunk of a map is retried as a whole,
+  /// and its results keep their places. Nothing is lost with a ThreadPool's thread, and an MPI
+  /// rank's death ends the whole job: ThreadPool and MpiPool accept it and never retry.
+  /// Negative throws.
+  int retries = 0;
 };
 
 /// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:
@@ -44,6 +53,38 @@ struct TaskTimeout {
   /// The limit, in nanoseconds.
   std::chrono::nanoseconds limit;
 };
+
+/// Retries for the tasks of one call, in place of PoolOptions::retries:
+///
+///     pool.apply(f, args, mproc::Retries(2));  pool.map(f, xs, 0, mproc::TaskTimeout(1s) | mproc::Retries(3));
+struct Retries {
+  /// Negative throws std::invalid_argument when the call is made.
+  explicit Retries(int n) : count(n) {}
+  /// How many times a lost task runs again.
+  int count;
+};
+
+/// What one call sets for its tasks in place of the pool's options: a TaskTimeout, Retries, or
+/// both (`mproc::TaskTimeout(1s) | mproc::Retries(2)`). Made from either implicitly.
+struct TaskLimits {
+  /// No limit of the call's own: the pool's options apply.
+  TaskLimits() = default;
+  /// A time limit for the call's tasks.
+  TaskLimits(TaskTimeout limit) : timeout(limit.limit) {}  // NOLINT: implicit by design
+  /// Retries for the call's tasks.
+  TaskLimits(Retries times) : retries(times.count) {}  // NOLINT: implicit by design
+  /// The call's time limit, if it has one.
+  std::optional<std::chrono::nanoseconds> timeout;
+  /// The call's retries, if it has them.
+  std::optional<int> retries;
+};
+
+/// Both limits: each set on either side (the right one wins where both set it).
+inline TaskLimits operator|(TaskLimits a, const TaskLimits& b) {
+  if (b.timeout) a.timeout = b.timeout;
+  if (b.retries) a.retries = b.retries;
+  return a;
+}
 
 namespace detail {
 /// Checks options and returns the number of workers; throws std::invalid_argument.

@@ -144,6 +144,7 @@ void ProcessPoolCore::enqueue(Record record) {
   } else if (options_.task_timeout) {
     record.limit_ns = options_.task_timeout->count();
   }
+  record.retries = record.job->retries().value_or(options_.retries);
   dispatcher_.add(std::move(record));
 }
 

@@ -51,6 +51,8 @@ struct Record {
   ResultReader read;  // reads its results into job, knowing their type
   std::uint64_t seq = 0;
   std::int64_t limit_ns = 0;  // its time limit once started; 0: none
+  int retries = 0;            // runs again this many times at most when lost with its worker
+  int attempts = 0;           // times it was started and lost so far
 };
 
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).

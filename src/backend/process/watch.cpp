@@ -18,11 +18,12 @@ constexpr std::int64_t kStuckStartNs = 2'000'000'000;  // a new worker that read
 
 std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, const os::ExitStatus& status) {
   if (timed_out)
-    return std::make_exception_ptr(TimeoutError("mproc: the task ran longer than its time limit of " +
-                                                std::to_string(lost.limit_ns / 1'000'000) +
-                                                " ms; its worker was killed and replaced"));
+    return std::make_exception_ptr(TimeoutError(
+        "mproc: the task ran longer than its time limit of " + std::to_string(lost.limit_ns / 1'000'000) +
+        " ms; its worker was killed and replaced" +
+        (lost.attempts > 1 ? "; " + std::to_string(lost.attempts) + " attempts were made" : std::string())));
   return std::make_exception_ptr(
-      WorkerLost(pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
+      WorkerLost(pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code, lost.attempts));
 }
 
 }  // namespace
@@ -204,6 +205,11 @@ void Watcher::on_exit(Slot& slot) {
     timed_out = lost && lost->seq == slot.timed_out_seq;
     // Chunks it had not started go to the other workers, ahead of newer work.
     dispatcher_.take_back(slot, 0);
+    // A lost chunk with retries left runs again (its items' places are in the record).
+    if (lost && ++lost->attempts <= lost->retries && state_.phase != PoolState::Phase::terminated) {
+      dispatcher_.add(std::move(*lost));
+      lost.reset();
+    }
     bool needed = state_.phase == PoolState::Phase::running || dispatcher_.outstanding() > 0;
     if (!state_.stopping_workers && needed && state_.init_failures < 3) {
       try {

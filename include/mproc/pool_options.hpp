@@ -5,10 +5,23 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 
 namespace mproc {
+
+/// Where a process pool's workers write their stdout and stderr (PoolOptions::output).
+enum class Output {
+  /// As the program does: the same descriptors, each worker's writes as they come (the default).
+  inherit,
+  /// Through a pipe per stream to a pool thread that writes whole lines to the program's stdout
+  /// and stderr, each prefixed "[worker N] " (N: worker_id()). A line is never cut by another
+  /// worker's; what a worker wrote before it died is not lost (stdout is line-buffered in the
+  /// worker, so only a line it had not ended can be, and even that is written, ended); a line
+  /// over 4000 bytes goes out in pieces, each with the prefix.
+  lines,
+};
 
 /// Every field has a default; set the ones you need with designated initializers:
 /// mproc::Pool pool(mproc::PoolOptions{.processes = 3, .maxtasksperchild = 10});
@@ -30,6 +43,12 @@ struct PoolOptions {
   /// pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
   /// Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
+  /// A leak guard: after each chunk, a worker whose resident set (RSS, as /proc/<pid>/statm
+  /// counts it) is past this many bytes leaves, and is replaced, between tasks: no task fails,
+  /// and chunks queued on it run elsewhere. A worker starts as a fork of the program, sharing its
+  /// pages, so set it well above the program's own resident size. Process pools only: ThreadPool
+  /// and MpiPool throw std::invalid_argument. Unset: no limit. Zero throws.
+  std::optional<std::size_t> max_worker_rss{};
   /// A task lost with its worker (WorkerLost, or TimeoutError from a time limit) runs again, up
   /// to this many more times, on a live worker (often the lost one's replacement); an exception
   /// the task throws itself is never retried. When the retries run out, the last error is thrown
@@ -38,6 +57,10 @@ struct PoolOptions {
   /// rank's death ends the whole job: ThreadPool and MpiPool accept it and never retry.
   /// Negative throws.
   int retries = 0;
+  /// Workers' stdout and stderr: as the program's (Output::inherit), or forwarded whole lines at a
+  /// time with the worker's number (Output::lines). Process pools only: ThreadPool and MpiPool
+  /// throw std::invalid_argument for Output::lines (mpirun has --tag-output for that).
+  Output output = Output::inherit;
 };
 
 /// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:

@@ -218,6 +218,21 @@ void release_shared_pages(void* addr, std::size_t size) noexcept {
   if (size) ::madvise(addr, size, MADV_REMOVE);  // advice only: pages kept stay correct
 }
 
+std::size_t resident_bytes() noexcept {
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[128];
+  ssize_t n = -1;
+  while ((n = ::read(fd, text, sizeof text - 1)) == -1 && errno == EINTR) {
+  }
+  ::close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  unsigned long long size = 0, resident = 0;  // in pages: total, then resident
+  if (std::sscanf(text, "%llu %llu", &size, &resident) != 2) return 0;
+  return static_cast<std::size_t>(resident) * page_size();
+}
+
 bool process_exists(pid_t pid) noexcept { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 void* map_fd(int fd, std::size_t size) {
@@ -297,6 +312,13 @@ void set_nonblocking(int fd, bool on) {
   flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   retry("fcntl", "F_SETFL", [&] { return ::fcntl(fd, F_SETFL, flags); });
 }
+
+void redirect(int fd, int target) noexcept {
+  while (::dup2(fd, target) == -1 && errno == EINTR) {
+  }
+}
+
+void line_buffer_stdout() noexcept { std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ); }
 
 void drain_nonblocking(int fd) noexcept {
   char buf[256];

@@ -122,6 +122,8 @@ std::pair<void*, std::size_t> reserve_shared_anonymous(std::size_t size, std::si
 // Gives the pages of [addr, addr + size) of a shared mapping back (MADV_REMOVE); they read as
 // zeros after. addr and size page-aligned.
 void release_shared_pages(void* addr, std::size_t size) noexcept;
+// The calling process's resident set in bytes (/proc/self/statm); 0 when it cannot be read.
+std::size_t resident_bytes() noexcept;
 // Whether a process with this pid exists (a zombie does).
 bool process_exists(pid_t pid) noexcept;
 
@@ -148,6 +150,10 @@ std::size_t write_some(int fd, const void* data, std::size_t size);  // returns 
 std::size_t read_some(int fd, void* data, std::size_t size);         // 0 at end of file
 void write_all(int fd, const void* data, std::size_t size);
 void set_nonblocking(int fd, bool on);
+// Makes target (0, 1 or 2) a copy of fd (dup2); best effort, for a child just forked.
+void redirect(int fd, int target) noexcept;
+// Makes C stdio's stdout line-buffered (setvbuf), as on a terminal: each line goes out whole.
+void line_buffer_stdout() noexcept;
 // Reads and discards whatever a non-blocking fd holds.
 void drain_nonblocking(int fd) noexcept;
 

@@ -77,6 +77,9 @@ void run_worker(const WorkerContext& ctx) noexcept {
       end_result_frame(out, ResultHeader{.seq = seq, .took_ns = now_ns() - start});
       slot.results.send(out.bytes(), {}, parent_gone);
       if (max_tasks && ++done >= max_tasks) break;
+      // Past its resident limit, it leaves between tasks, as at maxtasksperchild: the parent
+      // sends what it had queued here to the others, and replaces it.
+      if (ctx.options->max_worker_rss && os::resident_bytes() > *ctx.options->max_worker_rss) break;
     }
     os::flush_stdio();
     os::exit_now(0);

@@ -20,14 +20,16 @@
 
 namespace mproc {
 
-WorkerLost::WorkerLost(pid_t pid, int signal, int exit_code)
-    : Error(signal ? "mproc: worker " + std::to_string(pid) + " died from signal " + std::to_string(signal) + " (" +
-                         strsignal(signal) + ") while running the task"
-                   : "mproc: worker " + std::to_string(pid) + " exited with code " + std::to_string(exit_code) +
-                         " while running the task"),
+WorkerLost::WorkerLost(pid_t pid, int signal, int exit_code, int attempts)
+    : Error((signal ? "mproc: worker " + std::to_string(pid) + " died from signal " + std::to_string(signal) + " (" +
+                          strsignal(signal) + ") while running the task"
+                    : "mproc: worker " + std::to_string(pid) + " exited with code " + std::to_string(exit_code) +
+                          " while running the task") +
+            (attempts > 1 ? "; " + std::to_string(attempts) + " attempts were made, each losing its worker" : "")),
       pid_(pid),
       signal_(signal),
-      exit_code_(exit_code) {}
+      exit_code_(exit_code),
+      attempts_(attempts) {}
 
 namespace detail {
 

@@ -19,6 +19,10 @@ unsigned checked_pool_size(const PoolOptions& options) {
                                 std::to_string(*options.maxtasksperchild) + ")");
   if (options.task_timeout && options.task_timeout->count() <= 0)
     throw std::invalid_argument("mproc: task_timeout must be positive");
+  if (options.max_worker_rss && *options.max_worker_rss == 0)
+    throw std::invalid_argument("mproc: max_worker_rss must be positive");
+  if (options.retries < 0)
+    throw std::invalid_argument("mproc: retries must be zero or more (got " + std::to_string(options.retries) + ")");
   return options.processes ? static_cast<unsigned>(*options.processes) : process_cpu_count();
 }
 

@@ -85,13 +85,13 @@ class BasicPool {
       F&& f, Args&& args = {}, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  /// As apply and apply_async, with a time limit for this task (see TaskTimeout).
+  /// As apply and apply_async, with a time limit or retries for this task (see TaskLimits).
   ///@{
   template <class F, class Args>
-  detail::apply_result_t<F, Args> apply(F&& f, Args&& args, TaskTimeout limit);
+  detail::apply_result_t<F, Args> apply(F&& f, Args&& args, TaskLimits limit);
   template <class F, class Args>
   AsyncResult<detail::apply_result_t<F, Args>> apply_async(
-      F&& f, Args&& args, TaskTimeout limit,
+      F&& f, Args&& args, TaskLimits limit,
       typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
   ///@}
@@ -113,14 +113,14 @@ class BasicPool {
       typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  /// As map and map_async, with a time limit for each chunk (see TaskTimeout).
+  /// As map and map_async, with a time limit or retries for each chunk (see TaskLimits).
   ///@{
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range, std::size_t chunksize,
-                                                                         TaskTimeout limit);
+                                                                         TaskLimits limit);
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> map_async(
-      F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+      F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
       typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
   ///@}
@@ -137,14 +137,14 @@ class BasicPool {
       typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
 
-  /// As starmap and starmap_async, with a time limit for each chunk (see TaskTimeout).
+  /// As starmap and starmap_async, with a time limit or retries for each chunk (see TaskLimits).
   ///@{
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range, std::size_t chunksize,
-                                                                           TaskTimeout limit);
+                                                                           TaskLimits limit);
   template <class F, std::ranges::input_range Range>
   AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
-      F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+      F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
       typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback = {},
       std::function<void(std::exception_ptr)> error_callback = {});
   ///@}
@@ -184,7 +184,7 @@ class BasicPool {
   };
 
   using Traits = detail::backend_traits<Backend>;
-  using Limit = std::optional<std::chrono::nanoseconds>;  // a call's TaskTimeout, checked
+  using Limit = TaskLimits;  // a call's TaskLimits, checked
 
   /// Checks a call of F on Item once, where it enters, before anything that would fail on a misuse
   /// is instantiated: false after the static_assert naming the misuse failed.
@@ -192,7 +192,7 @@ class BasicPool {
   static constexpr bool accepts() {
     return detail::accept<detail::misuse<Backend::sends_functions, C, std::decay_t<F>, Item>()>();
   }
-  static Limit checked(TaskTimeout limit);
+  static Limit checked(TaskLimits limit);
   /// imap or imap_unordered.
   template <class F, class Range>
   auto start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered);
@@ -336,22 +336,26 @@ void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, s
 }
 
 template <class Backend>
-auto BasicPool<Backend>::checked(TaskTimeout limit) -> Limit {
-  if constexpr (!Traits::kills_tasks)
-    throw std::invalid_argument("mproc: TaskTimeout needs a process pool: a running thread or rank cannot be killed");
-  if (limit.limit.count() <= 0) throw std::invalid_argument("mproc: TaskTimeout must be positive");
-  return limit.limit;
+auto BasicPool<Backend>::checked(TaskLimits limit) -> Limit {
+  if (limit.timeout) {
+    if constexpr (!Traits::kills_tasks)
+      throw std::invalid_argument("mproc: TaskTimeout needs a process pool: a running thread or rank cannot be killed");
+    if (limit.timeout->count() <= 0) throw std::invalid_argument("mproc: TaskTimeout must be positive");
+  }
+  if (limit.retries && (*limit.retries < 0 || *limit.retries > 10000))
+    throw std::invalid_argument("mproc: Retries must be from 0 to 10000 (got " + std::to_string(*limit.retries) + ")");
+  return limit;
 }
 
 template <class Backend>
 template <class F, class Args>
 detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args) {
-  return start_apply(std::forward<F>(f), std::forward<Args>(args), std::nullopt, {}, {}).get();
+  return start_apply(std::forward<F>(f), std::forward<Args>(args), Limit{}, {}, {}).get();
 }
 
 template <class Backend>
 template <class F, class Args>
-detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args, TaskTimeout limit) {
+detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args, TaskLimits limit) {
   return start_apply(std::forward<F>(f), std::forward<Args>(args), checked(limit), {}, {}).get();
 }
 
@@ -360,15 +364,14 @@ template <class F, class Args>
 AsyncResult<detail::apply_result_t<F, Args>> BasicPool<Backend>::apply_async(
     F&& f, Args&& args, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  return start_apply(std::forward<F>(f), std::forward<Args>(args), std::nullopt, std::move(callback),
+  return start_apply(std::forward<F>(f), std::forward<Args>(args), Limit{}, std::move(callback),
                      std::move(error_callback));
 }
 
 template <class Backend>
 template <class F, class Args>
 AsyncResult<detail::apply_result_t<F, Args>> BasicPool<Backend>::apply_async(
-    F&& f, Args&& args, TaskTimeout limit,
-    typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback,
+    F&& f, Args&& args, TaskLimits limit, typename detail::ValueJob<detail::apply_result_t<F, Args>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   return start_apply(std::forward<F>(f), std::forward<Args>(args), checked(limit), std::move(callback),
                      std::move(error_callback));
@@ -388,7 +391,8 @@ AsyncResult<R> BasicPool<Backend>::start_apply(F&& f, Args&& args, Limit limit,
     auto job =
         std::allocate_shared<detail::ValueJob<R>>(detail::JobAllocator<detail::ValueJob<R>, Traits::job_block_min>{},
                                                   backend_.host(), std::move(callback), std::move(error_callback));
-    job->set_task_timeout(limit);
+    job->set_task_timeout(limit.timeout);
+    job->set_retries(limit.retries);
     // A backend may copy a call's function and arguments when they are small (copies_small): then
     // they need no allocation of their own.
     if constexpr (Backend::copies_arguments || Traits::template copies_small<Fn, Item>) {
@@ -420,7 +424,8 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
     auto new_job = [&](std::size_t n) {
       auto job =
           std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback));
-      job->set_task_timeout(limit);
+      job->set_task_timeout(limit.timeout);
+      job->set_retries(limit.retries);
       return job;
     };
     const Fn& fn = f;  // a function: a pointer to it, for as long as this call
@@ -488,14 +493,14 @@ template <class Backend>
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
                                                                                            std::size_t chunksize) {
-  return run_list<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt);
+  return run_list<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, Limit{});
 }
 
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
                                                                                            std::size_t chunksize,
-                                                                                           TaskTimeout limit) {
+                                                                                           TaskLimits limit) {
   return run_list<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit));
 }
 
@@ -505,14 +510,14 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> 
     F&& f, Range&& range, std::size_t chunksize,
     typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  return start_async<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
+  return start_async<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, Limit{},
                                             std::move(callback), std::move(error_callback));
 }
 
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> BasicPool<Backend>::map_async(
-    F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+    F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
     typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   return start_async<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
@@ -523,14 +528,14 @@ template <class Backend>
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
                                                                                              std::size_t chunksize) {
-  return run_list<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt);
+  return run_list<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, Limit{});
 }
 
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
                                                                                              std::size_t chunksize,
-                                                                                             TaskTimeout limit) {
+                                                                                             TaskLimits limit) {
   return run_list<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit));
 }
 
@@ -540,14 +545,14 @@ AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> Ba
     F&& f, Range&& range, std::size_t chunksize,
     typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
-  return start_async<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, std::nullopt,
+  return start_async<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, Limit{},
                                           std::move(callback), std::move(error_callback));
 }
 
 template <class Backend>
 template <class F, std::ranges::input_range Range>
 AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> BasicPool<Backend>::starmap_async(
-    F&& f, Range&& range, std::size_t chunksize, TaskTimeout limit,
+    F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
     typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
   return start_async<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),

@@ -57,13 +57,16 @@ class RemoteError : public Error {
 /// gets TimeoutError instead.)
 class WorkerLost : public Error {
  public:
-  /// Made by the pool when it sees the worker's end; what() says which worker and how it ended.
-  WorkerLost(pid_t pid, int signal, int exit_code);
+  /// Made by the pool when it sees the worker's end; what() says which worker and how it ended,
+  /// and, past one, how many attempts were made (PoolOptions::retries).
+  WorkerLost(pid_t pid, int signal, int exit_code, int attempts = 1);
   /// The dead worker's process id.
   [[nodiscard]] pid_t pid() const noexcept { return pid_; }
   /// The signal that killed the worker (SIGKILL, SIGSEGV...).
   [[nodiscard]] int signal() const noexcept { return signal_; }        // 0 when it exited
   [[nodiscard]] int exit_code() const noexcept { return exit_code_; }  // meaningful when signal() == 0
+  /// How many times the task ran, each time losing its worker: 1 + the retries made.
+  [[nodiscard]] int attempts() const noexcept { return attempts_; }
 
   /// @fn int WorkerLost::exit_code() const noexcept
   /// The status the worker exited with (std::exit(n) or _exit(n)).
@@ -72,6 +75,7 @@ class WorkerLost : public Error {
   pid_t pid_;
   int signal_;
   int exit_code_;
+  int attempts_;
 };
 
 /// An argument, result or exception could not be encoded or decoded. In a pool it fails the

@@ -1,13 +1,27 @@
 /// @file
 /// pool_options.hpp: PoolOptions — how a pool is built: its size, a per-worker initializer,
-/// the recycling limit and a task time limit. TaskTimeout — a time limit for one call's tasks.
+/// the recycling limit, a task time limit and retries. TaskTimeout and Retries — the same for one
+/// call's tasks, TaskLimits — both together.
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <optional>
 
 namespace mproc {
+
+/// Where a process pool's workers write their stdout and stderr (PoolOptions::output).
+enum class Output {
+  /// As the program does: the same descriptors, each worker's writes as they come (the default).
+  inherit,
+  /// Through a pipe per stream to a pool thread that writes whole lines to the program's stdout
+  /// and stderr, each prefixed "[worker N] " (N: worker_id()). A line is never cut by another
+  /// worker's; what a worker wrote before it died is not lost (stdout is line-buffered in the
+  /// worker, so only a line it had not ended can be, and even that is written, ended); a line
+  /// over 4000 bytes goes out in pieces, each with the prefix.
+  lines,
+};
 
 /// Every field has a default; set the ones you need with designated initializers:
 /// mproc::Pool pool(mproc::PoolOptions{.processes = 3, .maxtasksperchild = 10});
@@ -29,6 +43,24 @@ struct PoolOptions {
   /// pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
   /// Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
+  /// A leak guard: after each chunk, a worker whose resident set (RSS, as /proc/<pid>/statm
+  /// counts it) is past this many bytes leaves, and is replaced, between tasks: no task fails,
+  /// and chunks queued on it run elsewhere. A worker starts as a fork of the program, sharing its
+  /// pages, so set it well above the program's own resident size. Process pools only: ThreadPool
+  /// and MpiPool throw std::invalid_argument. Unset: no limit. Zero throws.
+  std::optional<std::size_t> max_worker_rss{};
+  /// A task lost with its worker (WorkerLost, or TimeoutError from a time limit) runs again, up
+  /// to this many more times, on a live worker (often the lost one's replacement); an exception
+  /// the task throws itself is never retried. When the retries run out, the last error is thrown
+  /// and its message says how many attempts were made. A chunk of a map is retried as a whole,
+  /// and its results keep their places. Nothing is lost with a ThreadPool's thread, and an MPI
+  /// rank's death ends the whole job: ThreadPool and MpiPool accept it and never retry.
+  /// Negative throws.
+  int retries = 0;
+  /// Workers' stdout and stderr: as the program's (Output::inherit), or forwarded whole lines at a
+  /// time with the worker's number (Output::lines). Process pools only: ThreadPool and MpiPool
+  /// throw std::invalid_argument for Output::lines (mpirun has --tag-output for that).
+  Output output = Output::inherit;
 };
 
 /// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:
@@ -44,6 +76,38 @@ struct TaskTimeout {
   /// The limit, in nanoseconds.
   std::chrono::nanoseconds limit;
 };
+
+/// Retries for the tasks of one call, in place of PoolOptions::retries:
+///
+///     pool.apply(f, args, mproc::Retries(2));  pool.map(f, xs, 0, mproc::TaskTimeout(1s) | mproc::Retries(3));
+struct Retries {
+  /// Negative throws std::invalid_argument when the call is made.
+  explicit Retries(int n) : count(n) {}
+  /// How many times a lost task runs again.
+  int count;
+};
+
+/// What one call sets for its tasks in place of the pool's options: a TaskTimeout, Retries, or
+/// both (`mproc::TaskTimeout(1s) | mproc::Retries(2)`). Made from either implicitly.
+struct TaskLimits {
+  /// No limit of the call's own: the pool's options apply.
+  TaskLimits() = default;
+  /// A time limit for the call's tasks.
+  TaskLimits(TaskTimeout limit) : timeout(limit.limit) {}  // NOLINT: implicit by design
+  /// Retries for the call's tasks.
+  TaskLimits(Retries times) : retries(times.count) {}  // NOLINT: implicit by design
+  /// The call's time limit, if it has one.
+  std::optional<std::chrono::nanoseconds> timeout;
+  /// The call's retries, if it has them.
+  std::optional<int> retries;
+};
+
+/// Both limits: each set on either side (the right one wins where both set it).
+inline TaskLimits operator|(TaskLimits a, const TaskLimits& b) {
+  if (b.timeout) a.timeout = b.timeout;
+  if (b.retries) a.retries = b.retries;
+  return a;
+}
 
 namespace detail {
 /// Checks options and returns the number of workers; throws std::invalid_argument.

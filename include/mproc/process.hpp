@@ -5,6 +5,7 @@
 ///     Process            runs any callable with arguments in a forked child
 ///     ProcessInfo        a name and pid: what current_process() and parent_process() return
 ///     current_process(), parent_process(), active_children()
+///     worker_id()        which worker of its pool the caller is
 #pragma once
 
 #include <sys/types.h>
@@ -178,11 +179,18 @@ class ProcessInfo {
   bool daemon_;
 };
 
-/// This process: "MainProcess" in the program itself, the Process's name in a child. A Pool
-/// worker is not a Process: it reports "MainProcess", with its own pid.
+/// This process: "MainProcess" in the program itself, the Process's name in a child, and
+/// "PoolWorker-N" in a Pool worker, N being its worker_id() (Python: "ForkPoolWorker-N").
 [[nodiscard]] ProcessInfo current_process();
-/// The Process's parent, in a child of start(); nullopt in the program itself and in Pool workers.
+/// The Process's parent, in a child of start(); in a Pool worker, the program that made the pool;
+/// nullopt in the program itself.
 [[nodiscard]] std::optional<ProcessInfo> parent_process();
+/// Which worker of its pool the caller is: 0..processes-1 in a Pool worker (a worker that replaces
+/// another takes its number, so at any time each number belongs to one live worker), the worker
+/// thread's number in a ThreadPool, the MPI rank's number (1..size-1) in an MpiPool worker rank;
+/// nullopt anywhere else, such as the program's own threads and the children of Process (mpire's
+/// worker_id, BS::thread_pool's get_index). Safe to call from any thread.
+[[nodiscard]] std::optional<unsigned> worker_id() noexcept;
 /// The Processes this process started that are still running (finished ones are reaped). The
 /// pointers are valid while those Process objects live; safe to call from any thread.
 [[nodiscard]] std::vector<Process*> active_children();

@@ -91,6 +91,36 @@ void kill(pid_t pid, int sig) {
     throw_error(errno, "kill", std::to_string(pid) + ", " + std::to_string(sig));
 }
 
+void kill_group(pid_t pgid, int sig) {
+  if (pgid <= 0) return;  // kill(0) or kill(-1) would reach far more than one group
+  if (::kill(-pgid, sig) == -1 && errno != ESRCH && errno != EPERM)
+    throw_error(errno, "kill", "-" + std::to_string(pgid) + ", " + std::to_string(sig));
+}
+
+bool lead_process_group(pid_t pid) noexcept { return ::setpgid(pid, pid == 0 ? 0 : pid) == 0; }
+
+bool guard_process_group() noexcept {
+  const int leader = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
+  if (leader < 0) return false;
+  const pid_t middle = ::fork();
+  if (middle == 0) {
+    if (::fork() != 0) ::_exit(0);
+    // The guard: reparented once the middle process exits; holds nothing but its pidfd.
+    if (leader > 3) ::syscall(SYS_close_range, 3U, static_cast<unsigned>(leader - 1), 0U);
+    ::syscall(SYS_close_range, static_cast<unsigned>(leader + 1), ~0U, 0U);
+    pollfd p{leader, POLLIN, 0};
+    while (::poll(&p, 1, -1) != 1) {
+    }
+    ::kill(0, SIGKILL);  // the group, the guard included
+    ::_exit(0);
+  }
+  ::close(leader);
+  if (middle < 0) return false;
+  while (::waitpid(middle, nullptr, 0) == -1 && errno == EINTR) {
+  }
+  return true;
+}
+
 void pidfd_send_signal(int pidfd, int sig) {
   if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == -1 && errno != ESRCH)
     throw_error(errno, "pidfd_send_signal", std::to_string(pidfd) + ", " + std::to_string(sig));
@@ -188,6 +218,21 @@ void release_shared_pages(void* addr, std::size_t size) noexcept {
   if (size) ::madvise(addr, size, MADV_REMOVE);  // advice only: pages kept stay correct
 }
 
+std::size_t resident_bytes() noexcept {
+  const int fd = ::open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char text[128];
+  ssize_t n = -1;
+  while ((n = ::read(fd, text, sizeof text - 1)) == -1 && errno == EINTR) {
+  }
+  ::close(fd);
+  if (n <= 0) return 0;
+  text[n] = '\0';
+  unsigned long long size = 0, resident = 0;  // in pages: total, then resident
+  if (std::sscanf(text, "%llu %llu", &size, &resident) != 2) return 0;
+  return static_cast<std::size_t>(resident) * page_size();
+}
+
 bool process_exists(pid_t pid) noexcept { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 void* map_fd(int fd, std::size_t size) {
@@ -267,6 +312,13 @@ void set_nonblocking(int fd, bool on) {
   flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
   retry("fcntl", "F_SETFL", [&] { return ::fcntl(fd, F_SETFL, flags); });
 }
+
+void redirect(int fd, int target) noexcept {
+  while (::dup2(fd, target) == -1 && errno == EINTR) {
+  }
+}
+
+void line_buffer_stdout() noexcept { std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ); }
 
 void drain_nonblocking(int fd) noexcept {
   char buf[256];

@@ -45,7 +45,17 @@ class Fd {
 pid_t fork();
 [[noreturn]] void exit_now(int code) noexcept;  // _exit: no atexit handlers, no stdio flush
 Fd pidfd_open(pid_t pid);
-void kill(pid_t pid, int sig);               // ESRCH (already gone) is not an error
+void kill(pid_t pid, int sig);  // ESRCH (already gone) is not an error
+// Signals every process of the process group pgid; ESRCH (none left) and EPERM are not errors.
+void kill_group(pid_t pgid, int sig);
+// Makes pid (0: the caller) the leader of a process group of its own; failure (the child is gone
+// already, or has exec'd) is not an error: returns false.
+bool lead_process_group(pid_t pid) noexcept;
+// Leaves behind, in the caller's process group, a guard process that kills that whole group
+// once the caller has ended, however it ended (even by SIGKILL). The guard is no child of the
+// caller (it is forked twice), so the caller's wait() never sees it. Best effort: returns false
+// when it could not be made.
+bool guard_process_group() noexcept;
 void pidfd_send_signal(int pidfd, int sig);  // ESRCH is not an error
 
 // How a child ended: exactly one of code and signal is meaningful.
@@ -112,6 +122,8 @@ std::pair<void*, std::size_t> reserve_shared_anonymous(std::size_t size, std::si
 // Gives the pages of [addr, addr + size) of a shared mapping back (MADV_REMOVE); they read as
 // zeros after. addr and size page-aligned.
 void release_shared_pages(void* addr, std::size_t size) noexcept;
+// The calling process's resident set in bytes (/proc/self/statm); 0 when it cannot be read.
+std::size_t resident_bytes() noexcept;
 // Whether a process with this pid exists (a zombie does).
 bool process_exists(pid_t pid) noexcept;
 
@@ -138,6 +150,10 @@ std::size_t write_some(int fd, const void* data, std::size_t size);  // returns 
 std::size_t read_some(int fd, void* data, std::size_t size);         // 0 at end of file
 void write_all(int fd, const void* data, std::size_t size);
 void set_nonblocking(int fd, bool on);
+// Makes target (0, 1 or 2) a copy of fd (dup2); best effort, for a child just forked.
+void redirect(int fd, int target) noexcept;
+// Makes C stdio's stdout line-buffered (setvbuf), as on a terminal: each line goes out whole.
+void line_buffer_stdout() noexcept;
 // Reads and discards whatever a non-blocking fd holds.
 void drain_nonblocking(int fd) noexcept;
 

@@ -15,6 +15,7 @@
 #include "mproc/shared_heap.hpp"
 #include "os/os.hpp"
 #include "os/os_ipc.hpp"
+#include "worker_identity.hpp"
 
 namespace mproc {
 namespace {
@@ -34,6 +35,10 @@ Self& self() {
   static Self s;
   return s;
 }
+
+// worker_id(): a worker thread's number, else this process's (a Pool worker, an MPI rank).
+thread_local std::optional<unsigned> t_worker_id;
+std::optional<unsigned> g_worker_id;
 
 // The started, not yet destroyed Processes of this process, for active_children().
 std::mutex* g_registry_mu = new std::mutex;  // replaced in a child: a fork may copy it locked
@@ -141,6 +146,8 @@ void Process::start() {
     me.daemon = daemon_;
     me.identity = identity_;
     me.counter = 0;
+    t_worker_id.reset();  // a Process started by a pool's task is no worker of that pool
+    g_worker_id.reset();
     g_registry_mu = new std::mutex;
     registry().clear();
     if (daemon_) {
@@ -222,6 +229,8 @@ ProcessInfo current_process() {
 
 std::optional<ProcessInfo> parent_process() { return self().parent; }
 
+std::optional<unsigned> worker_id() noexcept { return t_worker_id ? t_worker_id : g_worker_id; }
+
 std::vector<Process*> active_children() {
   std::vector<Process*> all;
   {
@@ -235,3 +244,25 @@ std::vector<Process*> active_children() {
 }
 
 }  // namespace mproc
+
+namespace mproc::detail {
+
+void become_pool_worker(unsigned id, pid_t parent) noexcept {
+  Self& me = self();
+  try {
+    me.parent = ProcessInfo(me.name, parent, me.daemon);
+    me.name = "PoolWorker-" + std::to_string(id);
+  } catch (...) {
+    // Out of memory right after the fork: the worker keeps the program's name.
+  }
+  me.counter = 0;
+  g_registry_mu = new std::mutex;  // as in a Process's child: the fork may have copied it locked
+  registry().clear();              // the program's children are not the worker's
+  t_worker_id.reset();
+  g_worker_id = id;
+}
+
+void set_process_worker_id(unsigned id) noexcept { g_worker_id = id; }
+void set_thread_worker_id(unsigned id) noexcept { t_worker_id = id; }
+
+}  // namespace mproc::detail

@@ -30,6 +30,8 @@ struct Record {
   ResultReader read = nullptr;  // reads its results into job, knowing their type
   std::uint64_t seq = 0;        // its number, once sent (ChunkBook::number)
   std::int64_t limit_ns = 0;    // its time limit once started; 0: none (backends that kill tasks)
+  int retries = 0;              // runs again this many times at most when lost with its worker
+  int attempts = 0;             // times it was started and lost so far
 };
 
 // Where a backend's core takes a chunk in. Throws PoolNotRunning when the pool takes no work.

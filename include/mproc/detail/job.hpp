@@ -61,6 +61,11 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   // the job's first task is submitted.
   [[nodiscard]] std::optional<std::chrono::nanoseconds> task_timeout() const noexcept { return task_timeout_; }
   void set_task_timeout(std::optional<std::chrono::nanoseconds> limit) noexcept { task_timeout_ = limit; }
+  // Retries for each of this job's tasks, in place of the pool's (Retries); set likewise.
+  [[nodiscard]] std::optional<int> retries() const noexcept {
+    return retries_ < 0 ? std::nullopt : std::optional<int>(retries_);
+  }
+  void set_retries(std::optional<int> n) noexcept { retries_ = static_cast<std::int16_t>(n ? *n : -1); }
 
  protected:
   // Records the first error; the job fails with it.
@@ -80,6 +85,7 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   std::exception_ptr error_;  // written once, by whoever set failed_, before remaining_ reaches 0
   std::atomic<std::uint32_t> state_{kPending};
   std::atomic<bool> failed_{false};
+  std::int16_t retries_ = -1;  // -1: the pool's; in what would be padding, so no job grows
   std::optional<std::chrono::nanoseconds> task_timeout_;
 };
 

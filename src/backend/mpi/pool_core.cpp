@@ -37,6 +37,11 @@ MpiPoolCore::MpiPoolCore(const PoolOptions& options) : book_(*this, kPace, "MpiP
   if (options.task_timeout)
     throw std::invalid_argument(
         "mproc: MpiPool does not support task_timeout: a rank cannot be stopped without ending the MPI job");
+  if (options.output != Output::inherit)
+    throw std::invalid_argument("mproc: MpiPool does not forward output by lines; mpirun --tag-output prefixes it");
+  if (options.max_worker_rss)
+    throw std::invalid_argument(
+        "mproc: MpiPool does not support max_worker_rss: a rank cannot be replaced without ending the MPI job");
   std::uint32_t init_module = kNoFunction;
   std::uint64_t init_offset = 0;
   if (options.initializer) {

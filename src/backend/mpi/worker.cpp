@@ -15,6 +15,7 @@
 #include "mproc/detail/wait.hpp"
 #include "mproc/detail/wire.hpp"
 #include "os/os_ipc.hpp"
+#include "worker_identity.hpp"
 
 namespace mproc::detail::mpi {
 namespace {
@@ -263,6 +264,7 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
 
 void serve_forever() {
   report_deaths(world_rank());
+  set_process_worker_id(static_cast<unsigned>(world_rank()));
   try {
     ModuleMap modules;
     Writer msg;

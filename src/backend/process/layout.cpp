@@ -41,6 +41,7 @@ Spawner::Spawner(PoolShared& pool, const PoolOptions& options) : pool_(pool), op
   watchdog_read_ = std::move(r);
   watchdog_write_ = std::move(w);
   os::register_parent_only_fd(watchdog_write_.get());
+  if (options_.output == Output::lines) relay_ = std::make_unique<OutputRelay>();
 }
 
 Spawner::~Spawner() { os::unregister_parent_only_fd(watchdog_write_.get()); }
@@ -56,16 +57,21 @@ void Spawner::spawn(Slot& slot) {
   slot.stalled = false;
   slot.progress_ns = 0;
   WorkerContext ctx{&slot, &pool_, &options_, parent_, watchdog_read_.get()};
+  OutputRelay::WorkerEnds ends;  // the parent's copies close when this returns
+  if (relay_) ends = relay_->open(slot.id);
   os::flush_stdio();
   pid_t pid = os::fork();
   if (pid == 0) {
     os::close_parent_only_fds();
+    if (relay_) OutputRelay::attach(ends);
     run_worker(ctx);
   }
   slot.pid = pid;
+  os::lead_process_group(pid);  // as the worker does itself: whichever runs first
   try {
     slot.pidfd = os::pidfd_open(pid);
   } catch (...) {
+    os::kill_group(pid, SIGKILL);
     os::kill(pid, SIGKILL);
     os::reap(pid);
     throw;

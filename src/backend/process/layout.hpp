@@ -10,6 +10,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/process/output.hpp"
 #include "backend/process/slot.hpp"
 #include "mproc/pool_options.hpp"
 #include "os/os.hpp"
@@ -52,6 +53,7 @@ class Spawner {
   const PoolOptions& options_;
   pid_t parent_;
   os::Fd watchdog_read_, watchdog_write_;
+  std::unique_ptr<OutputRelay> relay_;  // Output::lines; outlives the workers
 };
 
 }  // namespace mproc::detail

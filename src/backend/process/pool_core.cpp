@@ -21,15 +21,24 @@ constexpr ChunkBook::Pace kPace{.queue_ahead_ns = 1'000'000, .first_window = 1, 
 
 Slots make_slots(unsigned n) {
   Slots slots;
-  for (unsigned i = 0; i < n; ++i) slots.push_back(std::make_unique<Slot>());
+  for (unsigned i = 0; i < n; ++i) {
+    slots.push_back(std::make_unique<Slot>());
+    slots.back()->id = i;
+  }
   return slots;
 }
 
 }  // namespace
 
+void kill_worker(const Slot& slot) {
+  // The group first: its leader, not yet reaped, keeps its number from being reused.
+  os::kill_group(slot.pid, SIGKILL);
+  os::pidfd_send_signal(slot.pidfd.get(), SIGKILL);
+}
+
 void kill_all(const Slots& slots) {
   for (auto& s : slots)
-    if (s->alive) os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+    if (s->alive) kill_worker(*s);
 }
 
 // --- starting -------------------------------------------------------------------------------
@@ -131,6 +140,7 @@ void ProcessPoolCore::enqueue(Record record) {
   } else if (options_.task_timeout) {
     record.limit_ns = options_.task_timeout->count();
   }
+  record.retries = record.job->retries().value_or(options_.retries);
   dispatcher_.add(std::move(record));
 }
 
@@ -188,8 +198,7 @@ void ProcessPoolCore::join() {
     const auto stop_bytes = std::as_bytes(std::span(&stop, 1));
     // A stalled worker may never read its stop (stuck, say, on a lock held at its fork).
     for (auto& s : slots_)
-      if (s->alive && (s->stalled || !s->tasks.try_send(stop_bytes, {})))
-        os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+      if (s->alive && (s->stalled || !s->tasks.try_send(stop_bytes, {}))) kill_worker(*s);
     auto all_gone = [this] { return none_alive(slots_); };
     if (!state_.changed.wait_for(lock, kStopGrace, all_gone)) {
       kill_all(slots_);

@@ -50,6 +50,7 @@ constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::cl
 bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;
 
 struct Slot {
+  unsigned id = 0;  // its worker_id(), kept by every worker that fills the slot
   SlotShared* shared = nullptr;
   Ring tasks;    // parent -> worker
   Ring results;  // worker -> parent
@@ -71,6 +72,8 @@ using Slots = std::vector<std::unique_ptr<Slot>>;
 inline bool none_alive(const Slots& slots) {
   return std::none_of(slots.begin(), slots.end(), [](const auto& s) { return s->alive; });
 }
+// Kills a live worker and its process group (the task's children); under PoolState::mu.
+void kill_worker(const Slot& slot);
 void kill_all(const Slots& slots);  // under PoolState::mu
 
 // The pool's life, which its pieces share. Its mutex also guards the parent's side of every

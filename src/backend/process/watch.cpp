@@ -18,11 +18,12 @@ constexpr std::int64_t kStuckStartNs = 2'000'000'000;  // a new worker that read
 
 std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, const os::ExitStatus& status) {
   if (timed_out)
-    return std::make_exception_ptr(TimeoutError("mproc: the task ran longer than its time limit of " +
-                                                std::to_string(lost.limit_ns / 1'000'000) +
-                                                " ms; its worker was killed and replaced"));
+    return std::make_exception_ptr(TimeoutError(
+        "mproc: the task ran longer than its time limit of " + std::to_string(lost.limit_ns / 1'000'000) +
+        " ms; its worker was killed and replaced" +
+        (lost.attempts > 1 ? "; " + std::to_string(lost.attempts) + " attempts were made" : std::string())));
   return std::make_exception_ptr(
-      WorkerLost(pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code));
+      WorkerLost(pid, status.signaled ? status.signal : 0, status.signaled ? 0 : status.code, lost.attempts));
 }
 
 }  // namespace
@@ -137,7 +138,7 @@ std::optional<os::Nanos> Watcher::check_stalls() {
   for (auto& s : slots_)
     if (s->alive && !options_.initializer && s->progress_ns && now - s->progress_ns > kStuckStartNs &&
         s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
-      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+      kill_worker(*s);
   // Without this, a stopped or stuck worker's queue would wait for a result that never comes.
   rescue_stalled(now);
   return os::Nanos(kRescueCheckNs);
@@ -159,7 +160,7 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
     std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running.limit_ns - now;
     if (left <= 0) {
       s->timed_out_seq = running.seq;
-      os::pidfd_send_signal(s->pidfd.get(), SIGKILL);
+      kill_worker(*s);
     } else {
       next = std::min(next, left);
     }
@@ -188,6 +189,9 @@ std::vector<Record> Watcher::fail_if_no_workers() {
 void Watcher::on_exit(Slot& slot) {
   slot.dead.store(true);
   collector_.wake();  // a collector waiting for the rest of this worker's message gives up
+  // Its task's children end with it, whatever ended it; before the reaping, while its number
+  // cannot be another's.
+  os::kill_group(slot.pid, SIGKILL);
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
   const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;
@@ -202,6 +206,11 @@ void Watcher::on_exit(Slot& slot) {
     timed_out = lost && lost->seq == slot.timed_out_seq;
     // Chunks it had not started go to the other workers, ahead of newer work.
     dispatcher_.take_back(slot, 0);
+    // A lost chunk with retries left runs again (its items' places are in the record).
+    if (lost && ++lost->attempts <= lost->retries && !book_.terminated()) {
+      dispatcher_.add(std::move(*lost));
+      lost.reset();
+    }
     bool needed = book_.running() || book_.outstanding() > 0;
     if (!state_.stopping_workers && needed && state_.init_failures < 3) {
       try {

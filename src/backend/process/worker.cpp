@@ -5,6 +5,7 @@
 #include "backend/process/slot.hpp"
 #include "mproc/detail/wire.hpp"
 #include "os/os.hpp"
+#include "worker_identity.hpp"
 
 namespace mproc::detail {
 namespace {
@@ -42,9 +43,15 @@ bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept 
 
 void run_worker(const WorkerContext& ctx) noexcept {
   try {
+    // The worker leads a process group (the parent makes it so too, for a kill that comes first):
+    // a task's children join it, and end with the worker, killed by the pool with the group, or
+    // by the guard once the worker is gone, however it went (its parent's death included).
+    os::lead_process_group(0);
     // The parent's death ends the worker: at once by signal, or at its next idle wake-up.
     os::set_parent_death_signal(SIGKILL);
     if (os::getppid() != ctx.parent) os::exit_now(1);
+    os::guard_process_group();
+    become_pool_worker(ctx.slot->id, ctx.parent);
     if (worker_start_hook) worker_start_hook();
     os::ignore_signal(SIGINT);  // Ctrl-C is the parent's to handle; workers must not each report it
     Slot& slot = *ctx.slot;
@@ -70,6 +77,9 @@ void run_worker(const WorkerContext& ctx) noexcept {
       end_result_frame(out, ResultHeader{.seq = seq, .took_ns = now_ns() - start});
       slot.results.send(out.bytes(), {}, parent_gone);
       if (max_tasks && ++done >= max_tasks) break;
+      // Past its resident limit, it leaves between tasks, as at maxtasksperchild: the parent
+      // sends what it had queued here to the others, and replaces it.
+      if (ctx.options->max_worker_rss && os::resident_bytes() > *ctx.options->max_worker_rss) break;
     }
     os::flush_stdio();
     os::exit_now(0);

@@ -6,6 +6,7 @@
 #include "backoff.hpp"
 #include "mproc/errors.hpp"
 #include "os/os.hpp"
+#include "worker_identity.hpp"
 
 #if defined(__SANITIZE_THREAD__)
 #define MPROC_TSAN 1
@@ -61,6 +62,10 @@ ThreadPoolCore::ThreadPoolCore(PoolOptions options) : options_(std::move(options
   const unsigned n = checked_pool_size(options_);
   if (options_.task_timeout)
     throw std::invalid_argument("mproc: ThreadPool cannot enforce task_timeout: a thread cannot be killed");
+  if (options_.output != Output::inherit)
+    throw std::invalid_argument("mproc: ThreadPool cannot forward output by lines: its threads share the program's");
+  if (options_.max_worker_rss)
+    throw std::invalid_argument("mproc: ThreadPool cannot enforce max_worker_rss: its threads share one resident set");
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   try {
     for (unsigned i = 0; i < n; ++i) workers_[i]->thread = std::thread([this, i] { worker_loop(i); });
@@ -162,6 +167,7 @@ void ThreadPoolCore::worker_loop(unsigned index) {
   t_pool = this;
   t_index = index;
   t_on_pool_thread = true;
+  set_thread_worker_id(index);
   if (options_.initializer) {
     std::exception_ptr error;
     try {

@@ -99,28 +99,6 @@ void kill_group(pid_t pgid, int sig) {
 
 bool lead_process_group(pid_t pid) noexcept { return ::setpgid(pid, pid == 0 ? 0 : pid) == 0; }
 
-bool guard_process_group() noexcept {
-  const int leader = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
-  if (leader < 0) return false;
-  const pid_t middle = ::fork();
-  if (middle == 0) {
-    if (::fork() != 0) ::_exit(0);
-    // The guard: reparented once the middle process exits; holds nothing but its pidfd.
-    if (leader > 3) ::syscall(SYS_close_range, 3U, static_cast<unsigned>(leader - 1), 0U);
-    ::syscall(SYS_close_range, static_cast<unsigned>(leader + 1), ~0U, 0U);
-    pollfd p{leader, POLLIN, 0};
-    while (::poll(&p, 1, -1) != 1) {
-    }
-    ::kill(0, SIGKILL);  // the group, the guard included
-    ::_exit(0);
-  }
-  ::close(leader);
-  if (middle < 0) return false;
-  while (::waitpid(middle, nullptr, 0) == -1 && errno == EINTR) {
-  }
-  return true;
-}
-
 void pidfd_send_signal(int pidfd, int sig) {
   if (::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0) == -1 && errno != ESRCH)
     throw_error(errno, "pidfd_send_signal", std::to_string(pidfd) + ", " + std::to_string(sig));

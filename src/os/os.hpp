@@ -51,11 +51,6 @@ void kill_group(pid_t pgid, int sig);
 // Makes pid (0: the caller) the leader of a process group of its own; failure (the child is gone
 // already, or has exec'd) is not an error: returns false.
 bool lead_process_group(pid_t pid) noexcept;
-// Leaves behind, in the caller's process group, a guard process that kills that whole group
-// once the caller has ended, however it ended (even by SIGKILL). The guard is no child of the
-// caller (it is forked twice), so the caller's wait() never sees it. Best effort: returns false
-// when it could not be made.
-bool guard_process_group() noexcept;
 void pidfd_send_signal(int pidfd, int sig);  // ESRCH is not an error
 
 // How a child ended: exactly one of code and signal is meaningful.

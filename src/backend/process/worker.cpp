@@ -44,13 +44,11 @@ bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept 
 void run_worker(const WorkerContext& ctx) noexcept {
   try {
     // The worker leads a process group (the parent makes it so too, for a kill that comes first):
-    // a task's children join it, and end with the worker, killed by the pool with the group, or
-    // by the guard once the worker is gone, however it went (its parent's death included).
+    // a task's children join it, and end with the worker, killed by the pool with the group.
     os::lead_process_group(0);
     // The parent's death ends the worker: at once by signal, or at its next idle wake-up.
     os::set_parent_death_signal(SIGKILL);
     if (os::getppid() != ctx.parent) os::exit_now(1);
-    os::guard_process_group();
     become_pool_worker(ctx.slot->id, ctx.parent);
     if (worker_start_hook) worker_start_hook();
     os::ignore_signal(SIGINT);  // Ctrl-C is the parent's to handle; workers must not each report it

@@ -25,4 +25,13 @@ inline const std::vector<std::vector<int>>& article_rows() {
   return rows;
 }
 
+// The serial loop each map is measured against: count(row) for every row, kept as map keeps them.
+template <class Rows, class Count>
+std::vector<int> serial_counts(const Rows& rows, Count count) {
+  std::vector<int> out;
+  out.reserve(rows.size());
+  for (const auto& row : rows) out.push_back(count(row));
+  return out;
+}
+
 }  // namespace bench

@@ -64,12 +64,7 @@ BENCHMARK(BM_HeapArticleMap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_HeapArticleSerial(benchmark::State& state) {
   const auto& rows = heap_rows();
-  for (auto _ : state) {
-    std::vector<int> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) out.push_back(howmany_within_range(row));
-    benchmark::DoNotOptimize(out);
-  }
+  for (auto _ : state) benchmark::DoNotOptimize(bench::serial_counts(rows, howmany_within_range));
 }
 BENCHMARK(BM_HeapArticleSerial)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -82,12 +77,7 @@ BENCHMARK(BM_HeapArticleMapFixed)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_HeapArticleSerialFixed(benchmark::State& state) {
   const auto& rows = heap_fixed_rows();
-  for (auto _ : state) {
-    std::vector<int> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) out.push_back(howmany_within_range_fixed(row));
-    benchmark::DoNotOptimize(out);
-  }
+  for (auto _ : state) benchmark::DoNotOptimize(bench::serial_counts(rows, howmany_within_range_fixed));
 }
 BENCHMARK(BM_HeapArticleSerialFixed)->Unit(benchmark::kMillisecond)->UseRealTime();
 

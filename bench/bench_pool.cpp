@@ -105,12 +105,7 @@ BENCHMARK(BM_ArticleMap)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ArticleSerial(benchmark::State& state) {
   const auto& rows = article_rows();
-  for (auto _ : state) {
-    std::vector<int> out;
-    out.reserve(rows.size());
-    for (const auto& row : rows) out.push_back(howmany_within_range(row));
-    benchmark::DoNotOptimize(out);
-  }
+  for (auto _ : state) benchmark::DoNotOptimize(bench::serial_counts(rows, howmany_within_range));
 }
 BENCHMARK(BM_ArticleSerial)->Unit(benchmark::kMillisecond)->UseRealTime();
 
@@ -133,12 +128,7 @@ BENCHMARK(BM_ArticleMapSharedLambda)->Unit(benchmark::kMillisecond)->UseRealTime
 
 void BM_ArticleSerialShared(benchmark::State& state) {
   const auto& rows = article_array();
-  for (auto _ : state) {
-    std::vector<int> out;
-    out.reserve(rows.size());
-    for (const Row& row : rows) out.push_back(howmany_within_range_row(row));
-    benchmark::DoNotOptimize(out);
-  }
+  for (auto _ : state) benchmark::DoNotOptimize(bench::serial_counts(rows, howmany_within_range_row));
 }
 BENCHMARK(BM_ArticleSerialShared)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -16,6 +16,18 @@
 
 namespace {
 
+// What worker_id() says in a Process started from here: -1 for nullopt.
+int worker_id_in_a_new_process(int) {
+  mproc::Value<int> seen(-2);
+  mproc::Process p([seen]() mutable {
+    auto id = mproc::worker_id();
+    seen.set(id ? static_cast<int>(*id) : -1);
+  });
+  p.start();
+  p.join();
+  return seen.get();
+}
+
 struct Seen {
   int id = -1;  // -1: nullopt
   int pid = 0;
@@ -90,29 +102,12 @@ TEST(WorkerId, AReplacementTakesItsPredecessorsNumber) {
 TEST(WorkerId, NulloptOutsideAnyWorker) {
   EXPECT_FALSE(mproc::worker_id().has_value());
   EXPECT_EQ(mproc::current_process().name(), "MainProcess");
-  mproc::Value<int> seen(-2);
-  mproc::Process p([seen]() mutable {
-    auto id = mproc::worker_id();
-    seen.set(id ? static_cast<int>(*id) : -1);
-  });
-  p.start();
-  p.join();
-  EXPECT_EQ(seen.get(), -1);
+  EXPECT_EQ(worker_id_in_a_new_process(0), -1);
 }
 
 TEST(WorkerId, AProcessStartedByATaskIsNoWorker) {
   mproc::Pool pool(1);
-  auto run = [](int) {
-    mproc::Value<int> seen(-2);
-    mproc::Process p([seen]() mutable {
-      auto id = mproc::worker_id();
-      seen.set(id ? static_cast<int>(*id) : -1);
-    });
-    p.start();
-    p.join();
-    return seen.get();
-  };
-  EXPECT_EQ(pool.apply(run, std::tuple{0}), -1);
+  EXPECT_EQ(pool.apply(worker_id_in_a_new_process, std::tuple{0}), -1);
 }
 
 TEST(WorkerId, ThreadPoolThreadsHaveTheirNumbers) {

@@ -43,7 +43,7 @@ struct PoolOptions {
   /// pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
   /// Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
-  /// A leak guard: after each chunk, a worker whose resident set (RSS, as /proc/<pid>/statm
+  /// A leak guard: after each chunk, a worker whose resident set (RSS, as /proc/PID/statm
   /// counts it) is past this many bytes leaves, and is replaced, between tasks: no task fails,
   /// and chunks queued on it run elsewhere. A worker starts as a fork of the program, sharing its
   /// pages, so set it well above the program's own resident size. Process pools only: ThreadPool

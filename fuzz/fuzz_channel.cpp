@@ -86,13 +86,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Producer producer(header, ring_data, input);
   producer.feed();
 
-  // Called after each (1 ns) sleep on the data bell: refill, or give up when nothing is left.
+  // No spin, and 1 ns sleeps on the data bell, after each of which give_up refills the ring, or
+  // gives up when nothing is left.
+  using mproc::detail::Nanos;
+  constexpr mproc::detail::WaitPolicy kNoSpin{Nanos::zero(), Nanos::zero(), Nanos(1)};
   auto give_up = [&producer] { return producer.feed() == 0 && producer.spent(); };
   Writer message;
   std::size_t delivered = 0;
   try {
     while (ring.has_message() || !producer.spent()) {
-      ring.receive(message, /*spin_ns=*/0, give_up, /*sleep_ns=*/1);
+      ring.receive(message, kNoSpin, give_up);
       delivered += message.size();
       if (delivered > size) __builtin_trap();  // more bytes out than went in
       producer.feed();

@@ -169,6 +169,8 @@ def parse_args(argv):
     p.add_argument("--modes", default=",".join(MODES),
                    help="comma-separated modes to run (default: all; serial always runs)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--input", default=None,
+                   help="read the matrix from a CSV or .npy file instead (as `mproc demo --input`)")
     args = p.parse_args(argv)
     if args.rows < 1 or args.cols < 1:
         p.error("--rows and --cols must be at least 1")
@@ -186,10 +188,25 @@ def parse_args(argv):
     return args
 
 
+def load_matrix(path):
+    """A 2-D integer matrix from a .npy file (by its magic) or else from CSV, as mproc demo reads it."""
+    with open(path, "rb") as f:
+        npy = f.read(6) == b"\x93NUMPY"
+    matrix = np.load(path) if npy else np.loadtxt(path, delimiter=",", dtype=np.int64, ndmin=2)
+    if matrix.ndim != 2 or matrix.size == 0 or matrix.dtype.kind not in "iu":
+        sys.exit("article.py: %s: not a 2-D integer matrix" % path)
+    return matrix
+
+
 def main(argv):
     args = parse_args(argv)
-    data = np.random.RandomState(args.seed).randint(args.low, args.high,
-                                                    size=[args.rows, args.cols]).tolist()
+    if args.input:
+        matrix = load_matrix(args.input)
+        args.rows, args.cols = matrix.shape
+        data = matrix.tolist()
+    else:
+        data = np.random.RandomState(args.seed).randint(args.low, args.high,
+                                                        size=[args.rows, args.cols]).tolist()
     mn, mx = args.minimum, args.maximum
 
     entries = []

@@ -14,7 +14,6 @@
 
 #include <benchmark/benchmark.h>
 
-#include "mproc/detail/shared_region.hpp"
 #include "mproc/pipe.hpp"
 #include "mproc/process.hpp"
 #include "mproc/queue.hpp"
@@ -110,7 +109,7 @@ void BM_FutexRoundTrip(benchmark::State& state) {
   struct Words {
     std::atomic<std::uint32_t> ping{0}, pong{0};
   };
-  auto words = mproc::detail::make_shared_state<Words>();
+  auto words = mproc::detail::make_shared_state<Words>(mproc::detail::ObjectKind::value);
   Words* w = words.get();
   mproc::Process echo([w] {
     for (std::uint32_t seen = 0;;) {

@@ -20,9 +20,6 @@ int howmany_within_range(const Row& row, int minimum, int maximum) {
   return count;
 }
 
-// For map: a Pool's function cannot capture, so the bounds are fixed here (Python: defaults).
-int howmany_within_range_rowonly(const Row& row) { return howmany_within_range(row, 4, 8); }
-
 // With the row's index, for results that arrive out of order.
 std::pair<int, int> howmany_within_range2(int i, const Row& row, int minimum, int maximum) {
   return {i, howmany_within_range(row, minimum, maximum)};
@@ -53,8 +50,10 @@ int main() {
   for (const auto& row : data) results.push_back(pool.apply(howmany_within_range, std::tuple{row, 4, 8}));
   print("apply:        ", results);
 
-  // results = pool.map(howmany_within_range_rowonly, [row for row in data])
-  results = pool.map(howmany_within_range_rowonly, data);
+  // results = pool.map(howmany_within_range_rowonly, [row for row in data]), whose bounds are
+  // defaults (minimum=4, maximum=8): bound here, as functools.partial binds them; they travel
+  // with the tasks (a capturing lambda's would not reach the workers).
+  results = pool.map(mproc::bind_back(howmany_within_range, 4, 8), data);
   print("map:          ", results);
 
   // results = pool.starmap(howmany_within_range, [(row, 4, 8) for row in data])

@@ -28,8 +28,10 @@ struct WaitPolicy {
 
 class Backoff {
  public:
+  // The spin's time counts from its first reading of the clock, check_every looks in: a wait
+  // that ends sooner (most do, on a hot path) reads no clock at all.
   explicit Backoff(const WaitPolicy& policy, const Deadline& deadline = std::nullopt) noexcept
-      : policy_(policy), deadline_(deadline), start_(Clock::now()) {}
+      : policy_(policy), deadline_(deadline) {}
 
   // After a look that found nothing: waits before the next look. false: stop spinning and sleep,
   // or the deadline has passed (noticed within check_every looks); false again at every later
@@ -43,13 +45,14 @@ class Backoff {
   }
   // The thing waited for came (a waiter that waits again spins its full time again).
   void restart() noexcept {
-    start_ = Clock::now();
+    start_ = kNotStarted;
     looks_ = 0;
   }
 
  private:
   bool pause_and_check() {
     const auto now = Clock::now();
+    if (start_ == kNotStarted) start_ = now;
     const auto spun = now - start_;
     if (deadline_ && now >= *deadline_) return stop();
     if (spun < policy_.alone)
@@ -68,9 +71,11 @@ class Backoff {
     return false;
   }
 
+  static constexpr Clock::time_point kNotStarted{};  // the clock's epoch: never a reading of it
+
   WaitPolicy policy_;
   Deadline deadline_;
-  Clock::time_point start_;
+  Clock::time_point start_ = kNotStarted;
   unsigned looks_ = 0;
 };
 

@@ -6,40 +6,197 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <new>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <typeinfo>
+#include <utility>
 #include <variant>
 
 #include "demangle.hpp"
+#include "heap/heap.hpp"
+#include "mproc/shared_heap.hpp"
+#include "os/os_heap.hpp"
 
 namespace mproc {
 
+namespace {
+
+std::string attempts_note(int attempts) {
+  return attempts > 1 ? "; " + std::to_string(attempts) + " attempts were made, each losing its worker" : "";
+}
+
+std::string how_it_ended(int signal, int exit_code) {
+  return signal ? "died from signal " + std::to_string(signal) + " (" + strsignal(signal) + ")"
+                : "exited with code " + std::to_string(exit_code);
+}
+
+std::string mebibytes(std::size_t bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  return text;
+}
+
+}  // namespace
+
 WorkerLost::WorkerLost(pid_t pid, int signal, int exit_code, int attempts)
-    : Error((signal ? "mproc: worker " + std::to_string(pid) + " died from signal " + std::to_string(signal) + " (" +
-                          strsignal(signal) + ") while running the task"
-                    : "mproc: worker " + std::to_string(pid) + " exited with code " + std::to_string(exit_code) +
-                          " while running the task") +
-            (attempts > 1 ? "; " + std::to_string(attempts) + " attempts were made, each losing its worker" : "")),
-      pid_(pid),
-      signal_(signal),
-      exit_code_(exit_code),
-      attempts_(attempts) {}
+    : WorkerLost("mproc: worker " + std::to_string(pid) + " " + how_it_ended(signal, exit_code) +
+                     " while running the task" + attempts_note(attempts),
+                 pid, signal, exit_code, attempts) {}
+
+WorkerLost::WorkerLost(std::string what, pid_t pid, int signal, int exit_code, int attempts)
+    : Error(what), pid_(pid), signal_(signal), exit_code_(exit_code), attempts_(attempts) {}
+
+MemoryLimitError::MemoryLimitError(pid_t pid, int signal, int exit_code, std::size_t limit, std::size_t used,
+                                   int attempts)
+    : WorkerLost("mproc: worker " + std::to_string(pid) + " ran out of memory while running the task: past its " +
+                     "memory_limit of " + std::to_string(limit) + " bytes (" + mebibytes(limit) + ")" +
+                     (used ? ", having used " + std::to_string(used) + " bytes (" + mebibytes(used) + ")" : "") +
+                     "; it " + how_it_ended(signal, exit_code) + attempts_note(attempts),
+                 pid, signal, exit_code, attempts),
+      limit_(limit),
+      used_(used) {}
 
 namespace detail {
+
+namespace {
+
+// Where a frame stops crossing through a ring (bench_heap's BM_ApplyBytes, which on the loaded
+// 2-core VM here put the crossover between 64 KiB and 1 MiB, run to run). Below it, the ring's two
+// copies cost no more than the heap's shared lock and cache misses; above it, a frame could also
+// outgrow the ring's free space (1 MiB in all), and such a frame waits until its worker is idle,
+// while a note always fits.
+constexpr std::size_t kHeapSpillBytes = std::size_t{256} << 10;
+std::atomic<std::size_t> spill_bytes_now{kHeapSpillBytes};
+
+}  // namespace
+
+std::size_t heap_spill_bytes() noexcept { return spill_bytes_now.load(std::memory_order_relaxed); }
+
+void set_heap_spill_bytes(std::size_t bytes) noexcept {
+  spill_bytes_now.store(bytes ? bytes : kHeapSpillBytes, std::memory_order_relaxed);
+}
+
+void advise_fresh_buffer(void* p, std::size_t bytes) noexcept { os::advise_huge_pages(p, bytes); }
+
+void encode_heap_span(Writer& w, const void* data, std::size_t bytes, std::size_t count) {
+  if (count && !in_shared_heap(data, bytes))
+    throw SerializationError(
+        "mproc: a span crosses to another process only when it lies in the shared heap "
+        "(mproc::shared_resource()): send the values themselves (std::vector)");
+  auto at = reinterpret_cast<std::uintptr_t>(count ? data : nullptr);
+  auto n = static_cast<std::uint64_t>(count);
+  w.write(&at, sizeof at);
+  w.write(&n, sizeof n);
+}
+
+const void* decode_heap_span(Reader& r, std::size_t element_bytes, std::size_t& count) {
+  std::uintptr_t at = 0;
+  std::uint64_t n = 0;
+  r.read(&at, sizeof at);
+  r.read(&n, sizeof n);
+  const auto* p = reinterpret_cast<const void*>(at);
+  // Only the heap is followed: a span naming anything else (a forged one) is refused.
+  if (n && (n > SIZE_MAX / element_bytes || !in_shared_heap(p, static_cast<std::size_t>(n) * element_bytes)))
+    throw SerializationError("mproc: a span received names " + std::to_string(n) + " elements outside the shared heap");
+  count = static_cast<std::size_t>(n);
+  return n ? p : nullptr;
+}
+
+namespace {
+// The drop functions of the spares this thread holds (a handful of types at most).
+thread_local std::array<void (*)() noexcept, 8> t_spares{};
+}  // namespace
+
+void note_spare(void (*drop)() noexcept) noexcept {
+  for (auto& d : t_spares) {
+    if (d == drop) return;
+    if (!d) {
+      d = drop;
+      return;
+    }
+  }
+  drop();  // more kinds than kept: this one is not kept
+}
+
+bool release_spares() noexcept {
+  bool any = false;
+  for (auto& d : t_spares) {
+    if (d) d();
+    any |= d != nullptr;
+    d = nullptr;
+  }
+  return any;
+}
+
+bool spares_held() noexcept { return t_spares[0] != nullptr; }
+
+void WriterFree::operator()(std::byte* p) const noexcept {
+  if (heap)
+    heap::deallocate(p);
+  else
+    delete[] p;
+}
+
+namespace {
+
+// The memory buffer a spilling Writer of this thread left when it grew into the heap, given back
+// to it by release_heap() for its next frame. Otherwise each big frame would grow from nothing
+// again, and the buffers freed past malloc's trim threshold go back to the kernel: a worker
+// answering a map's big chunks faulted a quarter megabyte back in per chunk (BM_ArticleMap 4 ->
+// 10 ms). At most one per thread, smaller than heap_spill_bytes().
+struct SpareBuffer {
+  std::unique_ptr<std::byte[], WriterFree> data{nullptr, WriterFree{false}};
+  std::size_t capacity = 0;
+};
+thread_local SpareBuffer t_spare;
+
+}  // namespace
 
 void Writer::reserve(std::size_t n) {
   if (n <= capacity_) return;
   std::size_t capacity = std::max<std::size_t>({n, capacity_ * 2, 256});
-  auto data = std::make_unique_for_overwrite<std::byte[]>(capacity);
+  std::unique_ptr<std::byte[], WriterFree> data;
+  if (spill_ && capacity >= heap_spill_bytes()) {
+    try {
+      data = {static_cast<std::byte*>(heap::allocate(capacity, alignof(std::max_align_t))), WriterFree{true}};
+      // Named before it holds anything: a process that dies from here on leaves it to the owner
+      // word's reader (the block held before, freed below, is lost if it dies in between).
+      if (owner_) owner_->store(data.get(), std::memory_order_release);
+    } catch (const std::bad_alloc&) {
+      // The heap is exhausted: this frame crosses through the ring, as it would below the threshold.
+    }
+  }
+  if (!data) {
+    data = {new std::byte[capacity], WriterFree{false}};
+    if (owner_ && in_heap()) owner_->store(nullptr, std::memory_order_release);  // before it is freed
+  }
   if (size_) std::memcpy(data.get(), data_.get(), size_);
+  if (data.get_deleter().heap && data_ && !in_heap()) {
+    t_spare.data = std::move(data_);
+    t_spare.capacity = capacity_;
+  }
   data_ = std::move(data);
   capacity_ = capacity;
+}
+
+void Writer::release_heap() noexcept {
+  if (!in_heap()) return;
+  (void)data_.release();
+  data_ = {nullptr, WriterFree{false}};
+  size_ = capacity_ = 0;
+  if (owner_) owner_->store(nullptr, std::memory_order_release);
+  if (t_spare.data) {
+    data_ = std::move(t_spare.data);
+    capacity_ = std::exchange(t_spare.capacity, 0);
+  }
 }
 
 void Reader::throw_short(std::size_t wanted) const {
@@ -130,6 +287,7 @@ class Registry {
     add_simple<BrokenBarrierError>();
     add_simple<EOFError>();
     add_simple<Interrupted>();
+    add_simple<CancelledError>();
   }
 
   void add(const std::type_info& type, ExceptionFactory make) {
@@ -176,7 +334,7 @@ Registry& registry() {
   return r;
 }
 
-enum class Kind : std::uint8_t { registered, system_error, remote, worker_lost };
+enum class Kind : std::uint8_t { registered, system_error, remote, worker_lost, memory_limit };
 
 void put_string(Writer& w, std::string_view s) {
   auto n = static_cast<std::uint32_t>(std::min<std::size_t>(s.size(), UINT32_MAX));
@@ -211,6 +369,15 @@ void encode_exception(Writer& w, const std::exception_ptr& e) {
   std::string what;
   try {
     std::rethrow_exception(e);
+  } catch (const MemoryLimitError& lost) {
+    put(w, Kind::memory_limit);
+    put<std::int32_t>(w, lost.pid());
+    put<std::int32_t>(w, lost.signal());
+    put<std::int32_t>(w, lost.exit_code());
+    put<std::uint64_t>(w, lost.limit());
+    put<std::uint64_t>(w, lost.used());
+    put<std::int32_t>(w, lost.attempts());
+    return;
   } catch (const WorkerLost& lost) {
     put(w, Kind::worker_lost);
     put<std::int32_t>(w, lost.pid());
@@ -256,6 +423,15 @@ std::exception_ptr decode_exception(Reader& r) {
       auto sig = get<std::int32_t>(r);
       auto code = get<std::int32_t>(r);
       return std::make_exception_ptr(WorkerLost(pid, sig, code));
+    }
+    case Kind::memory_limit: {
+      auto pid = get<std::int32_t>(r);
+      auto sig = get<std::int32_t>(r);
+      auto code = get<std::int32_t>(r);
+      auto limit = get<std::uint64_t>(r);
+      auto used = get<std::uint64_t>(r);
+      auto attempts = get<std::int32_t>(r);
+      return std::make_exception_ptr(MemoryLimitError(pid, sig, code, limit, used, attempts));
     }
     case Kind::system_error: {
       auto code = get<std::int32_t>(r);

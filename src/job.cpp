@@ -1,13 +1,22 @@
 #include "mproc/detail/job.hpp"
 
+#include <cstdio>
+#include <typeinfo>
+
+#include "demangle.hpp"
+#include "mproc/errors.hpp"
+
 namespace mproc::detail {
 
 void JobBase::record_error(const std::exception_ptr& e) noexcept {
-  if (!failed_.exchange(true, std::memory_order_acq_rel)) error_ = e;
+  if (!(gate_.fetch_or(kFailed, std::memory_order_acq_rel) & kFailed)) error_ = e;
 }
 
 void JobBase::items_done(std::size_t count) noexcept {
-  if (remaining_.fetch_sub(count, std::memory_order_acq_rel) != count) return;
+  const bool last = remaining_.fetch_sub(count, std::memory_order_acq_rel) == count;
+  // Before the job completes: a call's last count is reported before its results are ready.
+  if (watched_.load(std::memory_order_acquire)) progressed();
+  if (!last) return;
   if (!host_ || !has_callbacks())
     complete();
   else if (t_on_pool_thread)
@@ -17,6 +26,9 @@ void JobBase::items_done(std::size_t count) noexcept {
 }
 
 void JobHost::complete_on_pool_thread(JobBase& job) noexcept { job.complete(); }
+bool JobHost::cancel(JobBase&) { return false; }
+bool JobHost::running(JobBase& job) { return job.chunks_started() > 0; }
+bool JobHost::terminate(JobBase&) { return false; }
 
 void JobBase::complete() noexcept {
   try {
@@ -24,8 +36,94 @@ void JobBase::complete() noexcept {
   } catch (...) {
     // A callback that throws fails the job with its exception.
     error_ = std::current_exception();
+    gate_.fetch_or(kFailed, std::memory_order_acq_rel);
   }
-  if (state_.exchange(kDone, std::memory_order_acq_rel) == kWaiting) wake_all(state_);
+  // Sequentially consistent, with add_on_done's: either it sees the job done, or this sees its extras.
+  if (state_.exchange(kDone, std::memory_order_seq_cst) == kWaiting) wake_all(state_);
+  if (JobExtras* x = extras_.load(std::memory_order_seq_cst)) run_done_callbacks(*x);
+}
+
+// --- a future's state ------------------------------------------------------------------------
+
+std::exception_ptr cancelled_error() {
+  return std::make_exception_ptr(CancelledError("mproc: the task was cancelled"));
+}
+
+void report_done_callback_error(std::exception_ptr e) noexcept {
+  try {
+    std::rethrow_exception(std::move(e));
+  } catch (const std::exception& x) {
+    std::fprintf(stderr, "mproc: exception calling a future's done callback: %s: %s\n", demangle(typeid(x)).c_str(),
+                 x.what());
+  } catch (...) {
+    std::fprintf(stderr, "mproc: exception calling a future's done callback: not a std::exception\n");
+  }
+}
+
+JobExtras& JobBase::extras() {
+  JobExtras* x = extras_.load(std::memory_order_acquire);
+  if (x) return *x;
+  auto fresh = std::make_unique<JobExtras>();
+  if (extras_.compare_exchange_strong(x, fresh.get(), std::memory_order_seq_cst)) return *fresh.release();
+  return *x;  // another thread made them first
+}
+
+bool JobBase::close_gate() noexcept {
+  const std::uint32_t old = gate_.fetch_or(kCancelRequested, std::memory_order_acq_rel);
+  if (old & kCancelRequested) return cancelled();
+  if (old / kStarted >= chunks()) return false;  // every chunk started: nothing was kept
+  mark_cancelled();
+  on_cancelled();
+  return true;
+}
+
+void JobBase::add_on_done(std::function<void()> fn) {
+  JobExtras& x = extras();
+  {
+    std::lock_guard lock(x.mu);
+    if (!x.done && state_.load(std::memory_order_seq_cst) != kDone) {
+      x.on_done.push_back(std::move(fn));
+      return;
+    }
+  }
+  try {
+    fn();
+  } catch (...) {
+    report_done_callback_error(std::current_exception());
+  }
+}
+
+void JobBase::set_stop(std::function<bool()> stop) {
+  JobExtras& x = extras();
+  std::lock_guard lock(x.mu);
+  x.stop = std::move(stop);
+}
+
+bool JobBase::request_stop() {
+  JobExtras* x = extras_.load(std::memory_order_acquire);
+  if (!x) return false;
+  std::function<bool()> stop;
+  {
+    std::lock_guard lock(x->mu);
+    stop = x->stop;
+  }
+  return stop && stop();
+}
+
+void JobBase::run_done_callbacks(JobExtras& x) noexcept {
+  std::vector<std::function<void()>> fns;
+  {
+    std::lock_guard lock(x.mu);
+    x.done = true;
+    fns.swap(x.on_done);
+  }
+  for (auto& fn : fns) {
+    try {
+      fn();
+    } catch (...) {
+      report_done_callback_error(std::current_exception());
+    }
+  }
 }
 
 bool JobBase::wait_plain(const Deadline& deadline) {

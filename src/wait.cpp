@@ -13,7 +13,7 @@ namespace mproc::detail {
 bool wait_for_change(const std::atomic<std::uint32_t>& word, std::uint32_t current, const Deadline& deadline) {
   for (Backoff backoff(waits::kJob, deadline); word.load(std::memory_order_acquire) == current;)
     if (!backoff.pause()) break;
-  const std::uint64_t interrupts = interrupt_count();
+  const std::uint64_t interrupts = interrupts_at_start();
   while (word.load(std::memory_order_acquire) == current) {
     Nanos slice = waits::kJob.sleep;
     if (deadline) {

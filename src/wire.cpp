@@ -1,6 +1,7 @@
 // The wire format's parts that are not templates: see mproc/detail/wire.hpp.
 #include "mproc/detail/wire.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "mproc/errors.hpp"
@@ -16,7 +17,10 @@ static_assert(kEntryBytes == sizeof(std::uint64_t) && kFunctionBytes == sizeof(s
 
 }  // namespace
 
+void (*task_error_hook)(const std::exception_ptr& e) noexcept = nullptr;
+
 void write_item_error(Writer& out, const std::exception_ptr& e) {
+  if (task_error_hook) task_error_hook(e);
   out.write(&kError, 1);
   encode_exception(out, e);
 }
@@ -61,9 +65,29 @@ CodeFields code_fields(std::span<std::byte> task) {
 }
 }  // namespace wire
 
-void begin_result_frame(Writer& out) {
+void begin_result_frame(Writer& out, bool timed) {
   out.clear();
-  out.grow(sizeof(ResultHeader));
+  out.grow(sizeof(ResultHeader) + (timed ? sizeof(ChunkTiming) : 0));
+}
+
+void write_chunk_timing(Writer& out, const ChunkTiming& timing) {
+  std::memcpy(out.data() + sizeof(ResultHeader), &timing, sizeof timing);
+}
+
+ChunkTiming read_chunk_timing(Reader& r) {
+  ChunkTiming t;
+  r.read(&t, sizeof t);
+  if (t.slow_count > ItemClock::kSlowest) throw SerializationError("mproc: corrupt chunk timing");
+  return t;
+}
+
+void take_item_times(ChunkTiming& timing, ItemClock& clock) {
+  const double scale = clock.ns_per_tick(timing.end_ns, item_ticks());
+  auto ns = [scale](std::uint64_t ticks) { return static_cast<std::int64_t>(static_cast<double>(ticks) * scale); };
+  timing.work_ns = std::min(ns(clock.work_ticks), timing.end_ns - timing.start_ns);
+  timing.slow_count = clock.slow_count;
+  for (std::uint32_t i = 0; i < clock.slow_count; ++i)
+    timing.slow[i] = {clock.slow[i].offset, 0, ns(clock.slow[i].ticks)};
 }
 
 void end_result_frame(Writer& out, const ResultHeader& header) { std::memcpy(out.data(), &header, sizeof header); }
@@ -87,6 +111,28 @@ std::exception_ptr read_hello(Reader& r) {
   if (status == kValue) return nullptr;
   if (status != kError) throw SerializationError("mproc: corrupt hello: bad status byte");
   return decode_exception(r);
+}
+
+std::span<const std::byte> ring_message(const Writer& frame, SpillNote& note) {
+  if (!frame.in_heap()) return frame.bytes();
+  note = SpillNote{};
+  std::memcpy(&note.seq, frame.bytes().data(), sizeof note.seq);  // both headers begin with it
+  note.at = frame.bytes().data();
+  note.size = frame.size();
+  return {reinterpret_cast<const std::byte*>(&note), sizeof note};
+}
+
+std::optional<SpillNote> read_spill_note(std::span<const std::byte> message) {
+  std::uint64_t tag = 0;
+  if (message.size() != sizeof(SpillNote)) return std::nullopt;
+  std::memcpy(&tag, message.data(), sizeof tag);
+  if (tag != kSpillTag) return std::nullopt;
+  SpillNote note;
+  std::memcpy(&note, message.data(), sizeof note);
+  if (note.size < sizeof(std::uint64_t) || !in_shared_heap(note.at, static_cast<std::size_t>(note.size)))
+    throw SerializationError("mproc: a spill note names " + std::to_string(note.size) +
+                             " bytes outside the shared heap");
+  return note;
 }
 
 }  // namespace mproc::detail

@@ -1,6 +1,6 @@
 // A program that builds a Pool and is then SIGKILLed: no worker survives it (within a second),
 // and /dev/shm holds nothing new. This process makes itself a subreaper, so the orphaned
-// workers become its children and their exits can be observed.
+// workers (and the pool's guard process) become its children and their exits can be observed.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -9,12 +9,14 @@
 #include <chrono>
 #include <thread>
 
+#include <gmock/gmock.h>
+
 #include "fault_check.hpp"
 #include "leak_check.hpp"
 
 namespace {
 
-// Waits up to timeout for pid (our child) to exit; true if it did.
+// Waits up to timeout for pid (our child; -1: any) to exit; true if it did.
 bool reaped_within(pid_t pid, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -58,7 +60,10 @@ void run_parent_and_kill_it(bool busy) {
   ASSERT_EQ(::waitpid(parent, nullptr, 0), parent);
   for (int pid : pids)
     EXPECT_TRUE(reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
-  EXPECT_EQ(mproc::test::shm_entries(), shm_before);
+  // The pool's guard process came to us too: it exits once it has killed the workers' groups.
+  EXPECT_TRUE(reaped_within(-1, std::chrono::milliseconds(1000))) << "the pool's guard survived";
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a process is left";
+  EXPECT_THAT(mproc::test::new_shm_entries(shm_before), ::testing::IsEmpty());
 }
 
 }  // namespace

@@ -1,10 +1,16 @@
 // A process Pool reading items that lie in the shared heap in place: pmr rows made after the
 // pool cross as their addresses only (HeapStats::maps_in_place says so), with the same results
-// as the serial loop; items that are not all in the heap are copied (maps_copied).
+// as the serial loop; items that are not all in the heap are copied (maps_copied). map_into
+// into memory in the heap has the workers write each result there themselves (results_placed);
+// into other memory, results are copied back; a wrong size, a failed item and ThreadPool too.
+#include <unistd.h>
+
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <memory_resource>
 #include <numeric>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -112,4 +118,92 @@ TEST(HeapInPlace, RowsInTheHeapWhoseDataIsElsewhereAreCopiedChunkByChunk) {
   EXPECT_EQ(mproc::heap_stats().maps_copied, before.maps_copied + 2);
   for (std::size_t i = 0; i < n; ++i) raw[i].~Row();
   mproc::shared_resource()->deallocate(raw, n * sizeof(Row), alignof(Row));
+}
+
+// --- results written in place (map_into) -----------------------------------------------------
+
+namespace {
+
+int throws_at_13(const Row& r) {
+  if (r.size() == 13) throw std::out_of_range("row of 13");
+  return static_cast<int>(r.size());
+}
+std::string name_of(int i) { return std::to_string(i); }
+std::uint64_t mul(std::uint32_t a, std::uint32_t b) { return std::uint64_t{a} * b; }
+// Where the worker that runs it writes: the parent's out, not a copy sent back.
+std::uintptr_t worker_pid(const Row&) { return static_cast<std::uintptr_t>(::getpid()); }
+
+}  // namespace
+
+TEST(HeapInPlace, MapIntoHeapMemoryIsWrittenByTheWorkersThemselves) {
+  mproc::Pool pool(2);
+  auto rows = make_rows(30000);
+  std::vector<int> serial;
+  for (const auto& r : rows) serial.push_back(count_row(r));
+  std::pmr::vector<int> out(rows.size(), -1, mproc::shared_resource());
+  auto before = mproc::heap_stats();
+  pool.map_into(count_row, rows, out);
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), serial.begin(), serial.end()));
+  std::fill(out.begin(), out.end(), -1);
+  pool.map_into(count_row, rows, out, 7);  // many small chunks, each to its place
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), serial.begin(), serial.end()));
+  auto after = mproc::heap_stats();
+  EXPECT_EQ(after.results_placed, before.results_placed + 2);
+  EXPECT_EQ(after.maps_in_place, before.maps_in_place + 2);
+  // Each result came from a worker process, and both wrote.
+  std::pmr::vector<std::uintptr_t> pids(rows.size(), 0, mproc::shared_resource());
+  pool.map_into(worker_pid, rows, pids, 100);
+  for (auto pid : pids) ASSERT_NE(pid, static_cast<std::uintptr_t>(::getpid()));
+}
+
+TEST(HeapInPlace, MapIntoOrdinaryMemoryGetsTheResultsCopiedBack) {
+  mproc::Pool pool(2);
+  auto rows = make_rows(5000);
+  std::vector<int> out(rows.size(), -1);
+  auto before = mproc::heap_stats();
+  pool.map_into(count_row, rows, out);
+  for (std::size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(out[i], count_row(rows[i])) << i;
+  EXPECT_EQ(mproc::heap_stats().results_placed, before.results_placed);
+  // Results that are not bytes, into ordinary memory; and starmap_into into the heap.
+  std::vector<std::string> names(10);
+  pool.map_into(name_of, std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, names);
+  EXPECT_EQ(names[7], "7");
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> pairs;
+  for (std::uint32_t i = 0; i < 1000; ++i) pairs.emplace_back(i, 100000);
+  std::pmr::vector<std::uint64_t> products(pairs.size(), mproc::shared_resource());
+  pool.starmap_into(mul, pairs, products);
+  EXPECT_EQ(products[999], 99'900'000u);
+}
+
+TEST(HeapInPlace, MapIntoRefusesAnOutOfTheWrongSizeBeforeAnyTaskRuns) {
+  mproc::Pool pool(2);
+  auto rows = make_rows(10);
+  std::pmr::vector<int> out(9, -1, mproc::shared_resource());
+  EXPECT_THROW(pool.map_into(count_row, rows, out), std::invalid_argument);
+  EXPECT_EQ(std::count(out.begin(), out.end(), -1), 9);
+  mproc::ThreadPool threads(2);
+  EXPECT_THROW(threads.map_into(count_row, rows, out), std::invalid_argument);
+}
+
+TEST(HeapInPlace, MapIntoAFailedItemKeepsItsNeighboursValuesAndThrowsItsType) {
+  mproc::Pool pool(2);
+  std::pmr::vector<Row> rows(mproc::shared_resource());
+  for (int i = 0; i < 40; ++i) rows.emplace_back(static_cast<std::size_t>(i == 25 ? 13 : 3));
+  std::pmr::vector<int> out(rows.size(), -1, mproc::shared_resource());
+  EXPECT_THROW(pool.map_into(throws_at_13, rows, out, 40), std::out_of_range);
+  for (int i = 0; i < 40; ++i) {
+    if (i != 25) {
+      EXPECT_EQ(out[static_cast<std::size_t>(i)], 3) << i;
+    }
+  }
+  pool.map_into(count_row, make_rows(40), out);  // the pool goes on
+  EXPECT_NE(out[0], -1);
+}
+
+TEST(HeapInPlace, MapIntoOnAThreadPoolWritesTheSame) {
+  mproc::ThreadPool pool(2);
+  auto rows = make_rows(2000);
+  std::pmr::vector<int> out(rows.size(), -1, mproc::shared_resource());
+  pool.map_into(count_row, rows, out);
+  for (std::size_t i = 0; i < rows.size(); ++i) ASSERT_EQ(out[i], count_row(rows[i])) << i;
 }

@@ -8,12 +8,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <ranges>
 #include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "mproc/mproc.hpp"
+#include "task_counts.hpp"
 
 using namespace std::chrono_literals;
 
@@ -26,6 +28,8 @@ int sleep_ms(int ms) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return ms;
 }
+
+using mproc::test::sleep_counted;
 
 // Sends SIGINT to this process after a delay, from another thread.
 std::thread interrupt_after(std::chrono::milliseconds delay) {
@@ -67,6 +71,42 @@ TEST_F(Interrupt, MapIsInterrupted) {
   EXPECT_THROW((void)pool.map(sleep_ms, std::vector<int>(8, 1000), 1), mproc::Interrupted);
   sender.join();
   pool.terminate();
+}
+
+// A blocking call counts interrupts from its own start, not from its wait's: a SIGINT that comes
+// while map reads its items (here: from the reading itself) interrupts it, as one between two of
+// its wait slices does.
+TEST_F(Interrupt, MapIsInterruptedByASigintWhileItSubmits) {
+  mproc::Pool pool(2);
+  auto items = std::views::iota(0, 8) | std::views::transform([](int i) {
+                 if (i == 0) ::raise(SIGINT);
+                 return 1000;
+               });
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW((void)pool.map(sleep_ms, items, 1), mproc::Interrupted);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);  // not the 4 s its tasks would take
+  EXPECT_EQ(handled.load(), 1);
+  pool.terminate();
+}
+
+// On Pool, a map left by Interrupted cancels its chunks not yet started, and lets the running
+// ones finish (they are not terminated; their results are dropped): docs/porting.md says so.
+TEST_F(Interrupt, MapLeftByInterruptedCancelsItsQueuedChunksAndLetsRunningOnesFinish) {
+  mproc::test::TaskCounts& c = mproc::test::fresh_task_counts();
+  auto start = std::chrono::steady_clock::now();
+  {
+    mproc::Pool pool(2);
+    std::thread sender([] {  // once both workers run a chunk
+      mproc::test::await_started(2);
+      ::kill(::getpid(), SIGINT);
+    });
+    EXPECT_THROW((void)pool.map(sleep_counted, std::vector<int>(40, 400), 1), mproc::Interrupted);
+    sender.join();
+    EXPECT_EQ(c.finished.load(), 0);  // the running ones are still running
+  }                                   // ~Pool: waits for what runs, not for the 38 others (16 s of work on two workers)
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
+  EXPECT_LE(c.started.load(), 4);
+  EXPECT_EQ(c.finished.load(), c.started.load());  // none was killed
 }
 
 TEST_F(Interrupt, JoinIsInterrupted) {
@@ -115,6 +155,13 @@ TEST(InterruptDefault, SigintEndsTheProgramAndItsWorkersSilently) {
       if (!gone) std::this_thread::sleep_for(5ms);
     }
     EXPECT_TRUE(gone) << "worker " << pid << " outlived its parent";
+  }
+  // The pool's guard process comes to this subreaper too, and ends within a second of its
+  // parent (the leak check after the test fails on one left).
+  for (int i = 0; i < 200; ++i) {
+    const pid_t reaped = ::waitpid(-1, nullptr, WNOHANG);
+    if (reaped < 0) break;  // no child left
+    if (reaped == 0) std::this_thread::sleep_for(5ms);
   }
   char buf[512];
   ssize_t n = ::read(err[0], buf, sizeof buf);

@@ -1,5 +1,6 @@
-// A process Pool reading map's items in place: items in an mproc::Array made before the pool
-// are not copied to the workers (they share the memory); anything else is. And results sent
+// A process Pool reading map's items in place: items in an mproc::Array, made before or after the
+// pool (it lives in the shared heap), are not copied to the workers (they share the memory);
+// anything else is. And results sent
 // densely (their bytes back to back) unless an item fails.
 #include <array>
 #include <cstdint>
@@ -64,25 +65,28 @@ TEST(PoolInPlace, ArrayMadeBeforeThePoolIsReadWhereItIs) {
   EXPECT_EQ(pool.map_async(row_sum, part).get(), serial_sums(part));
 }
 
-TEST(PoolInPlace, ArrayMadeAfterThePoolIsCopied) {
+TEST(PoolInPlace, ArrayMadeAfterThePoolIsReadWhereItIsToo) {
   mproc::Pool pool(2);
   mproc::Array<Row> rows(500);
   fill(rows);
-  EXPECT_FALSE(pool.backend().shares(rows.begin(), rows.size() * sizeof(Row)));
-  auto where = pool.map(address_of, rows);
-  for (std::size_t i = 0; i < where.size(); ++i) ASSERT_NE(where[i], reinterpret_cast<std::uintptr_t>(&rows[i]));
+  EXPECT_TRUE(pool.backend().shares(rows.begin(), rows.size() * sizeof(Row)));
+  const mproc::HeapStats before = mproc::heap_stats();
+  EXPECT_EQ(pool.map(address_of, rows), addresses(rows.span()));
   EXPECT_EQ(pool.map(row_sum, rows), serial_sums(rows.span()));
+  EXPECT_EQ(mproc::heap_stats().maps_copied, before.maps_copied);
 }
 
-TEST(PoolInPlace, ANewArrayWhereAFreedOneWasIsNotMistakenForIt) {
+// The heap is one memory for every process: an Array made where a freed one was is read with
+// its own rows, never the old ones.
+TEST(PoolInPlace, ANewArrayWhereAFreedOneWasIsReadWithItsOwnRows) {
   std::optional<mproc::Array<Row>> before(std::in_place, 300);
   const Row* old_address = before->begin();
   mproc::Pool pool(2);
-  before.reset();  // the workers still map the old memory, with the old (zero) rows
+  before.reset();
   mproc::Array<Row> after(300);
   fill(after);
   if (after.begin() != old_address) GTEST_LOG_(INFO) << "the new Array did not land at the old address";
-  EXPECT_FALSE(pool.backend().shares(after.begin(), after.size() * sizeof(Row)));
+  EXPECT_TRUE(pool.backend().shares(after.begin(), after.size() * sizeof(Row)));
   EXPECT_EQ(pool.map(row_sum, after), serial_sums(after.span()));
 }
 
@@ -91,8 +95,9 @@ TEST(PoolInPlace, OtherMemoryIsNeverShared) {
   mproc::Pool pool(1);
   std::vector<Row> heap(10);
   EXPECT_FALSE(pool.backend().shares(heap.data(), heap.size() * sizeof(Row)));
-  // Running past the Array's end is not inside it.
-  EXPECT_FALSE(pool.backend().shares(rows.begin(), 1 << 20));
+  // The Array lies in the shared heap; running past the heap's end is not shared.
+  EXPECT_TRUE(pool.backend().shares(rows.begin(), rows.size() * sizeof(Row)));
+  EXPECT_FALSE(pool.backend().shares(rows.begin(), mproc::heap_stats().reserved + 1));
 }
 
 TEST(PoolInPlace, StarmapAndVoidFunctionsReadInPlaceToo) {

@@ -44,6 +44,18 @@ struct Unsendable {
 };
 Unsendable make_unsendable(int x) { return Unsendable{x}; }
 int take_unsendable(Unsendable u) { return u.value; }
+int take_unsendable_and(int x, const Unsendable& u) { return x + u.value; }
+
+// A type that encodes, but whose decoding in the worker fails.
+struct Undecodable {
+  int value = 0;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    if constexpr (Archive::is_loading::value) throw std::runtime_error("refuses to be decoded");
+    ar(value);
+  }
+};
+int add_undecodable(int x, const Undecodable& u) { return x + u.value; }
 
 struct Point {
   double x = 0, y = 0;
@@ -136,6 +148,27 @@ TEST(PoolProcess, ArgumentThatCannotBeEncodedFailsOnlyThatTask) {
   EXPECT_TRUE(bad.ready());
   EXPECT_THROW((void)bad.get(), mproc::SerializationError);
   EXPECT_EQ(pool.apply(sqr, std::tuple{4}), 16);
+}
+
+// A bound value crosses with each chunk: one that cannot be encoded fails the call's tasks in
+// this process, one that cannot be decoded fails them in the worker; each with its error, and
+// the pool goes on.
+TEST(PoolProcess, BoundValueThatCannotCrossFailsItsTasksWithItsError) {
+  mproc::Pool pool(2);
+  auto bad = pool.map_async(mproc::bind_back(take_unsendable_and, Unsendable{5}), std::vector<int>{1, 2, 3});
+  try {
+    (void)bad.get(5s);
+    ADD_FAILURE() << "the bound value was sent";
+  } catch (const mproc::SerializationError& e) {
+    EXPECT_THAT(e.what(), testing::HasSubstr("refuses to be encoded"));
+  }
+  try {
+    (void)pool.map(mproc::bind_back(add_undecodable, Undecodable{5}), std::vector<int>{1, 2, 3}, 1);
+    ADD_FAILURE() << "the bound value was decoded";
+  } catch (const std::exception& e) {
+    EXPECT_THAT(e.what(), testing::HasSubstr("refuses to be decoded"));
+  }
+  EXPECT_EQ(pool.submit(mproc::bind_front(sqr), 7).result(5s), 49);
 }
 
 TEST(PoolProcess, GetWithTimeoutOnASleepingTask) {
@@ -291,7 +324,7 @@ TEST(PoolProcess, JoinLeavesNoProcessAndNoSharedMemory) {
   auto shm_before = mproc::test::shm_entries();
   {
     mproc::Pool pool(3);
-    EXPECT_EQ(mproc::test::child_pids().size(), before.size() + 3);
+    EXPECT_EQ(mproc::test::child_pids().size(), before.size() + 4);  // 3 workers and the pool's guard
     EXPECT_EQ(pool.map(sqr, std::vector<int>{1, 2}), (std::vector<int>{1, 4}));
     pool.close();
     pool.join();

@@ -10,12 +10,15 @@
 #include <cstddef>
 #include <cstdlib>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
 #include <ranges>
 #include <span>
 #include <stdexcept>
+#include <stop_token>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -24,11 +27,15 @@
 #include "mproc/async_result.hpp"
 #include "mproc/detail/backend.hpp"
 #include "mproc/detail/checks.hpp"
+#include "mproc/detail/insights_recorder.hpp"
+#include "mproc/detail/interrupt.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/job_allocator.hpp"
 #include "mproc/errors.hpp"
+#include "mproc/insights.hpp"
 #include "mproc/pool_options.hpp"
+#include "mproc/progress.hpp"
 #include "mproc/shared_heap.hpp"
 
 namespace mproc {
@@ -41,6 +48,24 @@ class ImapRange;
 /// so that the call's own check reports it (see checks.hpp).
 template <class F, class Args>
 using apply_result_t = task_result_t<Style::star, std::decay_t<F>, std::decay_t<Args>>;
+/// Whether submit(f, args...) gives f a std::stop_token after args (ThreadPool's terminate()).
+template <class F, class... A>
+inline constexpr bool takes_stop_token =
+    std::is_invocable_v<const std::decay_t<F>&, const std::decay_t<A>&..., std::stop_token> &&
+    !std::is_invocable_v<const std::decay_t<F>&, const std::decay_t<A>&...>;
+template <class F, class... A>
+struct submit_result {
+  using type = apply_result_t<F, std::tuple<std::decay_t<A>...>>;
+};
+template <class F, class... A>
+requires takes_stop_token<F, A...>
+struct submit_result<F, A...> {
+  using raw = std::invoke_result_t<const std::decay_t<F>&, const std::decay_t<A>&..., std::stop_token>;
+  using type = std::conditional_t<std::is_void_v<raw>, None, std::decay_t<raw>>;
+};
+/// What submit(f, args...)'s future holds.
+template <class F, class... A>
+using submit_result_t = typename submit_result<F, A...>::type;
 /// The element of map's (S = single) or starmap's (S = star) result.
 template <Style S, class F, class Range>
 using map_result_t = task_result_t<S, std::decay_t<F>, std::ranges::range_value_t<Range>>;
@@ -98,9 +123,10 @@ class BasicPool {
 
   /// [f(x) for x in range], computed in chunks (chunksize 0: Python's default, n / (4 x workers)
   /// rounded up). The input may be any input range; it is read here, in the caller's thread.
-  /// One exception, for speed: a Pool's workers read items that lie in an mproc::Array made
-  /// before the Pool where they are, without a copy (map, starmap and their async forms); so
-  /// leave such items unchanged until the call's results are ready.
+  /// One exception, for speed: a Pool's workers read items that lie in the shared heap (an
+  /// mproc::Array, or pmr containers made with mproc::shared_resource()) where they are, without
+  /// a copy (map, starmap and their async forms); so leave such items unchanged until the
+  /// call's results are ready.
   template <class F, std::ranges::input_range Range>
   std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range,
                                                                          std::size_t chunksize = 0);
@@ -149,6 +175,27 @@ class BasicPool {
       std::function<void(std::exception_ptr)> error_callback = {});
   ///@}
 
+  /// As map and starmap, writing item i's result to out[i] instead of a new vector: out is a
+  /// contiguous range of the function's result type, as many as the items (else
+  /// std::invalid_argument, before any task runs), such as a std::pmr::vector made with
+  /// mproc::shared_resource(). When out lies in the shared heap and the result is trivially
+  /// copyable, a process Pool's workers write the results there themselves: nothing crosses
+  /// back, and no result vector is made or zero-filled. Returns once every item ran; a task's
+  /// exception is rethrown (out then holds the results that arrived). No task runs on out
+  /// after the call returns or throws.
+  ///@{
+  template <class F, std::ranges::input_range Range, std::ranges::contiguous_range Out>
+  requires std::ranges::sized_range<Out>
+  void map_into(F&& f, Range&& range, Out&& out, std::size_t chunksize = 0) {
+    run_into<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), std::span(out), chunksize);
+  }
+  template <class F, std::ranges::input_range Range, std::ranges::contiguous_range Out>
+  requires std::ranges::sized_range<Out>
+  void starmap_into(F&& f, Range&& range, Out&& out, std::size_t chunksize = 0) {
+    run_into<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), std::span(out), chunksize);
+  }
+  ///@}
+
   /// A lazy range of f(x) in input order. Input is read as results are consumed, up to
   /// max(64, 8 x workers) chunks ahead; an exception from the input or from a task is thrown
   /// where the loop reaches it: an input that throws at item k first gives the results of the
@@ -160,12 +207,88 @@ class BasicPool {
   template <class F, std::ranges::input_range Range>
   auto imap_unordered(F&& f, Range&& range, std::size_t chunksize = 1);
 
+  /// @name Progress
+  /// The calls above with a Progress as their last argument: a bar on stderr, or on_update
+  /// called, as their chunks finish (see progress.hpp).
+  ///@{
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range, std::size_t chunksize,
+                                                                         Progress progress);
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::single, F, Range>> map(F&& f, Range&& range, std::size_t chunksize,
+                                                                         TaskLimits limit, Progress progress);
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> map_async(
+      F&& f, Range&& range, std::size_t chunksize,
+      typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
+      std::function<void(std::exception_ptr)> error_callback, Progress progress);
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> map_async(
+      F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
+      typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
+      std::function<void(std::exception_ptr)> error_callback, Progress progress);
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range, std::size_t chunksize,
+                                                                           Progress progress);
+  template <class F, std::ranges::input_range Range>
+  std::vector<detail::map_result_t<detail::Style::star, F, Range>> starmap(F&& f, Range&& range, std::size_t chunksize,
+                                                                           TaskLimits limit, Progress progress);
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
+      F&& f, Range&& range, std::size_t chunksize,
+      typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
+      std::function<void(std::exception_ptr)> error_callback, Progress progress);
+  template <class F, std::ranges::input_range Range>
+  AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> starmap_async(
+      F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
+      typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
+      std::function<void(std::exception_ptr)> error_callback, Progress progress);
+  /// For imap, the total is the input's size when it has one, else known when the input ends.
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& f, Range&& range, std::size_t chunksize, Progress progress);
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize, Progress progress);
+  ///@}
+
+  /// @name Insights
+  /// Where the pool's time went so far (PoolOptions::insights), and every chunk as a Chrome
+  /// trace (Perfetto, chrome://tracing: a track per worker, a slice per chunk, deaths and
+  /// replacements as instant events). Without PoolOptions::insights, std::logic_error.
+  ///@{
+  [[nodiscard]] Insights insights() const { return recorder().snapshot(); }
+  /// Throws std::runtime_error naming path when it cannot be written.
+  void write_trace(const std::string& path) const { recorder().write_trace(path); }
+  ///@}
+
   /// No more submissions; workers exit when the submitted work is done.
   void close() { backend_.close(); }
   /// Waits for the workers to exit; call close() or terminate() first (else std::logic_error).
   void join() { backend_.join(); }
   /// Stops the workers now; work not yet finished fails with PoolNotRunning.
   void terminate() { backend_.terminate(); }
+
+  /// @name concurrent.futures (futures.hpp)
+  ///@{
+  /// f(args...) on a worker, the arguments as they are (copied, or on Pool encoded, at once);
+  /// returns its Future (an AsyncResult) at once. As apply_async(f, std::tuple{args...}).
+  /// On ThreadPool, an f whose last parameter is a std::stop_token gets one, which the future's
+  /// terminate() asks to stop.
+  template <class F, class... A>
+  AsyncResult<detail::submit_result_t<F, A...>> submit(F&& f, A&&... args);
+  /// As imap and imap_unordered, with at most buffersize chunks read ahead of the consumer and in
+  /// flight (Python 3.14's buffersize), for endless or huge inputs; 0: the default window. A
+  /// range dropped before its end cancels the chunks it had not consumed that have not started.
+  ///@{
+  template <class F, std::ranges::input_range Range>
+  auto imap(F&& f, Range&& range, std::size_t chunksize, std::size_t buffersize);
+  template <class F, std::ranges::input_range Range>
+  auto imap_unordered(F&& f, Range&& range, std::size_t chunksize, std::size_t buffersize);
+  ///@}
+  /// Python's Executor.shutdown: no more submissions (close()); with cancel_futures, every task
+  /// and chunk not yet started is cancelled (its future throws CancelledError) while running ones
+  /// finish; with wait, returns once the workers are done (join()).
+  void shutdown(bool wait = true, bool cancel_futures = false);
+  ///@}
 
   /// The number of workers, as built (replacements keep it).
   [[nodiscard]] unsigned processes() const noexcept { return backend_.size(); }
@@ -195,7 +318,22 @@ class BasicPool {
   static Limit checked(TaskLimits limit);
   /// imap or imap_unordered.
   template <class F, class Range>
-  auto start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered);
+  auto start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered, std::size_t buffersize = 0);
+  /// A synchronous call left by an exception (or a failed item): what it had not started is
+  /// cancelled; what runs finishes, waited for when tasks read the caller's items in place.
+  template <class Job>
+  void abandon(Job& job) noexcept;
+  /// Waits until every task of job ended, whatever comes meanwhile: tasks that write into the
+  /// caller's memory (map_into) end before the caller unwinds.
+  template <class Job>
+  static void finish(Job& job) noexcept {
+    while (!job.ready()) {
+      try {
+        job.wait(std::nullopt);
+      } catch (...) {
+      }
+    }
+  }
   template <class F, class Args, class R = detail::apply_result_t<F, Args>>
   AsyncResult<R> start_apply(F&& f, Args&& args, Limit limit, typename detail::ValueJob<R>::Callback callback,
                              std::function<void(std::exception_ptr)> error_callback);
@@ -203,6 +341,13 @@ class BasicPool {
   std::shared_ptr<detail::ListJob<R>> start_list(F&& f, Range&& range, std::size_t chunksize, Limit limit,
                                                  typename detail::ListJob<R>::Callback callback,
                                                  std::function<void(std::exception_ptr)> error_callback);
+  /// Submits f over range's items as start_list does, to the job make_job(n) makes once the
+  /// number of items n is known; returns that job.
+  template <detail::Style S, bool Sync, class F, class Range, class MakeJob>
+  auto start_items(F&& f, Range&& range, std::size_t chunksize, MakeJob&& make_job);
+  /// map_into or starmap_into.
+  template <detail::Style S, class F, class Range, class R>
+  void run_into(F&& f, Range&& range, std::span<R> out, std::size_t chunksize);
   /// map_async or starmap_async.
   template <detail::Style S, class F, class Range, class R = detail::map_result_t<S, F, Range>>
   AsyncResult<std::vector<R>> start_async(F&& f, Range&& range, std::size_t chunksize, Limit limit,
@@ -213,12 +358,36 @@ class BasicPool {
   std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
   /// Submits items as chunks of chunksize (0: default_chunksize), the first of them item first of
   /// job. InPlace: the backend's workers read the items where they are (see reads_in_place).
+  /// InPlace with heap_checked: every item is known to refer to the heap only (a pmr container's
+  /// items, items_inherit_heap), else each chunk's items are looked at.
   template <detail::Style S, bool InPlace, class Job, class Fn, class Item>
   void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
-              std::size_t chunksize, const std::shared_ptr<const void>& keep_alive);
+              std::size_t chunksize, const std::shared_ptr<const void>& keep_alive, bool heap_checked = false);
   [[nodiscard]] std::size_t default_chunksize(std::size_t n) const noexcept {
     std::size_t per = std::size_t{4} * backend_.size();
     return std::max<std::size_t>(1, (n + per - 1) / per);
+  }
+  /// The backend's record of insights; std::logic_error when it keeps none.
+  const detail::InsightsRecorder& recorder() const {
+    const detail::InsightsRecorder* r = nullptr;
+    if constexpr (requires { backend_.insights(); }) r = backend_.insights();
+    if (!r)
+      throw std::logic_error(
+          "mproc: insights and traces are recorded only when the pool is built with PoolOptions{.insights = true}");
+    return *r;
+  }
+  /// A map's or starmap's job, counted by a meter from now on (Progress).
+  template <class Job>
+  static std::shared_ptr<Job> watched(std::shared_ptr<Job> job, Progress&& progress) {
+    job->watch(detail::start_progress(std::move(progress), job->size()));
+    return job;
+  }
+  /// The synchronous map or starmap of a watched job.
+  template <class R>
+  static std::vector<R> results_of(const std::shared_ptr<detail::ListJob<R>>& job) {
+    job->wait(std::nullopt);
+    if (!job->successful()) std::rethrow_exception(job->error());
+    return job->take();
   }
   Backend backend_;
 };
@@ -251,8 +420,13 @@ class ImapRange {
     ImapRange* range_ = nullptr;
   };
 
-  ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered);
+  ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered, std::size_t buffersize = 0);
   ImapRange(ImapRange&&) noexcept = default;
+  ImapRange& operator=(ImapRange&&) noexcept = default;
+  /// Dropped before its end: the chunks it read ahead and that have not started never run.
+  ~ImapRange() {
+    if (job_) job_->cancel();
+  }
 
   /// Starts the iteration; call once.
   iterator begin() {
@@ -260,6 +434,13 @@ class ImapRange {
     return iterator(this);
   }
   std::default_sentinel_t end() const noexcept { return {}; }
+
+  /// Counts the results on a meter made from progress (Progress); before begin().
+  void watch(Progress progress) {
+    std::optional<std::size_t> total;
+    if constexpr (std::ranges::sized_range<V>) total = static_cast<std::size_t>(std::ranges::size(input_));
+    job_->watch(start_progress(std::move(progress), total));
+  }
 
   /// The next result, nullopt after the last (Python's IMapIterator.next()).
   std::optional<R> next() { return next_until(std::nullopt); }
@@ -300,13 +481,16 @@ class ImapRange {
 template <class Backend>
 template <detail::Style S, bool InPlace, class Job, class Fn, class Item>
 void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items,
-                                std::size_t first, std::size_t chunksize,
-                                const std::shared_ptr<const void>& keep_alive) {
+                                std::size_t first, std::size_t chunksize, const std::shared_ptr<const void>& keep_alive,
+                                [[maybe_unused]] bool heap_checked) {
   if (items.empty()) {
     job->done(0);
     return;
   }
   if (chunksize == 0) chunksize = default_chunksize(items.size());
+  // Counted before any runs: a cancel() tells from them whether it kept any chunk from running.
+  if constexpr (requires { job->add_chunks(std::size_t{}); })
+    job->add_chunks((items.size() + chunksize - 1) / chunksize);
   std::size_t i = 0;
   [[maybe_unused]] bool all_in_place = true;
   try {
@@ -316,7 +500,7 @@ void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, s
       // (else it is copied): looked at chunk by chunk, so that the workers start on the first
       // while the caller looks at the next.
       if constexpr (InPlace) {
-        if (detail::all_in_shared_memory(chunk)) {
+        if (heap_checked || detail::all_in_shared_memory(chunk)) {
           backend_.template submit_in_place<S>(job, fn, chunk, first + i);
           continue;
         }
@@ -348,15 +532,77 @@ auto BasicPool<Backend>::checked(TaskLimits limit) -> Limit {
 }
 
 template <class Backend>
+template <class F, class... A>
+AsyncResult<detail::submit_result_t<F, A...>> BasicPool<Backend>::submit(F&& f, A&&... args) {
+  if constexpr (detail::takes_stop_token<F, A...>) {
+    static_assert(!Backend::sends_functions,
+                  "mproc: submit: a task that takes a std::stop_token runs on ThreadPool only: a worker process "
+                  "is stopped by terminate() without one");
+    auto source = std::make_shared<std::stop_source>();
+    auto task = [fn = std::decay_t<F>(std::forward<F>(f)), token = source->get_token()](const std::decay_t<A>&... a) {
+      return std::invoke(fn, a..., token);
+    };
+    auto future =
+        start_apply(std::move(task), std::tuple<std::decay_t<A>...>(std::forward<A>(args)...), Limit{}, {}, {});
+    detail::FutureAccess::job(future).set_stop([source] { return source->request_stop(); });
+    return future;
+  } else {
+    return start_apply(std::forward<F>(f), std::tuple<std::decay_t<A>...>(std::forward<A>(args)...), Limit{}, {}, {});
+  }
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+auto BasicPool<Backend>::imap(F&& f, Range&& range, std::size_t chunksize, std::size_t buffersize) {
+  return start_imap(std::forward<F>(f), std::forward<Range>(range), chunksize, true, buffersize);
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+auto BasicPool<Backend>::imap_unordered(F&& f, Range&& range, std::size_t chunksize, std::size_t buffersize) {
+  return start_imap(std::forward<F>(f), std::forward<Range>(range), chunksize, false, buffersize);
+}
+
+template <class Backend>
+void BasicPool<Backend>::shutdown(bool wait, bool cancel_futures) {
+  if constexpr (requires { backend_.cancel_queued(); })
+    if (cancel_futures) backend_.cancel_queued();
+  backend_.close();
+  if (wait) backend_.join();
+}
+
+template <class Backend>
+template <class Job>
+void BasicPool<Backend>::abandon(Job& job) noexcept {
+  try {
+    job.cancel();
+  } catch (...) {
+    // Cancelling takes no more than a lock; were it to fail, the work simply runs on.
+  }
+  if constexpr (!Backend::copies_arguments) {
+    // Running tasks read the caller's items: they finish before the caller unwinds. Only a new
+    // SIGINT interrupts a wait, and this one is not to be interrupted.
+    while (!job.ready()) {
+      try {
+        job.wait(std::nullopt);
+      } catch (...) {
+      }
+    }
+  }
+}
+
+template <class Backend>
 template <class F, class Args>
 detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args) {
-  return start_apply(std::forward<F>(f), std::forward<Args>(args), Limit{}, {}, {}).get();
+  const detail::InterruptScope interruptible;  // a SIGINT while submitting too
+  return detail::take_apply_value(start_apply(std::forward<F>(f), std::forward<Args>(args), Limit{}, {}, {}));
 }
 
 template <class Backend>
 template <class F, class Args>
 detail::apply_result_t<F, Args> BasicPool<Backend>::apply(F&& f, Args&& args, TaskLimits limit) {
-  return start_apply(std::forward<F>(f), std::forward<Args>(args), checked(limit), {}, {}).get();
+  const detail::InterruptScope interruptible;  // a SIGINT while submitting too
+  return detail::take_apply_value(start_apply(std::forward<F>(f), std::forward<Args>(args), checked(limit), {}, {}));
 }
 
 template <class Backend>
@@ -412,32 +658,70 @@ template <detail::Style S, bool Sync, class F, class Range, class R>
 std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
     F&& f, Range&& range, std::size_t chunksize, Limit limit, typename detail::ListJob<R>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
+  return start_items<S, Sync>(std::forward<F>(f), std::forward<Range>(range), chunksize, [&](std::size_t n) {
+    auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback));
+    job->set_task_timeout(limit.timeout);
+    job->set_retries(limit.retries);
+    return job;
+  });
+}
+
+template <class Backend>
+template <detail::Style S, class F, class Range, class R>
+void BasicPool<Backend>::run_into(F&& f, Range&& range, std::span<R> out, std::size_t chunksize) {
+  static_assert(!std::is_const_v<R>, "mproc: map_into: out must be writable");
+  static_assert(std::is_same_v<R, detail::map_result_t<S, F, Range>>,
+                "mproc: map_into: out's elements must be of the function's result type");
+  // Whether the workers may write into out (when they can: see ChunkBook::destination).
+  bool workers_write = false;
+  if constexpr (Traits::reads_in_place) workers_write = in_shared_heap(out.data(), out.size_bytes());
+  const detail::InterruptScope interruptible;  // a SIGINT while submitting, or between two slices
+  auto job = start_items<S, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, [&](std::size_t n) {
+    if (n != out.size())
+      throw std::invalid_argument("mproc: map_into: " + std::to_string(n) + " items, but out holds " +
+                                  std::to_string(out.size()));
+    return std::make_shared<detail::IntoJob<R>>(backend_.host(), out, workers_write);
+  });
+  try {
+    // In slices, to see a failed item before the rest have run: the call fails with it anyway.
+    while (!job->wait(detail::deadline_after(std::chrono::milliseconds(10))))
+      if (!job->successful()) break;
+  } catch (...) {
+    abandon(*job);  // Interrupted
+    finish(*job);
+    throw;
+  }
+  if (!job->ready()) {
+    abandon(*job);
+    finish(*job);
+  }
+  if (!job->successful()) std::rethrow_exception(job->error());
+}
+
+template <class Backend>
+template <detail::Style S, bool Sync, class F, class Range, class MakeJob>
+auto BasicPool<Backend>::start_items(F&& f, Range&& range, std::size_t chunksize, MakeJob&& make_job) {
   using Fn = std::decay_t<F>;
   using Item = std::ranges::range_value_t<Range>;
   constexpr bool contiguous = std::ranges::contiguous_range<Range> && std::ranges::sized_range<Range>;
   constexpr auto call = S == detail::Style::single ? detail::Call::map : detail::Call::starmap;
   if constexpr (!accepts<call, F, Item>()) {
     std::abort();  // never compiled: accepts() failed
+    return decltype(make_job(std::size_t{0})){};
   } else {
     backend_.check_running();
     // Made once the number of items is known: an input range is read first.
-    auto new_job = [&](std::size_t n) {
-      auto job =
-          std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback));
-      job->set_task_timeout(limit.timeout);
-      job->set_retries(limit.retries);
-      return job;
-    };
+    auto new_job = [&](std::size_t n) { return make_job(n); };
     const Fn& fn = f;  // a function: a pointer to it, for as long as this call
     if constexpr (contiguous && (Sync || Backend::copies_arguments)) {
       // The caller's items stay valid for as long as tasks read them.
       std::span<const Item> items(std::ranges::data(range), std::ranges::size(range));
       auto job = new_job(items.size());
       if constexpr (Traits::reads_in_place && detail::heap_readable<Item>::value) {
-        // Items in memory the workers share (the shared heap, an mproc::Array made before the
-        // pool), with all they refer to, are not copied.
+        // Items in memory the workers share (the shared heap, where every mproc::Array lives),
+        // with all they refer to, are not copied.
         if (backend_.shares(items.data(), items.size_bytes())) {
-          submit<S, true>(job, fn, items, 0, chunksize, nullptr);
+          submit<S, true>(job, fn, items, 0, chunksize, nullptr, detail::items_inherit_heap(range));
           return job;
         }
       }
@@ -483,8 +767,17 @@ template <class Backend>
 template <detail::Style S, class F, class Range>
 std::vector<detail::map_result_t<S, F, Range>> BasicPool<Backend>::run_list(F&& f, Range&& range, std::size_t chunksize,
                                                                             Limit limit) {
+  const detail::InterruptScope interruptible;  // a SIGINT while submitting, or between two slices
   auto job = start_list<S, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, limit, {}, {});
-  job->wait(std::nullopt);
+  try {
+    // In slices, to see a failed item before the rest have run: the map fails with it anyway.
+    while (!job->wait(detail::deadline_after(std::chrono::milliseconds(10))))
+      if (!job->successful()) break;
+  } catch (...) {
+    abandon(*job);  // Interrupted
+    throw;
+  }
+  if (!job->ready()) abandon(*job);
   if (!job->successful()) std::rethrow_exception(job->error());
   return job->take();
 }
@@ -573,7 +866,7 @@ auto BasicPool<Backend>::imap_unordered(F&& f, Range&& range, std::size_t chunks
 
 template <class Backend>
 template <class F, class Range>
-auto BasicPool<Backend>::start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered) {
+auto BasicPool<Backend>::start_imap(F&& f, Range&& range, std::size_t chunksize, bool ordered, std::size_t buffersize) {
   using Fn = std::decay_t<F>;
   if constexpr (!accepts<detail::Call::map, F, std::ranges::range_value_t<Range>>()) {
     // Never compiled (accepts() failed); a range of the results' type, so that the caller's loop
@@ -585,19 +878,122 @@ auto BasicPool<Backend>::start_imap(F&& f, Range&& range, std::size_t chunksize,
     // read items the caller may free at once.
     if constexpr (Traits::reads_in_place) detail::note_map(false);
     return detail::ImapRange<BasicPool, detail::Style::single, Fn, std::views::all_t<Range>>(
-        *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, ordered);
+        *this, Fn(std::forward<F>(f)), std::views::all(std::forward<Range>(range)), chunksize, ordered, buffersize);
   }
+}
+
+// --- Progress ---------------------------------------------------------------------------------
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
+                                                                                           std::size_t chunksize,
+                                                                                           Progress progress) {
+  return map(std::forward<F>(f), std::forward<Range>(range), chunksize, TaskLimits{}, std::move(progress));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Backend>::map(F&& f, Range&& range,
+                                                                                           std::size_t chunksize,
+                                                                                           TaskLimits limit,
+                                                                                           Progress progress) {
+  return results_of(watched(start_list<detail::Style::single, true>(std::forward<F>(f), std::forward<Range>(range),
+                                                                    chunksize, checked(limit), {}, {}),
+                            std::move(progress)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> BasicPool<Backend>::map_async(
+    F&& f, Range&& range, std::size_t chunksize,
+    typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback, Progress progress) {
+  return map_async(std::forward<F>(f), std::forward<Range>(range), chunksize, TaskLimits{}, std::move(callback),
+                   std::move(error_callback), std::move(progress));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::single, F, Range>>> BasicPool<Backend>::map_async(
+    F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
+    typename detail::ListJob<detail::map_result_t<detail::Style::single, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback, Progress progress) {
+  using R = detail::map_result_t<detail::Style::single, F, Range>;
+  return AsyncResult<std::vector<R>>(
+      watched(start_list<detail::Style::single, false>(std::forward<F>(f), std::forward<Range>(range), chunksize,
+                                                       checked(limit), std::move(callback), std::move(error_callback)),
+              std::move(progress)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
+                                                                                             std::size_t chunksize,
+                                                                                             Progress progress) {
+  return starmap(std::forward<F>(f), std::forward<Range>(range), chunksize, TaskLimits{}, std::move(progress));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backend>::starmap(F&& f, Range&& range,
+                                                                                             std::size_t chunksize,
+                                                                                             TaskLimits limit,
+                                                                                             Progress progress) {
+  return results_of(watched(start_list<detail::Style::star, true>(std::forward<F>(f), std::forward<Range>(range),
+                                                                  chunksize, checked(limit), {}, {}),
+                            std::move(progress)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> BasicPool<Backend>::starmap_async(
+    F&& f, Range&& range, std::size_t chunksize,
+    typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback, Progress progress) {
+  return starmap_async(std::forward<F>(f), std::forward<Range>(range), chunksize, TaskLimits{}, std::move(callback),
+                       std::move(error_callback), std::move(progress));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+AsyncResult<std::vector<detail::map_result_t<detail::Style::star, F, Range>>> BasicPool<Backend>::starmap_async(
+    F&& f, Range&& range, std::size_t chunksize, TaskLimits limit,
+    typename detail::ListJob<detail::map_result_t<detail::Style::star, F, Range>>::Callback callback,
+    std::function<void(std::exception_ptr)> error_callback, Progress progress) {
+  using R = detail::map_result_t<detail::Style::star, F, Range>;
+  return AsyncResult<std::vector<R>>(
+      watched(start_list<detail::Style::star, false>(std::forward<F>(f), std::forward<Range>(range), chunksize,
+                                                     checked(limit), std::move(callback), std::move(error_callback)),
+              std::move(progress)));
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+auto BasicPool<Backend>::imap(F&& f, Range&& range, std::size_t chunksize, Progress progress) {
+  auto results = start_imap(std::forward<F>(f), std::forward<Range>(range), chunksize, true);
+  if constexpr (requires { results.watch(std::move(progress)); }) results.watch(std::move(progress));
+  return results;
+}
+
+template <class Backend>
+template <class F, std::ranges::input_range Range>
+auto BasicPool<Backend>::imap_unordered(F&& f, Range&& range, std::size_t chunksize, Progress progress) {
+  auto results = start_imap(std::forward<F>(f), std::forward<Range>(range), chunksize, false);
+  if constexpr (requires { results.watch(std::move(progress)); }) results.watch(std::move(progress));
+  return results;
 }
 
 namespace detail {
 
 template <class Pool, Style S, class Fn, class V>
-ImapRange<Pool, S, Fn, V>::ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered)
+ImapRange<Pool, S, Fn, V>::ImapRange(Pool& pool, Fn fn, V input, std::size_t chunksize, bool ordered,
+                                     std::size_t buffersize)
     : pool_(&pool),
       fn_(std::make_shared<const Fn>(std::move(fn))),
       input_(std::move(input)),
       chunksize_(std::max<std::size_t>(1, chunksize)),
-      window_(chunksize_ * std::max<std::size_t>(64, 8 * std::size_t{pool.processes()})),
+      window_(chunksize_ * (buffersize ? buffersize : std::max<std::size_t>(64, 8 * std::size_t{pool.processes()}))),
       job_(std::make_shared<StreamJob<R>>(pool.backend().host(), ordered)) {}
 
 template <class Pool, Style S, class Fn, class V>
@@ -607,8 +1003,12 @@ void ImapRange<Pool, S, Fn, V>::top_up() {
     auto chunk = std::make_shared<std::pair<std::shared_ptr<const Fn>, std::vector<Item>>>(fn_, std::vector<Item>{});
     read_chunk(chunk->second);
     // A chunk cut short by the input's exception still runs: its items come before the exception.
-    if (chunk->second.empty()) return;
+    if (chunk->second.empty()) {
+      if (input_ended_) job_->end_input();
+      return;
+    }
     std::size_t first = job_->expect(chunk->second.size());
+    if (input_ended_) job_->end_input();  // the total, this chunk's items counted
     pool_->template submit<S, false>(job_, *fn_, std::span<const Item>(chunk->second), first, chunksize_, chunk);
   }
 }

@@ -5,8 +5,11 @@
 /// paths; everything else goes through cereal's binary format, so a user type with a
 /// serialize(Archive&) member (and a default constructor) just works. Decoding checks every
 /// length against the bytes received and throws SerializationError rather than trust a frame.
+/// Shared objects (Lock, Queue, Value, ...) cross as a handle to the same state in the shared
+/// heap, which the receiver checks (mproc/detail/heap_object.hpp).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <bit>
 #include <cstdint>
@@ -40,6 +43,7 @@
 
 #include "mproc/detail/archive.hpp"
 #include "mproc/detail/buffer.hpp"
+#include "mproc/detail/heap_object.hpp"
 
 namespace mproc {
 namespace detail {
@@ -76,6 +80,10 @@ template <class T>
 inline constexpr bool is_raw_v = std::is_trivially_copyable_v<T> && !refers_elsewhere_v<T> &&
                                  !std::is_same_v<T, bool> && !is_tuple_like<T>::value && !has_own_serialize_v<T>;
 
+/// Whether a worker may write results of type T straight into the caller's memory (map_into).
+template <class T>
+inline constexpr bool placeable_v = is_raw_v<T> && !std::is_empty_v<T>;
+
 template <class T>
 struct is_raw_sequence : std::false_type {};
 template <class C, class Tr, class A>
@@ -92,14 +100,31 @@ struct sendable_tuple : std::false_type {};
 
 }  // namespace detail
 
+namespace detail {
+/// A span of trivially copyable values: it crosses as its address and size when it lies in the
+/// shared heap, which every process maps at the same address (else encoding it throws
+/// SerializationError), and is read there with no copy.
+template <class T>
+struct is_heap_span : std::false_type {};
+template <class E>
+struct is_heap_span<std::span<E>> : std::bool_constant<is_raw_v<std::remove_const_t<E>>> {};
+/// Whether T's target would not travel with it (a heap span's does not need to).
+template <class T>
+inline constexpr bool stays_behind_v = refers_elsewhere_v<T> && !is_heap_span<T>::value;
+}  // namespace detail
+
 /// A type that can be an argument or a result of a task run in another process, or an item of a
 /// Queue or Pipe. Pointers, references, spans and string_views are refused (their targets would
 /// not travel), but only at the top: a trivially copyable struct holding a pointer is sent as its
-/// bytes, and the pointer means nothing in the receiving process.
+/// bytes, and the pointer means nothing in the receiving process. Shared objects (Lock, Queue,
+/// Value, Array, ...) are Sendable: what crosses is a handle to the same state. And a std::span
+/// of trivially copyable values that lies in the shared heap (mproc::shared_resource()) crosses
+/// as its address, checked when it is sent and when it is received; the receiver reads it in place.
 template <class T>
-concept Sendable = !detail::refers_elsewhere_v<T> &&
-                   (detail::is_raw_v<T> || std::is_same_v<T, bool> || detail::is_raw_sequence<T>::value ||
-                    detail::sendable_tuple<T>::value || detail::is_cereal_v<T>);
+concept Sendable = detail::is_heap_span<T>::value ||
+    (!detail::refers_elsewhere_v<T> &&
+     (detail::is_raw_v<T> || std::is_same_v<T, bool> || detail::is_raw_sequence<T>::value ||
+      detail::sendable_tuple<T>::value || detail::CrossesAsHandle<T> || detail::is_cereal_v<T>));
 
 namespace detail {
 
@@ -110,11 +135,11 @@ struct sendable_tuple<std::pair<A, B>> : std::bool_constant<Sendable<A> && Senda
 
 template <class T>
 constexpr void check_sendable() {
-  static_assert(!refers_elsewhere_v<T>,
+  static_assert(!stays_behind_v<T>,
                 "mproc: a pointer, reference, span or string_view cannot cross a process boundary: "
                 "its target does not travel with it. Send the value itself (std::vector, std::string).");
   // Not for a pointer again: the advice below would contradict the one above.
-  static_assert(refers_elsewhere_v<T> || Sendable<T>,
+  static_assert(stays_behind_v<T> || Sendable<T>,
                 "mproc: this type cannot cross a process boundary. Make it trivially copyable, or "
                 "give it a cereal serialize(Archive&) member (and a default constructor), or use "
                 "mproc::ThreadPool, which passes values without serializing them.");
@@ -122,19 +147,45 @@ constexpr void check_sendable() {
 
 [[noreturn]] void rethrow_as_serialization_error(std::string_view what_was_done);
 
+// A heap span's address and size; throws SerializationError when it lies outside the heap.
+void encode_heap_span(Writer& w, const void* data, std::size_t bytes, std::size_t count);
+// The address of a heap span of count elements of size bytes each, checked.
+[[nodiscard]] const void* decode_heap_span(Reader& r, std::size_t element_bytes, std::size_t& count);
+
+/// A string or vector of raw values is encoded as [u64 count][its bytes]: how many bytes that is.
+template <class T>
+std::size_t encoded_sequence_bytes(const T& value) noexcept {
+  return sizeof(std::uint64_t) + value.size() * sizeof(typename T::value_type);
+}
+/// Writes bytes [from, from + to.size()) of value's encoding into to: a Queue writes a big item
+/// straight into its payload block with it, in pieces.
+template <class T>
+void write_encoded_sequence(const T& value, std::size_t from, std::span<std::byte> to) noexcept {
+  const auto n = static_cast<std::uint64_t>(value.size());
+  std::size_t at = 0;
+  if (from < sizeof n) {
+    at = std::min(sizeof n - from, to.size());
+    std::memcpy(to.data(), reinterpret_cast<const std::byte*>(&n) + from, at);
+  }
+  if (at < to.size())
+    std::memcpy(to.data() + at, reinterpret_cast<const std::byte*>(value.data()) + (from + at - sizeof n),
+                to.size() - at);
+}
+
 template <class T>
 void encode(Writer& w, const T& value) {
   check_sendable<T>();
-  if constexpr (is_raw_v<T> || std::is_same_v<T, bool>) {
+  if constexpr (CrossesAsHandle<T>) {
+    encode(w, cross_handle(value));
+  } else if constexpr (is_heap_span<T>::value) {
+    encode_heap_span(w, value.data(), value.size_bytes(), value.size());
+  } else if constexpr (is_raw_v<T> || std::is_same_v<T, bool>) {
     w.write(std::addressof(value), sizeof(T));
   } else if constexpr (is_tuple_like<T>::value) {
     std::apply([&w](const auto&... xs) { (encode(w, xs), ...); }, value);
   } else if constexpr (is_raw_sequence<T>::value) {
-    auto n = static_cast<std::uint64_t>(value.size());
-    std::size_t bytes = value.size() * sizeof(typename T::value_type);
-    std::byte* p = w.grow(sizeof n + bytes);
-    std::memcpy(p, &n, sizeof n);
-    if (bytes) std::memcpy(p + sizeof n, value.data(), bytes);
+    const std::size_t bytes = encoded_sequence_bytes(value);
+    write_encoded_sequence(value, 0, {w.grow(bytes), bytes});
   } else {
     try {
       OutputArchive ar(w);
@@ -147,10 +198,110 @@ void encode(Writer& w, const T& value) {
   }
 }
 
+/// Large buffers about to be filled for the first time get huge pages when the system allows
+/// (advice only): a fresh 64 MB vector then costs a few ms of first touches rather than hundreds.
+inline constexpr std::size_t kFreshBufferAdvice = std::size_t{4} << 20;
+void advise_fresh_buffer(void* p, std::size_t bytes) noexcept;
+
+/// Big buffers kept for reuse: a worker that decodes a 64 MB argument, call after call, decodes
+/// it into the buffer its last result left (keep_spare), whose pages are already there, rather
+/// than into fresh memory that costs a page fault per page. One spare per type and thread, of
+/// kFreshBufferAdvice to kSpareMaxBytes; release_spares() drops them (a pool worker idle a
+/// second does). Only standard-allocator strings and vectors: a pmr one's resource is its own.
+inline constexpr std::size_t kSpareMaxBytes = std::size_t{256} << 20;
+template <class T>
+struct is_spare_kind : std::false_type {};
+template <class E>
+struct is_spare_kind<std::vector<E>> : std::bool_constant<is_raw_v<E>> {};
+template <class C, class Tr>
+struct is_spare_kind<std::basic_string<C, Tr>> : std::true_type {};
+template <class T>
+inline constexpr bool spare_kind_v = is_spare_kind<T>::value;
+template <class T>
+T& spare_of() noexcept {
+  thread_local T spare;
+  return spare;
+}
+/// Remembers that this thread holds a spare, dropped by drop().
+void note_spare(void (*drop)() noexcept) noexcept;
+/// Drops this thread's spares; whether any were held.
+bool release_spares() noexcept;
+[[nodiscard]] bool spares_held() noexcept;
+template <class T>
+void drop_spare() noexcept {
+  spare_of<T>() = T();
+}
+/// Keeps value's buffer as this thread's spare of its type when it is big (and bigger than the
+/// spare held); value is left empty then.
+template <class T>
+void keep_spare(T& value) noexcept {
+  if constexpr (spare_kind_v<T>) {
+    const std::size_t bytes = value.capacity() * sizeof(typename T::value_type);
+    T& spare = spare_of<T>();
+    if (bytes < kFreshBufferAdvice || bytes > kSpareMaxBytes || spare.capacity() >= value.capacity()) return;
+    spare = std::move(value);
+    spare.clear();
+    note_spare(&drop_spare<T>);
+  }
+}
+/// As keep_spare, for each part of a tuple or pair.
+template <class T>
+void keep_spares(T& value) noexcept {
+  if constexpr (is_tuple_like<T>::value)
+    std::apply([](auto&... xs) { (keep_spares(xs), ...); }, value);
+  else
+    keep_spare(value);
+}
+/// Gives value this thread's spare of its type when that holds count elements.
+template <class T>
+bool take_spare(T& value, std::size_t count) noexcept {
+  if constexpr (spare_kind_v<T>) {
+    T& spare = spare_of<T>();
+    if (spare.capacity() < count) return false;
+    value = std::move(spare);
+    spare = T();
+    return true;
+  } else {
+    return false;
+  }
+}
+
+/// Decodes a string or a vector of raw values into value (its capacity reused, or a spare's):
+/// the bytes are copied once, with no zero-filling pass first where the element is a byte.
+template <class T>
+void decode_sequence(Reader& r, T& value) {
+  using E = typename T::value_type;
+  std::uint64_t n = 0;
+  r.read(&n, sizeof n);
+  if (n > r.remaining() / sizeof(E)) throw_bad_length(n, r.remaining());
+  const auto count = static_cast<std::size_t>(n);
+  const std::size_t bytes = count * sizeof(E);
+  if (count > value.capacity() && !(bytes >= kFreshBufferAdvice && take_spare(value, count))) {
+    value = T(value.get_allocator());  // a fresh buffer, not a copy of the old one
+    value.reserve(count);
+    if (bytes >= kFreshBufferAdvice) advise_fresh_buffer(value.data(), bytes);
+  }
+  if constexpr (std::is_integral_v<E> && sizeof(E) == 1) {
+    // Byte-sized elements may be read from the frame's bytes as they are.
+    const auto* p = reinterpret_cast<const E*>(r.take(bytes));
+    value.assign(p, p + count);
+  } else {
+    value.resize(count);
+    r.read(value.data(), bytes);
+  }
+}
+
 template <class T>
 T decode(Reader& r) {
   check_sendable<T>();
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (CrossesAsHandle<T>) {
+    using Handle = decltype(cross_handle(std::declval<const T&>()));
+    return adopt_handle(std::type_identity<T>{}, decode<Handle>(r));
+  } else if constexpr (is_heap_span<T>::value) {
+    std::size_t count = 0;
+    const void* at = decode_heap_span(r, sizeof(typename T::element_type), count);
+    return T(static_cast<typename T::element_type*>(const_cast<void*>(at)), count);  // NOLINT: the heap's, shared
+  } else if constexpr (std::is_same_v<T, bool>) {
     auto byte = static_cast<unsigned char>(*r.take(1));
     if (byte > 1) throw SerializationError("mproc: decoding a bool found the byte " + std::to_string(byte));
     return byte != 0;
@@ -163,13 +314,8 @@ T decode(Reader& r) {
     return [&r]<std::size_t... I>(std::index_sequence<I...>) { return T{decode<std::tuple_element_t<I, T>>(r)...}; }
     (std::make_index_sequence<std::tuple_size_v<T>>{});
   } else if constexpr (is_raw_sequence<T>::value) {
-    using E = typename T::value_type;
-    std::uint64_t n = 0;
-    r.read(&n, sizeof n);
-    if (n > r.remaining() / sizeof(E)) throw_bad_length(n, r.remaining());
     T value;
-    value.resize(static_cast<std::size_t>(n));
-    r.read(value.data(), value.size() * sizeof(E));
+    decode_sequence(r, value);
     return value;
   } else {
     T value{};
@@ -192,12 +338,7 @@ void decode_into(Reader& r, T& value) {
   if constexpr (is_tuple_like<T>::value) {
     std::apply([&r](auto&... xs) { (decode_into(r, xs), ...); }, value);
   } else if constexpr (is_raw_sequence<T>::value) {
-    using E = typename T::value_type;
-    std::uint64_t n = 0;
-    r.read(&n, sizeof n);
-    if (n > r.remaining() / sizeof(E)) throw_bad_length(n, r.remaining());
-    value.resize(static_cast<std::size_t>(n));
-    r.read(value.data(), value.size() * sizeof(E));
+    decode_sequence(r, value);
   } else if constexpr (std::is_move_assignable_v<T>) {
     value = decode<T>(r);
   } else {

@@ -5,9 +5,11 @@
 ///     TimeoutError, Empty, Full, BrokenBarrierError, EOFError   as Python names them
 ///     RemoteError           a task threw a type this process cannot rebuild
 ///     WorkerLost            the worker process died while it ran the task
+///     MemoryLimitError      ...because it ran out of its PoolOptions::memory_limit
 ///     SerializationError    a value could not be encoded or decoded
 ///     PoolNotRunning        the pool takes no more work, or dropped this work
 ///     Interrupted           a pool call saw SIGINT (Python's KeyboardInterrupt)
+///     CancelledError        a future was cancelled or terminated (concurrent.futures')
 ///     register_exception<T>()   lets a user exception type cross a process boundary intact
 /// Plain errors are standard: bad arguments throw std::invalid_argument, calls in the wrong state
 /// std::logic_error, failed system calls std::system_error naming the call.
@@ -15,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -71,11 +74,35 @@ class WorkerLost : public Error {
   /// @fn int WorkerLost::exit_code() const noexcept
   /// The status the worker exited with (std::exit(n) or _exit(n)).
 
+ protected:
+  /// For a subclass with a message of its own.
+  WorkerLost(std::string what, pid_t pid, int signal, int exit_code, int attempts);
+
  private:
   pid_t pid_;
   int signal_;
   int exit_code_;
   int attempts_;
+};
+
+/// The worker ran out of memory under PoolOptions::memory_limit while it ran the task: an
+/// allocation failed past its limit (the task's std::bad_alloc, or the worker's death once one
+/// failed), or the kernel's out-of-memory killer ended it in its cgroup. The worker is replaced,
+/// and the task is retried as any WorkerLost (PoolOptions::retries).
+class MemoryLimitError : public WorkerLost {
+ public:
+  /// Made by the pool when it sees the worker's end; what() names the limit and the usage seen.
+  MemoryLimitError(pid_t pid, int signal, int exit_code, std::size_t limit, std::size_t used, int attempts = 1);
+  /// The limit, in bytes (PoolOptions::memory_limit).
+  [[nodiscard]] std::size_t limit() const noexcept { return limit_; }
+  /// The memory the worker was seen using when it ran out, in bytes (0 when unknown): with
+  /// RLIMIT_DATA its private data past what it had at its start, when an allocation failed; with
+  /// a cgroup, the group's peak (memory.peak).
+  [[nodiscard]] std::size_t used() const noexcept { return used_; }
+
+ private:
+  std::size_t limit_;
+  std::size_t used_;
 };
 
 /// An argument, result or exception could not be encoded or decoded. In a pool it fails the
@@ -117,6 +144,14 @@ class BrokenBarrierError : public Error {
 /// built a Pool (that handler still runs); without one, SIGINT keeps its default action (the
 /// program ends, and its workers with it). Queues, locks, pipes and Process are not interrupted.
 class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
+/// The result of a future that was cancelled (cancel() before it started) or terminated
+/// (terminate()), or of the chunks of a map that such a call dropped: concurrent.futures'
+/// CancelledError.
+class CancelledError : public Error {
  public:
   using Error::Error;
 };

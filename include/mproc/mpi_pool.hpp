@@ -31,5 +31,7 @@ namespace mproc {
 /// plain function (wrap a captureless lambda as +[] { ... }); task_timeout is refused;
 /// maxtasksperchild has no effect (a rank is never replaced).
 using MpiPool = BasicPool<detail::MpiBackend>;
+/// mpi4py.futures' name for it (concurrent.futures, futures.hpp): the same type.
+using MPIPoolExecutor = MpiPool;
 
 }  // namespace mproc

@@ -17,13 +17,17 @@
 #define MPROC_VERSION (MPROC_VERSION_MAJOR * 10000 + MPROC_VERSION_MINOR * 100 + MPROC_VERSION_PATCH)
 
 #include "mproc/async_result.hpp"
+#include "mproc/bind.hpp"
 #include "mproc/codec.hpp"
 #include "mproc/cpu.hpp"
 #include "mproc/errors.hpp"
+#include "mproc/futures.hpp"
+#include "mproc/insights.hpp"
 #include "mproc/pipe.hpp"
 #include "mproc/pool.hpp"
 #include "mproc/pool_options.hpp"
 #include "mproc/process.hpp"
+#include "mproc/progress.hpp"
 #include "mproc/queue.hpp"
 #include "mproc/shared_heap.hpp"
 #include "mproc/shared_memory.hpp"

@@ -1,6 +1,6 @@
 /// @file
 /// pool_options.hpp: PoolOptions — how a pool is built: its size, a per-worker initializer,
-/// the recycling limit, a task time limit and retries. TaskTimeout and Retries — the same for one
+/// the recycling limit, a task time limit, memory limits and retries. TaskTimeout and Retries — the same for one
 /// call's tasks, TaskLimits — both together.
 #pragma once
 
@@ -43,6 +43,18 @@ struct PoolOptions {
   /// pools only: a thread or an MPI rank cannot be killed, so ThreadPool and MpiPool reject it.
   /// Unset: no limit. Zero or negative throws.
   std::optional<std::chrono::nanoseconds> task_timeout{};
+  /// A memory cap per worker, in bytes: memory the worker uses, never address space it only
+  /// reserves (the shared heap reserves a large range in every process). A task that goes past it
+  /// fails with MemoryLimitError (a WorkerLost, retried as one); its worker is replaced. Enforced
+  /// by a cgroup v2 group per worker (memory.max) where this process may make one, else by
+  /// RLIMIT_DATA in the worker on top of what it had at its start (docs/failure-and-recovery.md
+  /// says what each sees). Process pools only: ThreadPool and MpiPool throw
+  /// std::invalid_argument. Unset: no limit. Below min_memory_limit throws.
+  std::optional<std::size_t> memory_limit{};
+  /// The smallest memory_limit accepted, 32 MiB: a worker's own buffers, a thread's stack (8 MiB
+  /// by default) and malloc's per-thread arenas (64 MiB reserved, counted as they are used) need
+  /// room before a task's data does.
+  static constexpr std::size_t min_memory_limit = std::size_t{32} << 20;
   /// A leak guard: after each chunk, a worker whose resident set (RSS, as /proc/PID/statm
   /// counts it) is past this many bytes leaves, and is replaced, between tasks: no task fails,
   /// and chunks queued on it run elsewhere. A worker starts as a fork of the program, sharing its
@@ -61,6 +73,11 @@ struct PoolOptions {
   /// time with the worker's number (Output::lines). Process pools only: ThreadPool and MpiPool
   /// throw std::invalid_argument for Output::lines (mpirun has --tag-output for that).
   Output output = Output::inherit;
+  /// Record where the time goes: per worker its tasks, chunks, time working, waiting, encoding
+  /// and decoding, start-up and restarts, and the slowest tasks (pool.insights()), and every
+  /// chunk for pool.write_trace(). Off, it costs nothing; on, a few percent on the shortest
+  /// tasks (two reads of the CPU's cycle counter per task, and 96 bytes per chunk's result).
+  bool insights = false;
 };
 
 /// A time limit for the tasks of one call, in place of PoolOptions::task_timeout:

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/heap_object.hpp"
 #include "mproc/detail/wait.hpp"
 
 namespace mproc {
@@ -59,8 +59,10 @@ struct ProcessOptions {
 
 /// Runs a callable with its arguments in a child forked by start() (multiprocessing.Process).
 /// The callable and arguments are copied into the Process and reach the child through fork, so
-/// any callable works, captures included (the child has its own copy of what they refer to);
-/// shared state (Queue, Lock, Value...) must exist before start(). A Connection passed as an
+/// any callable works, captures included (the child has its own copy of what they refer to).
+/// Shared objects (Queue, Lock, Value...) passed as arguments are the same objects in the child;
+/// the Process keeps them alive until the child is reaped, even when the caller drops its own. One
+/// made after start() reaches the child as a Queue or Pipe item. A Connection passed as an
 /// lvalue is kept as a duplicate of its fd: the caller's end stays the caller's to close, as in
 /// Python (close a writer's end in the parent after start(), and its recv() sees EOFError once
 /// the child ends). start() drops the Process's copies in the parent (Python deletes its target
@@ -140,6 +142,9 @@ class Process {
     virtual ~Body() = default;
     /// Calls the callable with its arguments, in the child.
     virtual void run() = 0;
+    /// Copies of the arguments that are shared objects (detail::CrossesAsHandle), each kept
+    /// alive for the child until it is reaped.
+    [[nodiscard]] virtual std::vector<std::shared_ptr<void>> shared_objects() const = 0;
   };
 
  private:
@@ -159,6 +164,7 @@ class Process {
   bool started_ = false;
   bool closed_ = false;
   std::optional<int> exitcode_;
+  std::vector<std::shared_ptr<void>> kept_;  // the child's shared objects, until it is reaped
 };
 
 /// A process's name and pid, as current_process() and parent_process() describe them.
@@ -208,6 +214,19 @@ struct Process::BodyOf final : Process::Body {
       std::invoke(f_, std::get<I>(args_)...);
     else
       std::invoke(f_, std::move(std::get<I>(args_))...);
+  }
+  std::vector<std::shared_ptr<void>> shared_objects() const override {
+    std::vector<std::shared_ptr<void>> kept;
+    std::apply(
+        [&kept](const auto&... a) {
+          [[maybe_unused]] auto keep = [&kept]<class A>(const A& x) {
+            if constexpr (detail::CrossesAsHandle<A> && std::is_copy_constructible_v<A>)
+              kept.push_back(std::make_shared<A>(x));
+          };
+          (keep(a), ...);
+        },
+        args_);
+    return kept;
   }
   F f_;
   Tuple args_;

@@ -4,9 +4,11 @@
 ///     Queue<T>           bounded or not; put/get with timeouts; Empty and Full
 ///     SimpleQueue<T>     put, get, empty: the plain unbounded queue
 ///     JoinableQueue<T>   a Queue whose consumers report task_done(), for join()
-/// T is any Sendable type. A queue is a handle to a ring in an anonymous shared mapping: create
-/// it before the fork (a queue made later is unknown to running workers); the parent and every
-/// child share it, and copies of a handle share the same queue. Nothing is named or left behind.
+/// T is any Sendable type. A queue is a handle to a ring in the shared heap, made at any time:
+/// before or after a Pool or Process. Forked children share it, and a queue is itself Sendable:
+/// a task argument of a process Pool, a Process argument or another queue's item is a handle to
+/// the same queue (checked by the receiver). Copies of a handle share the same queue; it is freed
+/// when no process holds one. Nothing is named or left behind.
 #pragma once
 
 #include <chrono>
@@ -14,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "mproc/codec.hpp"
@@ -28,14 +31,15 @@ namespace mproc {
 /// never blocks; with a maxsize, put() waits only for the item count. put() copies the item in
 /// before returning (no feeder thread, unlike Python). Small items travel through a shared ring
 /// (buffer_bytes, 1 MiB by default, rounded up to a power of two); an item past an eighth of it,
-/// or put while the ring is full, is written once into a payload block of the queue's shared
-/// reservation (64 GiB of address space where the system allows it, at least 64 MiB; pages are
-/// committed as they are written), and the getter reads it from there. What remains bounded is
-/// memory: the items put and not yet taken are resident until taken (a consumer that never reads
-/// lets them grow), an item or the items in flight past the reservation throw std::length_error,
-/// and after they are taken the queue keeps at most QueueCore::kPayloadCache (64 MiB) of freed
-/// blocks resident for reuse, plus the ring; each putting thread keeps its encode buffer (freed
-/// past 64 MiB). A value that cannot be encoded fails that put() alone (SerializationError).
+/// or put while the ring is full, is written once into a payload block of the shared heap, and
+/// the getter reads it from there. What remains bounded is memory: the items put and not yet
+/// taken are resident until taken (a consumer that never reads lets them grow), an item or the
+/// items in flight past the heap throw std::bad_alloc, and the blocks of items taken go back to
+/// the heap (which keeps or returns their pages: mproc/shared_heap.hpp). A string or a vector of
+/// raw values is encoded straight into the ring or its block (one copy); any other type is
+/// encoded first into its putting thread's kept encode buffer (freed past 64 MiB). A value that
+/// cannot be encoded fails that put() alone (SerializationError). get() returns a new value;
+/// get_into() decodes into one the caller keeps (its memory reused).
 /// The lock is robust: a process that dies inside put() or get() does not leave the queue locked,
 /// a half-copied item is never published, and the queue stays consistent (qsize() may be one off
 /// until the next put or get); a process that dies while copying a big item in or out loses that
@@ -48,7 +52,7 @@ class Queue {
   /// A new empty queue of at most maxsize items (0: no limit) over a ring of buffer_bytes.
   /// Throws std::system_error when the shared memory cannot be had.
   explicit Queue(std::size_t maxsize = 0, std::size_t buffer_bytes = std::size_t{1} << 20)
-      : core_(maxsize, buffer_bytes) {}
+      : core_(maxsize, buffer_bytes, detail::element_tag<T>()) {}
 
   /// Blocks while the queue is full; no timeout, not interrupted by signals.
   void put(const T& x) { put_ns(x, {}); }
@@ -68,6 +72,17 @@ class Queue {
   }
   /// Throws Empty at once when there is no item.
   T get_nowait() { return get_ns(detail::Nanos::zero()); }
+  /// As get(), but decodes the item into out, reusing what out owns (a vector's or string's
+  /// capacity), like Python's Connection.recv_bytes_into: a consumer that takes big items into
+  /// one kept buffer copies each once into memory already there, where get() builds a fresh
+  /// value each time (a fresh 64 MB vector costs a page fault per page: ~200 ms on a small VM).
+  /// If decoding throws, the item is taken and out holds an unspecified valid value.
+  void get_into(T& out) { get_into_ns(out, {}); }
+  /// Throws Empty when no item came within timeout; out is untouched then.
+  template <class Rep, class Period>
+  void get_into(T& out, std::chrono::duration<Rep, Period> timeout) {
+    get_into_ns(out, detail::to_nanos(timeout));
+  }
 
   /// A snapshot: other processes may change it before the caller acts on it.
   [[nodiscard]] std::size_t qsize() const noexcept { return core_.qsize(); }
@@ -83,15 +98,24 @@ class Queue {
   ///@{
   void put_ns(const T& x, detail::OptNanos timeout);
   T get_ns(detail::OptNanos timeout);
+  void get_into_ns(T& out, detail::OptNanos timeout);
   ///@}
 
  protected:
+  /// The queue h names, for a received handle.
+  explicit Queue(const detail::ObjectHandle& h) : core_(h, detail::element_tag<T>()) {}
   /// A putting thread's encode buffer larger than this is freed after its put.
   static constexpr std::size_t kKeptEncodeBuffer = std::size_t{64} << 20;
   /// The shared ring, payload blocks and counts; JoinableQueue adds its unfinished count there.
   detail::QueueCore core_;
   /// Set by close(): this handle only.
   bool closed_ = false;
+
+ private:
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const Queue& x) noexcept { return x.core_.handle(); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend Queue adopt_handle(std::type_identity<Queue>, const detail::ObjectHandle& h) { return Queue(h); }
 };
 
 /// An unbounded FIFO queue between processes (multiprocessing.SimpleQueue): put, get, empty.
@@ -104,12 +128,22 @@ class SimpleQueue {
   void put(const T& x) { q_.put(x); }
   /// Blocks while the queue is empty; no timeout, not interrupted by signals.
   T get() { return q_.get(); }
+  /// As get(), decoding into out and reusing what it owns (Queue::get_into).
+  void get_into(T& out) { q_.get_into(out); }
   /// A snapshot: other processes may change it before the caller acts on it.
   [[nodiscard]] bool empty() const noexcept { return q_.empty(); }
   /// This handle may no longer put or get (std::logic_error); other handles are unaffected.
   void close() noexcept { q_.close(); }
 
  private:
+  explicit SimpleQueue(Queue<T> q) : q_(std::move(q)) {}
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const SimpleQueue& x) noexcept { return cross_handle(x.q_); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend SimpleQueue adopt_handle(std::type_identity<SimpleQueue>, const detail::ObjectHandle& h) {
+    return SimpleQueue(adopt_handle(std::type_identity<Queue<T>>{}, h));
+  }
+
   Queue<T> q_;
 };
 
@@ -121,6 +155,7 @@ template <class T>
 class JoinableQueue : public Queue<T> {
  public:
   using Queue<T>::Queue;
+  JoinableQueue() = default;
   /// One item taken by get() is finished; when none is left, join() returns.
   void task_done() { this->core_.task_done(); }
   /// Blocks until every item put was marked done.
@@ -130,6 +165,15 @@ class JoinableQueue : public Queue<T> {
   bool join(std::chrono::duration<Rep, Period> timeout) {
     return this->core_.join(detail::to_nanos(timeout));
   }
+
+ private:
+  explicit JoinableQueue(const detail::ObjectHandle& h) : Queue<T>(h) {}
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const JoinableQueue& x) noexcept { return x.core_.handle(); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend JoinableQueue adopt_handle(std::type_identity<JoinableQueue>, const detail::ObjectHandle& h) {
+    return JoinableQueue(h);
+  }
 };
 
 // --- definitions --------------------------------------------------------------------------------
@@ -137,11 +181,20 @@ class JoinableQueue : public Queue<T> {
 template <class T>
 void Queue<T>::put_ns(const T& x, detail::OptNanos timeout) {
   if (closed_) throw std::logic_error("mproc::Queue::put: the queue is closed");
-  thread_local detail::Writer w;
-  w.clear();
-  detail::encode(w, x);
-  bool put = core_.put(w.bytes(), timeout);
-  if (w.capacity() > kKeptEncodeBuffer) w = detail::Writer();
+  bool put = false;
+  if constexpr (detail::is_raw_sequence<T>::value) {
+    // Its encoding is known ahead: written once, straight into the ring or its payload block.
+    auto fill = [](const void* item, std::size_t from, std::span<std::byte> to) noexcept {
+      detail::write_encoded_sequence(*static_cast<const T*>(item), from, to);
+    };
+    put = core_.put(detail::encoded_sequence_bytes(x), fill, &x, timeout);
+  } else {
+    thread_local detail::Writer w;
+    w.clear();
+    detail::encode(w, x);
+    put = core_.put(w.bytes(), timeout);
+    if (w.capacity() > kKeptEncodeBuffer) w = detail::Writer();
+  }
   if (!put) throw Full("mproc::Queue::put: the queue is full");
 }
 
@@ -155,6 +208,16 @@ T Queue<T>::get_ns(detail::OptNanos timeout) {
   };
   if (!core_.get(consume, &out, timeout)) throw Empty("mproc::Queue::get: the queue is empty");
   return std::move(*out);
+}
+
+template <class T>
+void Queue<T>::get_into_ns(T& out, detail::OptNanos timeout) {
+  if (closed_) throw std::logic_error("mproc::Queue::get_into: the queue is closed");
+  auto consume = [](void* context, std::span<const std::byte> item) {
+    detail::Reader r(item);
+    detail::decode_into(r, *static_cast<T*>(context));
+  };
+  if (!core_.get(consume, &out, timeout)) throw Empty("mproc::Queue::get_into: the queue is empty");
 }
 
 }  // namespace mproc

@@ -10,8 +10,12 @@
 /// whole range is mapped before the first fork, every pool worker, replacement and Process child
 /// inherits it at the same address, and memory that any of them adds later is simply pages of the
 /// same file: they reach every other process on first touch, with no segment table, no fd passing
-/// and no fault handler. Pages are committed on first touch only; free large blocks past a cache
-/// bound give their pages back (MADV_REMOVE) for every process at once.
+/// and no fault handler. Pages are committed on first touch only. Free large blocks keep their
+/// pages for reuse up to 512 MiB in all; past that, and once idle for a second (a process pool
+/// looks when it has nothing to do), they give them back (MADV_REMOVE) for every process at once.
+///
+/// A process pool's task and result frames of 256 KiB or more cross through the heap: written
+/// once into a block, only its address goes through the channel (mproc/detail/wire.hpp).
 /// The range is mapped lazily — on the first use of the heap, and by every Pool and Process before
 /// it forks — not by a static initializer at load: a program that never forks nor uses the heap
 /// pays nothing, and a program that sets RLIMIT_AS itself (which counts reserved address space, as
@@ -20,7 +24,8 @@
 ///
 /// The allocator keeps its metadata in the heap itself and serialises on one robust,
 /// process-shared mutex: size classes (16 B to 16 KiB) cut from 64 KiB runs, and larger blocks of
-/// power-of-two sizes, each kind with a free list. Every change to the metadata commits with one
+/// power-of-two sizes, each kind with a free list; when no free block is large enough, free large
+/// blocks side by side are merged first. Every change to the metadata commits with one
 /// store, so a process that dies at any point while allocating or freeing leaves it consistent
 /// (at worst a block is lost); the next locker is told the owner died and goes on. A block may be
 /// freed by any process. Exhausted: std::bad_alloc.
@@ -31,6 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory_resource>
+#include <ranges>
 #include <span>
 #include <string>
 #include <tuple>
@@ -53,6 +59,9 @@ struct HeapStats {
   /// workers (not in the heap or a shared region made before the pool, or of a type that cannot
   /// be read in place).
   std::uint64_t maps_copied = 0;
+  /// map_into/starmap_into calls of a process Pool in this process whose results its workers
+  /// wrote straight into the caller's memory in the heap (nothing crossed back).
+  std::uint64_t results_placed = 0;
 };
 
 /// The shared heap as a std::pmr::memory_resource: the same object at the same address in every
@@ -76,6 +85,8 @@ namespace detail {
 void ensure_heap();
 /// Counts a process pool's map as read in place or copied (HeapStats::maps_in_place, maps_copied).
 void note_map(bool in_place) noexcept;
+/// Counts a process pool's map_into whose results the workers write in place (results_placed).
+void note_results_placed() noexcept;
 
 /// Whether a value of type T whose own bytes lie in the heap can be read in place by another
 /// process: trivially copyable, or a pmr vector or string (of such values), or a tuple, pair or
@@ -109,6 +120,33 @@ bool read_in_place_ok(const T& x, const std::pmr::memory_resource* heap) noexcep
   } else {
     return std::apply([heap](const auto&... part) { return (read_in_place_ok(part, heap) && ...); }, x);
   }
+}
+
+/// Whether a T made by a pmr container with its own resource refers to that resource only:
+/// polymorphic_allocator builds a container's elements with the container's resource
+/// (uses-allocator construction), and an element keeps it through assignment (it never
+/// propagates), so pmr containers, strings, pairs and tuples of such inherit it all the way
+/// down. An array's elements do not (an array takes no allocator).
+template <class T>
+struct inherits_resource : std::bool_constant<std::is_trivially_copyable_v<T>> {};
+template <class T>
+struct inherits_resource<std::vector<T, std::pmr::polymorphic_allocator<T>>> : inherits_resource<T> {};
+template <class C, class Tr>
+struct inherits_resource<std::basic_string<C, Tr, std::pmr::polymorphic_allocator<C>>> : std::true_type {};
+template <class... T>
+struct inherits_resource<std::tuple<T...>> : std::conjunction<inherits_resource<T>...> {};
+template <class A, class B>
+struct inherits_resource<std::pair<A, B>> : std::conjunction<inherits_resource<A>, inherits_resource<B>> {};
+
+/// Whether range is a pmr container on the heap whose items inherit its resource: then every
+/// item refers only to the heap, with no need to look at each (all_in_shared_memory).
+template <class Range>
+bool items_inherit_heap(const Range& range) {
+  using Item = std::ranges::range_value_t<Range>;
+  if constexpr (requires { range.get_allocator().resource(); } && inherits_resource<Item>::value)
+    return range.get_allocator().resource() == shared_resource();
+  else
+    return false;
 }
 
 /// Whether every item's heap-readable parts refer only to the heap (the items' own bytes are the

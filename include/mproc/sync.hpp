@@ -6,10 +6,14 @@
 ///     Event                   a flag processes wait for
 ///     Condition               wait for a change made under a lock
 ///     Barrier                 a fixed number of processes meet at a point, again and again
-/// Each is a handle to state in an anonymous shared mapping: create it before the fork, then the
-/// parent and every child (Process or Pool worker) share it; copies of a handle share the same
-/// state, and nothing is named or left behind. Every wait has a timeout form taking any
-/// std::chrono::duration; Condition::notify() does not wait. Waits are not interrupted by signals.
+/// Each is a handle to state in the shared heap (mproc/shared_heap.hpp), made at any time: before
+/// or after a Pool or Process starts. Copies of a handle share the same state, in this process,
+/// in forked children, and where it is sent: each is Sendable, so it can be a task argument of a
+/// process Pool, a Process argument or a Queue or Pipe item; what crosses is a handle the
+/// receiver checks (a forged one throws SerializationError). The state is freed when no process
+/// holds a handle any more (see mproc/detail/heap_object.hpp); nothing is named or left behind. Every wait has a
+/// timeout form taking any std::chrono::duration; Condition::notify() does not wait. Waits are not interrupted by
+/// signals.
 #pragma once
 
 #include <chrono>
@@ -17,8 +21,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <type_traits>
+#include <utility>
 
-#include "mproc/detail/shared_region.hpp"
+#include "mproc/detail/heap_object.hpp"
 #include "mproc/detail/wait.hpp"
 #include "mproc/errors.hpp"
 
@@ -60,6 +66,11 @@ class BasicLock {
   unsigned release_all();
   void reacquire(unsigned depth);
 
+  /// What crosses to another process (heap_object.hpp).
+  [[nodiscard]] ObjectHandle handle() const noexcept { return handle_of(s_.get()); }
+  /// The lock h names: a Lock's (recursive false) or an RLock's; SerializationError otherwise.
+  explicit BasicLock(const ObjectHandle& h, bool recursive);
+
  protected:
   explicit BasicLock(bool recursive);
 
@@ -79,6 +90,13 @@ class BasicLock {
 class Lock : public detail::BasicLock {
  public:
   Lock() : BasicLock(false) {}
+
+ private:
+  explicit Lock(const detail::ObjectHandle& h) : BasicLock(h, false) {}
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const Lock& x) noexcept { return x.handle(); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend Lock adopt_handle(std::type_identity<Lock>, const detail::ObjectHandle& h) { return Lock(h); }
 };
 
 /// A re-entrant Lock (multiprocessing.RLock): its holder may acquire it again, and must release
@@ -86,6 +104,13 @@ class Lock : public detail::BasicLock {
 class RLock : public detail::BasicLock {
  public:
   RLock() : BasicLock(true) {}
+
+ private:
+  explicit RLock(const detail::ObjectHandle& h) : BasicLock(h, true) {}
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const RLock& x) noexcept { return x.handle(); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend RLock adopt_handle(std::type_identity<RLock>, const detail::ObjectHandle& h) { return RLock(h); }
 };
 
 /// A counter that acquire() decrements, waiting while it is 0, and release() increments
@@ -122,8 +147,19 @@ class Semaphore {
  protected:
   /// For BoundedSemaphore: bounded makes a release() above value throw.
   Semaphore(unsigned value, bool bounded);
+  /// The semaphore h names, which must be bounded or not as bounded says.
+  Semaphore(const detail::ObjectHandle& h, bool bounded);
+  /// What crosses to another process.
+  [[nodiscard]] detail::ObjectHandle handle() const noexcept { return detail::handle_of(s_.get()); }
 
  private:
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const Semaphore& x) noexcept { return x.handle(); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend Semaphore adopt_handle(std::type_identity<Semaphore>, const detail::ObjectHandle& h) {
+    return Semaphore(h, false);
+  }
+
   std::shared_ptr<detail::SemaphoreState> s_;
 };
 
@@ -133,6 +169,15 @@ class BoundedSemaphore : public Semaphore {
  public:
   /// A counter starting at value, which is also its ceiling.
   explicit BoundedSemaphore(unsigned value = 1) : Semaphore(value, true) {}
+
+ private:
+  explicit BoundedSemaphore(const detail::ObjectHandle& h) : Semaphore(h, true) {}
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const BoundedSemaphore& x) noexcept { return x.handle(); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend BoundedSemaphore adopt_handle(std::type_identity<BoundedSemaphore>, const detail::ObjectHandle& h) {
+    return BoundedSemaphore(h);
+  }
 };
 
 /// A flag, initially false (multiprocessing.Event). Safe between threads and processes. Writes
@@ -161,6 +206,12 @@ class Event {
   bool wait_ns(detail::OptNanos timeout);
 
  private:
+  explicit Event(const detail::ObjectHandle& h);
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const Event& x) noexcept { return detail::handle_of(x.s_.get()); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend Event adopt_handle(std::type_identity<Event>, const detail::ObjectHandle& h) { return Event(h); }
+
   std::shared_ptr<detail::EventState> s_;
 };
 
@@ -219,7 +270,14 @@ class Condition {
   bool wait_ns(detail::OptNanos timeout);
 
  private:
+  /// What crosses: the lock's handle, then the condition's own.
+  using Handles = std::pair<detail::ObjectHandle, detail::ObjectHandle>;
   explicit Condition(const detail::BasicLock& lock);
+  explicit Condition(const Handles& h);
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend Handles cross_handle(const Condition& x) noexcept { return {x.lock_.handle(), detail::handle_of(x.s_.get())}; }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend Condition adopt_handle(std::type_identity<Condition>, const Handles& h) { return Condition(h); }
 
   detail::BasicLock lock_;
   std::shared_ptr<detail::ConditionState> s_;
@@ -259,6 +317,12 @@ class Barrier {
   unsigned wait_ns(detail::OptNanos timeout);
 
  private:
+  explicit Barrier(const detail::ObjectHandle& h);
+  /// What crosses to another process: a handle to the same state (codec.hpp).
+  friend detail::ObjectHandle cross_handle(const Barrier& x) noexcept { return detail::handle_of(x.s_.get()); }
+  /// The object a received handle names; SerializationError unless it names a live one.
+  friend Barrier adopt_handle(std::type_identity<Barrier>, const detail::ObjectHandle& h) { return Barrier(h); }
+
   std::shared_ptr<detail::BarrierState> s_;
 };
 

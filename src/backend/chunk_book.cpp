@@ -1,6 +1,7 @@
 #include "mproc/detail/chunk_book.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 
 #include "mproc/errors.hpp"
@@ -17,16 +18,47 @@ std::exception_ptr terminated_error() {
   return std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task finished"));
 }
 
+std::vector<Record> take_chunks_of(std::deque<Record>& queue, const JobBase& job) {
+  auto of_job = [&job](const Record& r) { return r.job.get() == &job; };
+  std::vector<Record> taken;
+  if (job.chunks() == 1) {
+    for (std::size_t lo = 0, hi = queue.size(); lo < hi; ++lo, --hi) {
+      const std::size_t at = of_job(queue[lo]) ? lo : of_job(queue[hi - 1]) ? hi - 1 : SIZE_MAX;
+      if (at == SIZE_MAX) continue;
+      taken.push_back(std::move(queue[at]));
+      queue.erase(queue.begin() + static_cast<std::ptrdiff_t>(at));
+      break;
+    }
+    return taken;
+  }
+  for (auto it = queue.begin(); it != queue.end();) {
+    if (of_job(*it)) {
+      taken.push_back(std::move(*it));
+      it = queue.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return taken;
+}
+
 Writer ChunkBook::take_buffer() {
-  std::lock_guard lock(buffers_mu_);
-  if (buffers_.empty()) return Writer{};
-  Writer w = std::move(buffers_.back());
-  buffers_.pop_back();
+  Writer w;
+  {
+    std::lock_guard lock(buffers_mu_);
+    if (!buffers_.empty()) {
+      w = std::move(buffers_.back());
+      buffers_.pop_back();
+    }
+  }
+  if (spill_tasks_) w.spill_to_heap();
   return w;
 }
 
 void ChunkBook::recycle(Writer buffer) noexcept {
-  if (buffer.capacity() > kSpareBufferMax) return;
+  // A block of the heap goes back to it: the heap keeps free blocks warm for the next frame, to
+  // its own bound, and another process may use it meanwhile.
+  if (buffer.capacity() > kSpareBufferMax || buffer.in_heap()) return;
   buffer.clear();
   std::lock_guard lock(buffers_mu_);
   if (buffers_.size() < kSpareBuffers) buffers_.push_back(std::move(buffer));

@@ -4,8 +4,9 @@
 // 64 KiB. A small block (16 B to 16 KiB, 36 size classes) lies in a run of one granule cut into
 // blocks of its class; a large block is 2^k granules. kinds[g] says what granule g starts: 0
 // nothing yet, 1 + class for a run, kLargeBit | k for a large block. Granules are carved in order
-// from the bottom (top is the next one), never returned to the carving; freed blocks go on a
-// free list of their class (the list's links are in the free blocks themselves).
+// from the bottom (top is the next one); freed blocks go on a free list of their class (the
+// list's links are in the free blocks themselves). When nothing free is large enough, free large
+// blocks side by side are merged (coalesce), and those that reach the top go back to the carving.
 //
 // Everything below the mutex commits with one store, in an order where every prefix is a
 // consistent heap: a process that dies mid-way (the robust mutex tells the next locker) leaves
@@ -19,12 +20,15 @@
 #include <array>
 #include <atomic>
 #include <bit>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "mproc/detail/region_registry.hpp"
 #include "mproc/shared_heap.hpp"
@@ -42,8 +46,10 @@ constexpr std::uint64_t kMagic = 0x6d70726f63686570;  // "mprochep"
 constexpr std::uint8_t kLargeBit = 0x80;
 constexpr unsigned kLargeClasses = 40;
 // Free large blocks keep their pages up to this many bytes in all; past it a freed block's pages
-// (but its first, which holds its link) go back to the kernel.
-constexpr std::size_t kCacheBound = std::size_t{64} << 20;
+// (but its first, which holds its link) go back to the kernel. Room for a 64 MB argument's frame
+// and its result's (128 MiB blocks each), which an apply round trip reuses call after call, twice
+// over: the next call may allocate before the last one's blocks are freed.
+constexpr std::size_t kCacheBound = std::size_t{512} << 20;
 
 constexpr std::array<std::uint32_t, 36> kSmall = {
     16,  32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,  448,   512,   640,   768,
@@ -51,8 +57,17 @@ constexpr std::array<std::uint32_t, 36> kSmall = {
 
 struct FreeBlock {
   FreeBlock* next;
-  std::size_t resident;  // large blocks: bytes from the start that may be resident
+  std::size_t resident;   // large blocks: bytes from the start that may be resident
+  std::int64_t freed_ns;  // large blocks: when freed (CLOCK_MONOTONIC, the same in every process)
 };
+
+// Free large blocks idle this long give their pages back (release_idle), bound or not.
+constexpr std::int64_t kIdleNs = 1'000'000'000;
+
+std::int64_t monotonic_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct SmallClass {
   FreeBlock* free = nullptr;  // under mu
@@ -136,9 +151,77 @@ unsigned small_class(std::size_t size) {
   return static_cast<unsigned>(std::lower_bound(kSmall.begin(), kSmall.end(), size) - kSmall.begin());
 }
 
-// A granule-aligned stretch of n granules (a power of two), its first marked kind: from the top
-// while the heap has room there, else cut from a larger free block. Under mu.
-std::byte* carve(Heap& heap, std::size_t n, std::uint8_t kind) {
+// Lists the free block of 2^k granules at granule g, whose first resident bytes may be
+// resident. Under mu. The push commits.
+void list_large(Heap& heap, std::size_t g, unsigned k, std::size_t resident, std::int64_t freed_ns) {
+  Header& h = *heap.h;
+  auto* b = reinterpret_cast<FreeBlock*>(h.base + g * kGranule);
+  heap.kinds[g] = static_cast<std::uint8_t>(kLargeBit | k);
+  b->resident = resident;
+  b->freed_ns = freed_ns;
+  b->next = h.large[k];
+  h.large[k] = b;  // the commit
+  h.cached += resident;
+}
+
+// A free large block as coalesce sees it.
+struct Free {
+  std::size_t g;  // its first granule
+  unsigned k;     // 2^k granules
+  std::size_t resident;
+  std::int64_t freed_ns;
+  [[nodiscard]] std::size_t end() const noexcept { return g + (std::size_t{1} << k); }
+};
+
+// Merges the free large blocks that lie side by side (the heap is carved in power-of-two blocks
+// that are never joined otherwise: a heap cut into small blocks and freed could not hand out a
+// large one). Each run of two or more gives its pages back and is listed again as the fewest
+// power-of-two blocks; a run that reaches the top lowers the top instead, for carving anew.
+// Under mu, when nothing free is large enough. The lists are emptied first, so a death midway
+// loses the blocks not yet listed again, and hands out nothing twice.
+void coalesce(Heap& heap) {
+  Header& h = *heap.h;
+  std::vector<Free> blocks;
+  for (unsigned k = 0; k < kLargeClasses; ++k)
+    for (FreeBlock* b = h.large[k]; b; b = b->next)
+      blocks.push_back(
+          {static_cast<std::size_t>(reinterpret_cast<std::byte*>(b) - h.base) / kGranule, k, b->resident, b->freed_ns});
+  std::sort(blocks.begin(), blocks.end(), [](const Free& a, const Free& b) { return a.g < b.g; });
+  for (auto& list : h.large) list = nullptr;
+  h.cached = 0;
+  const std::size_t page = os::page_size();
+  for (std::size_t i = 0; i < blocks.size();) {
+    std::size_t j = i + 1;
+    while (j < blocks.size() && blocks[j].g == blocks[j - 1].end()) ++j;
+    const std::size_t start = blocks[i].g, end = blocks[j - 1].end();
+    if (j == i + 1 && end != h.top) {  // alone: as it was
+      list_large(heap, start, blocks[i].k, blocks[i].resident, blocks[i].freed_ns);
+      i = j;
+      continue;
+    }
+    for (std::size_t m = i; m < j; ++m) {
+      os::release_shared_pages(h.base + blocks[m].g * kGranule, blocks[m].resident);
+      h.mapped.fetch_sub(blocks[m].resident, std::memory_order_relaxed);
+      heap.kinds[blocks[m].g] = 0;  // inside a larger block now
+    }
+    if (end == h.top) {
+      h.top = start;
+    } else {
+      const std::int64_t now = monotonic_ns();
+      for (std::size_t g = start; g < end;) {
+        const auto k = std::min(static_cast<unsigned>(std::bit_width(end - g) - 1), kLargeClasses - 1);
+        list_large(heap, g, k, page, now);
+        h.mapped.fetch_add(page, std::memory_order_relaxed);
+        g += std::size_t{1} << k;
+      }
+    }
+    i = j;
+  }
+}
+
+// The first granule of n (a power of two) cut from the top or from a larger free block, marked
+// kind; nullptr when neither has room. Under mu.
+std::byte* carve_once(Heap& heap, std::size_t n, std::uint8_t kind) {
   Header& h = *heap.h;
   std::size_t g = h.top;
   if (n <= h.granules - g) {
@@ -153,7 +236,7 @@ std::byte* carve(Heap& heap, std::size_t n, std::uint8_t kind) {
   auto j = static_cast<unsigned>(std::countr_zero(n));
   unsigned k = j;
   while (k < kLargeClasses && !h.large[k]) ++k;
-  if (k == kLargeClasses) throw std::bad_alloc();
+  if (k == kLargeClasses) return nullptr;
   FreeBlock* b = h.large[k];
   const std::size_t bytes = kGranule << k;
   const bool whole = b->resident == bytes;  // else only its first page may be resident
@@ -168,6 +251,7 @@ std::byte* carve(Heap& heap, std::size_t n, std::uint8_t kind) {
     const std::size_t half_bytes = kGranule << i;
     heap.kinds[hg] = static_cast<std::uint8_t>(kLargeBit | i);
     half->resident = whole ? half_bytes : page;
+    half->freed_ns = b->freed_ns;
     half->next = h.large[i];
     h.large[i] = half;  // the commit
     h.cached += half->resident;
@@ -175,6 +259,16 @@ std::byte* carve(Heap& heap, std::size_t n, std::uint8_t kind) {
   }
   heap.kinds[g] = kind;
   return h.base + g * kGranule;
+}
+
+// A granule-aligned stretch of n granules (a power of two), its first marked kind: from the top
+// while the heap has room there, else cut from a larger free block, else from free blocks merged
+// (coalesce). Under mu. Throws std::bad_alloc when none of them has room.
+std::byte* carve(Heap& heap, std::size_t n, std::uint8_t kind) {
+  if (std::byte* p = carve_once(heap, n, kind)) return p;
+  coalesce(heap);
+  if (std::byte* p = carve_once(heap, n, kind)) return p;
+  throw std::bad_alloc();
 }
 
 void* allocate_small(Heap& heap, unsigned c) {
@@ -226,7 +320,32 @@ void* allocate_large(Heap& heap, std::size_t size) {
   return p;
 }
 
+// When release_idle last looked (any process): it looks at most every tenth of kIdleNs.
+std::atomic<std::int64_t> last_idle_look{0};
+
 }  // namespace
+
+void release_idle() noexcept {
+  Heap* heap = mapped_heap.load(std::memory_order_acquire);
+  if (!heap) return;
+  const std::int64_t now = monotonic_ns();
+  std::int64_t last = last_idle_look.load(std::memory_order_relaxed);
+  if (now - last < kIdleNs / 10 || !last_idle_look.compare_exchange_strong(last, now)) return;
+  Header& h = *heap->h;
+  const std::size_t page = os::page_size();
+  Lock hold(h);
+  for (unsigned k = 0; k < kLargeClasses; ++k) {
+    for (FreeBlock* b = h.large[k]; b; b = b->next) {
+      if (b->resident <= page || now - b->freed_ns < kIdleNs) continue;
+      // Pages first, then the count: a death in between leaves a block counted as resident
+      // that is not, which the next look releases again (harmless).
+      os::release_shared_pages(reinterpret_cast<std::byte*>(b) + page, b->resident - page);
+      h.cached -= b->resident - page;
+      h.mapped.fetch_sub(b->resident - page, std::memory_order_relaxed);
+      b->resident = page;
+    }
+  }
+}
 
 void* allocate(std::size_t size, std::size_t align) {
   Heap& heap = the_heap();
@@ -266,6 +385,7 @@ void deallocate(void* p) noexcept {
       resident = page;
     }
     b->resident = resident;
+    b->freed_ns = monotonic_ns();
     b->next = h.large[k];
     h.large[k] = b;  // the commit
     h.cached += resident;
@@ -290,6 +410,7 @@ namespace {
 
 std::atomic<std::uint64_t> maps_in_place{0};
 std::atomic<std::uint64_t> maps_copied{0};
+std::atomic<std::uint64_t> results_placed{0};
 
 class SharedHeapResource final : public std::pmr::memory_resource {
   void* do_allocate(std::size_t bytes, std::size_t alignment) override {
@@ -314,6 +435,7 @@ HeapStats heap_stats() noexcept {
   HeapStats s;
   s.maps_in_place = maps_in_place.load(std::memory_order_relaxed);
   s.maps_copied = maps_copied.load(std::memory_order_relaxed);
+  s.results_placed = results_placed.load(std::memory_order_relaxed);
   if (auto* heap = detail::heap::mapped_heap.load(std::memory_order_acquire)) {
     s.reserved = heap->h->granules * detail::heap::kGranule;
     s.mapped = heap->h->mapped.load(std::memory_order_relaxed);
@@ -338,6 +460,8 @@ void ensure_heap() { (void)heap::the_heap(); }
 void note_map(bool in_place) noexcept {
   (in_place ? maps_in_place : maps_copied).fetch_add(1, std::memory_order_relaxed);
 }
+
+void note_results_placed() noexcept { results_placed.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace detail
 }  // namespace mproc

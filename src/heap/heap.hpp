@@ -12,5 +12,9 @@ void* allocate(std::size_t size, std::size_t align);
 // Gives back the block that p points into (any process may free a block any process
 // allocated). p must come from allocate and not be freed yet; nullptr is ignored.
 void deallocate(void* p) noexcept;
+// Gives back to the kernel the pages of free large blocks idle for a second or more (the heap
+// keeps up to 512 MiB of free blocks' pages for reuse, and none once idle). Cheap when there is
+// nothing to do, and looks at most ten times a second: for a pool's idle moments.
+void release_idle() noexcept;
 
 }  // namespace mproc::detail::heap

@@ -41,6 +41,13 @@ void populate_pages(void* addr, std::size_t size) noexcept {
 #endif
 }
 
+void advise_huge_pages(void* addr, std::size_t size) noexcept {
+  constexpr std::uintptr_t kHuge = std::uintptr_t{2} << 20;
+  const auto lo = (reinterpret_cast<std::uintptr_t>(addr) + kHuge - 1) & ~(kHuge - 1);
+  const auto hi = (reinterpret_cast<std::uintptr_t>(addr) + size) & ~(kHuge - 1);
+  if (hi > lo) (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+}
+
 bool maps_range(const void* addr, std::size_t size) {
   std::FILE* f = std::fopen("/proc/self/maps", "re");
   if (!f) throw_error(errno, "fopen", "/proc/self/maps");

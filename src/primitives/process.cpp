@@ -103,7 +103,8 @@ Process::Process(Process&& other) noexcept
       pidfd_(std::exchange(other.pidfd_, -1)),
       started_(std::exchange(other.started_, false)),
       closed_(other.closed_),
-      exitcode_(other.exitcode_) {
+      exitcode_(other.exitcode_),
+      kept_(std::move(other.kept_)) {
   if (started_) registry_replace(&other, this);
 }
 
@@ -165,7 +166,11 @@ void Process::start() {
     throw;
   }
   started_ = true;
-  body_.reset();  // the child's alone now: the parent's copies of its arguments must not linger
+  // The child's alone now: the parent's copies of its arguments must not linger. But the child's
+  // inherited handles to shared objects borrow the parent's references (heap_object.hpp): those
+  // are kept until the child is reaped.
+  kept_ = body_->shared_objects();
+  body_.reset();
   registry_replace(nullptr, this);
 }
 
@@ -173,7 +178,10 @@ void Process::check_open() const {
   if (closed_) throw std::logic_error("mproc::Process: process object is closed");
 }
 
-void Process::record(int code_or_minus_signal) noexcept { exitcode_ = code_or_minus_signal; }
+void Process::record(int code_or_minus_signal) noexcept {
+  exitcode_ = code_or_minus_signal;
+  kept_.clear();  // the child is gone: its shared objects need the parent's references no more
+}
 
 std::optional<int> Process::exitcode() {
   check_open();

@@ -1,22 +1,23 @@
-// QueueCore. Small items are [u64 length][bytes] in a byte ring that follows the state in one
-// shared anonymous mapping. An item past an eighth of the ring, or any item put while the ring
-// has no room, goes into a payload block: [Block header][bytes] in a large reservation made with
-// the queue (committed page by page as it is touched), and what carries it is either a reference
-// in the ring, [u64 kRefBit | 8][u64 block offset], or, when the ring is full, a link in the
-// overflow list, a FIFO of blocks whose items all come after the ring's. So put() waits only for
-// maxsize, never for bytes. (The shared heap will replace the reservation as the blocks' store;
-// the references and the list stay.)
+// QueueCore. The queue is a heap object (mproc/detail/heap_object.hpp), so it may be made at any
+// time and sent to another process as a handle; its ring and payload blocks are heap blocks too,
+// at the same address in every process. Small items are [u64 length][bytes] in the byte ring. An
+// item past an eighth of the ring, or any item put while the ring has no room, goes into a
+// payload block: [Block header][bytes], allocated from the heap, and what carries it is either a
+// reference in the ring, [u64 kRefBit | 8][u64 block address], or, when the ring is full, a link
+// in the overflow list, a FIFO of blocks whose items all come after the ring's. So put() waits
+// only for maxsize, never for bytes.
 //
-// One robust mutex guards everything. Blocks are carved from the reservation by a bump pointer in
-// power-of-two sizes that never change, so the blocks can always be walked from offset 0; freed
-// blocks go on a free list of their size. Every block is free, or reachable from exactly one of:
-// a reference in the ring, the overflow list, or a slot naming the process that holds it while
-// it copies a payload in or out outside the lock. A process that dies holding the lock is
-// repaired after by the next locker: it rebuilds the free lists from that reachability, recounts
-// the items and finishes the dead putter's count from the journal. A process that dies outside
-// the lock holding a slot loses that item only; its block is reclaimed when an allocation finds
-// no free block. Publishing is one store (the ring's head, or a link in the list), so each item is
-// in the queue whole or not at all.
+// One robust mutex guards everything. Every block is reachable from exactly one of: a reference
+// in the ring, the overflow list, or a slot naming the process that holds it while it copies a
+// payload in or out outside the lock (or, for an instant, a local of a process that allocated it
+// and has not yet published or held it: a process killed there loses that block to the heap, as
+// the heap loses a block whose allocator dies). A process that dies holding the lock is repaired
+// after by the next locker: it recounts the items, fixes the overflow list's tail, frees the
+// blocks of dead processes' slots and finishes the dead putter's count from the journal. A process
+// that dies outside the lock holding a slot loses that item only; its block is freed when a
+// process finds no free slot, or at the next repair. Publishing is one store (the ring's head, or
+// a link in the list), so each item is in the queue whole or not at all. Freed blocks go back to
+// the heap, which keeps or returns their pages (mproc/shared_heap.hpp).
 //
 // JoinableQueue's unfinished count is puts - dones. puts is stored, not incremented, under the
 // lock and journalled before each publish, so repair can redo it: a putter dying between
@@ -38,6 +39,8 @@
 #include <vector>
 
 #include "backoff.hpp"
+#include "mproc/detail/heap_object.hpp"
+#include "mproc/shared_heap.hpp"
 #include "os/os.hpp"
 #include "os/os_ipc.hpp"
 
@@ -50,21 +53,14 @@ namespace {
 constexpr std::uint64_t kNone = ~std::uint64_t{0};
 constexpr std::uint64_t kRefBit = std::uint64_t{1} << 63;
 constexpr std::uint64_t kBlockHeader = 64;  // the payload starts a cache line in
-constexpr unsigned kMinClass = 7;           // blocks of 128 bytes at least
-constexpr unsigned kClasses = 64;
-constexpr unsigned kClassReach = 3;  // a request may take a free block up to 8 times its size
 constexpr std::size_t kSlots = 128;
-constexpr std::size_t kReserve = std::size_t{64} << 30;
-constexpr std::size_t kReserveMin = std::size_t{64} << 20;
 
 }  // namespace
 
 // At the start of every payload block.
 struct Block {
-  std::uint64_t cls;       // log2 of the block's size; written once, before the block exists
-  std::uint64_t next;      // the overflow list's or free list's next block, or kNone
-  std::uint64_t length;    // the item's bytes
-  std::uint64_t resident;  // bytes from the block's start that may be resident
+  std::uint64_t next;    // the overflow list's next block, or kNone
+  std::uint64_t length;  // the item's bytes
 };
 
 // A block held by a process outside the lock.
@@ -87,11 +83,7 @@ struct QueueState {
   std::atomic<std::uint64_t> tail{0};  // bytes ever read; written under m
   std::uint64_t capacity = 0;
   std::uint64_t maxsize = 0;
-  std::byte* area = nullptr;  // the payload reservation: inherited, so the same in every process
-  std::uint64_t area_bytes = 0;
-  std::uint64_t area_top = 0;                       // bytes carved into blocks; under m
-  std::uint64_t cached = 0;                         // resident bytes of free blocks; under m
-  std::uint64_t free_head[kClasses] = {};           // by class; under m
+  std::byte* ring = nullptr;                        // a heap block of capacity bytes
   std::atomic<std::uint64_t> list_head{kNone};      // the overflow list; written under m
   std::uint64_t list_tail = kNone;                  // under m
   Journal journal{};                                // under m
@@ -105,18 +97,36 @@ struct QueueState {
   alignas(64) std::atomic<std::uint32_t> dones{0};
   std::atomic<std::uint32_t> joiners_sleeping{0};
 
-  std::byte* data() noexcept { return reinterpret_cast<std::byte*>(this + 1); }
-  Block& block(std::uint64_t off) noexcept { return *reinterpret_cast<Block*>(area + off); }
-  std::byte* payload(std::uint64_t off) noexcept { return area + off + kBlockHeader; }
+  std::byte* data() noexcept { return ring; }
+  // A payload block is named by its address, the same in every process.
+  static Block& block(std::uint64_t off) noexcept { return *reinterpret_cast<Block*>(off); }
+  static std::byte* payload(std::uint64_t off) noexcept { return reinterpret_cast<std::byte*>(off) + kBlockHeader; }
   std::uint64_t inline_max() const noexcept { return capacity / 8; }
 };
 
 namespace {
 
+// The item a put writes: its length and how to write any range of its bytes.
+struct Message {
+  std::size_t length;
+  QueueCore::Filler fill;
+  const void* context;
+  void write(std::size_t from, std::byte* to, std::size_t n) const noexcept {
+    if (n) fill(context, from, {to, n});
+  }
+};
+
 void copy_in(QueueState& s, std::uint64_t at, const void* src, std::size_t n) noexcept {
   std::size_t mask = s.capacity - 1, off = at & mask, first = std::min<std::size_t>(n, s.capacity - off);
   std::memcpy(s.data() + off, src, first);
   if (n > first) std::memcpy(s.data(), static_cast<const std::byte*>(src) + first, n - first);
+}
+
+// Writes message's bytes into the ring at at, in two pieces where it wraps.
+void copy_in(QueueState& s, std::uint64_t at, const Message& message) noexcept {
+  std::size_t mask = s.capacity - 1, off = at & mask, first = std::min<std::size_t>(message.length, s.capacity - off);
+  message.write(0, s.data() + off, first);
+  message.write(first, s.data(), message.length - first);
 }
 
 void copy_out(QueueState& s, std::uint64_t at, void* dst, std::size_t n) noexcept {
@@ -150,36 +160,8 @@ void bump(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleeping)
 
 // --- payload blocks (all under m) ---------------------------------------------------------------
 
-std::string bytes_text(std::uint64_t n) { return std::to_string(n) + " bytes"; }
-
-// Puts a block on its free list, giving its pages back past kPayloadCache of cached ones.
-void release(QueueState& s, std::uint64_t off) noexcept {
-  Block& b = s.block(off);
-  std::uint64_t size = std::uint64_t{1} << b.cls;
-  if (s.cached + b.resident > QueueCore::kPayloadCache) {
-    std::size_t page = os::page_size();
-    auto start = reinterpret_cast<std::uintptr_t>(s.area + off);
-    std::uintptr_t first = (start + kBlockHeader + page - 1) / page * page;
-    std::uintptr_t last = std::min((start + size) / page * page, (start + b.resident + page - 1) / page * page);
-    if (last > first) {
-      os::release_shared_pages(reinterpret_cast<void*>(first), last - first);
-      b.resident = first - start;
-    }
-  }
-  s.cached += b.resident;
-  b.next = s.free_head[b.cls];
-  s.free_head[b.cls] = off;
-}
-
-bool take_slot(QueueState& s, std::uint64_t off, std::size_t& slot) noexcept {
-  for (std::size_t i = 0; i < kSlots; ++i)
-    if (s.slots[i].block == kNone) {
-      s.slots[i] = {off, os::getpid()};
-      slot = i;
-      return true;
-    }
-  return false;
-}
+// Gives a block back to the heap.
+void release(QueueState&, std::uint64_t off) noexcept { shared_resource()->deallocate(&QueueState::block(off), 0); }
 
 // Frees the blocks of processes that died holding them outside the lock.
 void reap_slots(QueueState& s) noexcept {
@@ -191,45 +173,28 @@ void reap_slots(QueueState& s) noexcept {
     }
 }
 
-std::uint64_t pop_free(QueueState& s, unsigned cls) noexcept {
-  for (unsigned c = cls; c < std::min(cls + kClassReach + 1, kClasses); ++c)
-    if (s.free_head[c] != kNone) {
-      std::uint64_t off = s.free_head[c];
-      Block& b = s.block(off);
-      s.free_head[c] = b.next;
-      s.cached -= b.resident;
-      return off;
+bool take_free_slot(QueueState& s, std::uint64_t off, std::size_t& slot) noexcept {
+  for (std::size_t i = 0; i < kSlots; ++i)
+    if (s.slots[i].block == kNone) {
+      s.slots[i] = {off, os::getpid()};
+      slot = i;
+      return true;
     }
-  return kNone;
+  return false;
 }
 
-// A block for an item of length bytes, to be filled before it is published.
-std::uint64_t allocate(QueueState& s, std::uint64_t length) {
-  std::uint64_t need = kBlockHeader + length;
-  auto cls = std::max(kMinClass, static_cast<unsigned>(std::bit_width(need - 1)));
-  if (cls >= kClasses || (std::uint64_t{1} << cls) > s.area_bytes)
-    throw std::length_error("mproc::Queue::put: an item of " + bytes_text(length) +
-                            " does not fit the queue's payload reservation of " + bytes_text(s.area_bytes));
-  std::uint64_t off = pop_free(s, cls);
-  if (off == kNone) {
-    reap_slots(s);
-    off = pop_free(s, cls);
-  }
-  if (off == kNone) {
-    std::uint64_t size = std::uint64_t{1} << cls;
-    if (s.area_bytes - s.area_top < size)
-      throw std::length_error("mproc::Queue::put: the queue's payload reservation of " + bytes_text(s.area_bytes) +
-                              " has no room left for an item of " + bytes_text(length) +
-                              " (items put and not yet taken fill it)");
-    off = s.area_top;
-    s.block(off) = Block{cls, kNone, 0, kBlockHeader};
-    s.area_top += size;
-  }
-  Block& b = s.block(off);
-  b.next = kNone;
-  b.length = length;
-  b.resident = std::max(b.resident, need);
-  return off;
+bool take_slot(QueueState& s, std::uint64_t off, std::size_t& slot) noexcept {
+  if (take_free_slot(s, off, slot)) return true;
+  reap_slots(s);
+  return take_free_slot(s, off, slot);
+}
+
+// A block for an item of length bytes, to be filled before it is published. Throws
+// std::bad_alloc when the heap is exhausted.
+std::uint64_t allocate(QueueState&, std::uint64_t length) {
+  void* p = shared_resource()->allocate(kBlockHeader + length, kBlockHeader);
+  ::new (p) Block{kNone, length};
+  return reinterpret_cast<std::uint64_t>(p);
 }
 
 void append(QueueState& s, std::uint64_t off) noexcept {
@@ -242,35 +207,22 @@ void append(QueueState& s, std::uint64_t off) noexcept {
 
 // --- repair, after a process died holding m -----------------------------------------------------
 
-// The blocks reachable from the ring, the overflow list and live slots; fixes the list's tail
-// and the item count on the way.
-std::vector<std::uint64_t> live_blocks(QueueState& s) {
-  std::vector<std::uint64_t> live;
+// Recounts the items and fixes the overflow list's tail.
+void recount(QueueState& s) noexcept {
   std::uint64_t at = s.tail.load(std::memory_order_relaxed), head = s.head.load(std::memory_order_relaxed);
   std::uint32_t items = 0;
   while (head - at >= sizeof(std::uint64_t)) {
     std::uint64_t word = read_word(s, at);
     if (ring_bytes(word) > head - at) break;  // cannot happen: items are published whole
-    if (word & kRefBit) live.push_back(read_word(s, at + sizeof word));
     at += ring_bytes(word);
     ++items;
   }
   s.list_tail = kNone;
   for (std::uint64_t off = s.list_head.load(std::memory_order_relaxed); off != kNone; off = s.block(off).next) {
-    live.push_back(off);
     s.list_tail = off;
     ++items;
   }
   s.count.store(items, std::memory_order_relaxed);
-  for (Slot& slot : s.slots) {
-    if (slot.block == kNone) continue;
-    if (os::process_exists(slot.owner))
-      live.push_back(slot.block);
-    else
-      slot.block = kNone;
-  }
-  std::sort(live.begin(), live.end());
-  return live;
 }
 
 // A put that died after publishing is counted; one that died before, not.
@@ -285,23 +237,10 @@ void finish_journal(QueueState& s) noexcept {
   j.valid = 0;
 }
 
-void rebuild_free_lists(QueueState& s, const std::vector<std::uint64_t>& live) noexcept {
-  std::fill(std::begin(s.free_head), std::end(s.free_head), kNone);
-  s.cached = 0;
-  for (std::uint64_t off = 0; off < s.area_top;) {
-    std::uint64_t cls = s.block(off).cls;
-    if (cls < kMinClass || cls >= kClasses || s.area_top - off < (std::uint64_t{1} << cls)) {
-      s.area_top = off;  // cannot happen: a block's class is written before the block exists
-      break;
-    }
-    if (!std::binary_search(live.begin(), live.end(), off)) release(s, off);
-    off += std::uint64_t{1} << cls;
-  }
-}
-
-void repair(QueueState& s) {
+void repair(QueueState& s) noexcept {
   finish_journal(s);
-  rebuild_free_lists(s, live_blocks(s));
+  recount(s);
+  reap_slots(s);
   bump(s.put_seq, s.getters_sleeping);
   bump(s.get_seq, s.putters_sleeping);
 }
@@ -374,22 +313,22 @@ bool wait_until(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sle
   return !passed(deadline) || ready();
 }
 
-void copy_payload_in(QueueState& s, std::uint64_t off, std::span<const std::byte> message) noexcept {
-  std::size_t half = message.size() / 2;
-  std::memcpy(s.payload(off), message.data(), half);
+void copy_payload_in(QueueState& s, std::uint64_t off, const Message& message) noexcept {
+  std::size_t half = message.length / 2;
+  message.write(0, s.payload(off), half);
   if (queue_step_hook) queue_step_hook(QueueStep::payload_copying);
-  std::memcpy(s.payload(off) + half, message.data() + half, message.size() - half);
+  message.write(half, s.payload(off) + half, message.length - half);
 }
 
 // Under m, with room for one more item: puts message in the ring inline, or as a reference to
 // held's block, or in a block of its own on the overflow list, and counts it.
-void publish(QueueState& s, std::span<const std::byte> message, HeldBlock& held) {
-  std::uint64_t length = message.size(), head = s.head.load(std::memory_order_relaxed);
+void publish(QueueState& s, const Message& message, HeldBlock& held) {
+  std::uint64_t length = message.length, head = s.head.load(std::memory_order_relaxed);
   bool in_order = s.list_head.load(std::memory_order_relaxed) == kNone;
   std::uint64_t off = held.block();
   if (off == kNone && !(in_order && length <= s.inline_max() && ring_room(s, sizeof length + length))) {
     off = allocate(s, length);  // the ring is full: into the overflow list
-    std::memcpy(s.payload(off), message.data(), message.size());
+    message.write(0, s.payload(off), length);
   }
   bool by_ring = off == kNone || (in_order && ring_room(s, 2 * sizeof length));
   std::uint32_t puts = s.puts.load(std::memory_order_relaxed);
@@ -399,7 +338,7 @@ void publish(QueueState& s, std::span<const std::byte> message, HeldBlock& held)
   valid.store(1, std::memory_order_release);
   if (off == kNone) {
     copy_in(s, head, &length, sizeof length);
-    copy_in(s, head + sizeof length, message.data(), message.size());
+    copy_in(s, head + sizeof length, message);
     s.head.store(head + sizeof length + length, std::memory_order_release);
   } else if (by_ring) {
     std::uint64_t ref[2] = {kRefBit | sizeof off, off};
@@ -447,37 +386,81 @@ void take(QueueState& s, Writer& small, HeldBlock& held) {
 
 }  // namespace
 
-QueueCore::QueueCore(std::size_t maxsize, std::size_t buffer_bytes) {
-  std::size_t capacity = std::bit_ceil(std::max<std::size_t>(buffer_bytes, 64));
-  auto [area, area_bytes] = os::reserve_shared_anonymous(kReserve, kReserveMin);
-  area_ = std::shared_ptr<void>(area, [area_bytes = area_bytes](void* p) { os::unmap(p, area_bytes); });
-  std::shared_ptr<void> region = map_shared_region(sizeof(QueueState) + capacity);
-  auto* s = ::new (region.get()) QueueState;
-  s->capacity = capacity;
-  s->maxsize = maxsize;
-  s->area = static_cast<std::byte*>(area);
-  s->area_bytes = area_bytes;
-  std::fill(std::begin(s->free_head), std::end(s->free_head), kNone);
-  for (Slot& slot : s->slots) slot.block = kNone;
-  os::robust_mutex_init(&s->m, false);
-  s_ = std::shared_ptr<QueueState>(std::move(region), s);
+namespace {
+
+// Where the last reference to the queue goes: every block it still refers to goes back to the
+// heap, then its ring.
+void destroy_queue(void* state) noexcept {
+  auto& s = *static_cast<QueueState*>(state);
+  std::uint64_t at = s.tail.load(std::memory_order_relaxed), head = s.head.load(std::memory_order_relaxed);
+  while (head - at >= sizeof(std::uint64_t)) {
+    std::uint64_t word = read_word(s, at);
+    if (ring_bytes(word) > head - at) break;
+    if (word & kRefBit) release(s, read_word(s, at + sizeof word));
+    at += ring_bytes(word);
+  }
+  for (std::uint64_t off = s.list_head.load(std::memory_order_relaxed); off != kNone;) {
+    std::uint64_t next = s.block(off).next;
+    release(s, off);
+    off = next;
+  }
+  for (Slot& slot : s.slots)
+    if (slot.block != kNone) release(s, slot.block);
+  shared_resource()->deallocate(s.ring, s.capacity);
+  s.~QueueState();
 }
 
+}  // namespace
+
+QueueCore::QueueCore(std::size_t maxsize, std::size_t buffer_bytes, std::uint64_t tag) {
+  std::size_t capacity = std::bit_ceil(std::max<std::size_t>(buffer_bytes, 64));
+  auto* ring = static_cast<std::byte*>(shared_resource()->allocate(capacity, 64));
+  std::shared_ptr<void> object;
+  try {
+    object = make_heap_object(ObjectKind::queue, tag, sizeof(QueueState), &destroy_queue);
+  } catch (...) {
+    shared_resource()->deallocate(ring, capacity);
+    throw;
+  }
+  auto* s = ::new (object.get()) QueueState;
+  s->capacity = capacity;
+  s->maxsize = maxsize;
+  s->ring = ring;
+  for (Slot& slot : s->slots) slot.block = kNone;
+  os::robust_mutex_init(&s->m, false);
+  s_ = std::shared_ptr<QueueState>(std::move(object), s);
+}
+
+QueueCore::QueueCore(const ObjectHandle& h, std::uint64_t tag)
+    : s_(std::static_pointer_cast<QueueState>(
+          attach_heap_object(h, ObjectKind::queue, tag, &destroy_queue, "mproc::Queue"))) {}
+
+ObjectHandle QueueCore::handle() const noexcept { return handle_of(s_.get()); }
+
 bool QueueCore::put(std::span<const std::byte> message, OptNanos timeout) {
+  auto copy = [](const void* context, std::size_t from, std::span<std::byte> to) noexcept {
+    std::memcpy(to.data(), static_cast<const std::byte*>(context) + from, to.size());
+  };
+  return put(message.size(), copy, message.data(), timeout);
+}
+
+bool QueueCore::put(std::size_t length, Filler fill, const void* context, OptNanos timeout) {
   QueueState& s = *s_;
+  const Message message{length, fill, context};
   const Deadline deadline = deadline_after(timeout);
   HeldBlock held(s);
-  if (message.size() > s.inline_max()) {
+  if (message.length > s.inline_max()) {
     if (timeout == Nanos::zero() && full()) return false;  // not worth a copy; publish() decides the rest
+    std::uint64_t off = allocate(s, message.length);
     bool outside = false;
-    std::uint64_t off = kNone;
     {
       Guard g(s);
-      off = allocate(s, message.size());
       outside = held.hold(off);
-      if (!outside) release(s, off);  // no slot free: publish() copies it in under the lock
     }
-    if (outside) copy_payload_in(s, off, message);
+    if (outside)
+      copy_payload_in(s, off, message);
+    else
+      release(s, off);  // no slot free: publish() copies it in under the lock
   }
   for (;;) {
     std::uint32_t seen;

@@ -1,5 +1,5 @@
-// The state of Lock, RLock, Semaphore, Event, Condition and Barrier, each in its own shared
-// anonymous mapping.
+// The state of Lock, RLock, Semaphore, Event, Condition and Barrier, each a heap object
+// (mproc/detail/heap_object.hpp): made at any time, sent as a checked handle.
 // Locks are glibc's robust process-shared mutexes: the kernel walks a dying thread's robust list
 // and marks every mutex it held, so the next locker gets EOWNERDEAD instead of a deadlock. The
 // counters are bare futex words (shared, not PRIVATE), woken only when someone sleeps.
@@ -85,10 +85,15 @@ class Guard {
 
 // --- Lock, RLock -------------------------------------------------------------------------------
 
-BasicLock::BasicLock(bool recursive) : s_(make_shared_state<MutexState>()) {
+BasicLock::BasicLock(bool recursive)
+    : s_(make_shared_state<MutexState>(recursive ? ObjectKind::rlock : ObjectKind::lock)) {
   os::robust_mutex_init(&s_->m, recursive);
   s_->recursive = recursive;
 }
+
+BasicLock::BasicLock(const ObjectHandle& h, bool recursive)
+    : s_(attach_shared_state<MutexState>(h, recursive ? ObjectKind::rlock : ObjectKind::lock,
+                                         recursive ? "mproc::RLock" : "mproc::Lock")) {}
 
 namespace {
 // A Lock the caller already holds (only its holder may release it): a bounded wait can only
@@ -165,10 +170,18 @@ void BasicLock::reacquire(unsigned depth) {
 
 // --- Semaphore ---------------------------------------------------------------------------------
 
-Semaphore::Semaphore(unsigned value, bool bounded) : s_(detail::make_shared_state<detail::SemaphoreState>()) {
+Semaphore::Semaphore(unsigned value, bool bounded)
+    : s_(detail::make_shared_state<detail::SemaphoreState>(detail::ObjectKind::semaphore)) {
   s_->value.store(value);
   s_->max = value;
   s_->bounded = bounded;
+}
+
+Semaphore::Semaphore(const detail::ObjectHandle& h, bool bounded)
+    : s_(detail::attach_shared_state<detail::SemaphoreState>(h, detail::ObjectKind::semaphore, "mproc::Semaphore")) {
+  if (bounded && !s_->bounded)
+    throw SerializationError(
+        "mproc: a BoundedSemaphore's handle was refused: it names a Semaphore that is not bounded");
 }
 
 bool Semaphore::acquire_ns(detail::OptNanos timeout) {
@@ -201,7 +214,10 @@ unsigned Semaphore::get_value() const noexcept { return s_->value.load(std::memo
 
 // --- Event -------------------------------------------------------------------------------------
 
-Event::Event() : s_(detail::make_shared_state<detail::EventState>()) {}
+Event::Event() : s_(detail::make_shared_state<detail::EventState>(detail::ObjectKind::event)) {}
+
+Event::Event(const detail::ObjectHandle& h)
+    : s_(detail::attach_shared_state<detail::EventState>(h, detail::ObjectKind::event, "mproc::Event")) {}
 
 void Event::set() {
   s_->flag.store(1, std::memory_order_seq_cst);
@@ -278,8 +294,13 @@ bool sleep_while(const std::atomic<std::uint32_t>& word, std::uint32_t seen, con
 
 }  // namespace
 
+Condition::Condition(const Handles& h)
+    : lock_(h.first, h.first.kind == static_cast<std::uint32_t>(detail::ObjectKind::rlock)),
+      s_(detail::attach_shared_state<detail::ConditionState>(h.second, detail::ObjectKind::condition,
+                                                             "mproc::Condition")) {}
+
 Condition::Condition(const detail::BasicLock& lock)
-    : lock_(lock), s_(detail::make_shared_state<detail::ConditionState>()) {
+    : lock_(lock), s_(detail::make_shared_state<detail::ConditionState>(detail::ObjectKind::condition)) {
   detail::os::robust_mutex_init(&s_->m, false);
   for (auto& slot : s_->slots) detail::os::robust_mutex_init(&slot.alive, false);
 }
@@ -376,11 +397,15 @@ void end_round(detail::BarrierState& s, bool broken) {
 }
 }  // namespace
 
-Barrier::Barrier(unsigned parties) : s_(detail::make_shared_state<detail::BarrierState>()) {
+Barrier::Barrier(unsigned parties) {
   if (parties == 0) throw std::invalid_argument("mproc::Barrier: parties must be at least 1");
+  s_ = detail::make_shared_state<detail::BarrierState>(detail::ObjectKind::barrier);
   detail::os::robust_mutex_init(&s_->m, false);
   s_->parties = parties;
 }
+
+Barrier::Barrier(const detail::ObjectHandle& h)
+    : s_(detail::attach_shared_state<detail::BarrierState>(h, detail::ObjectKind::barrier, "mproc::Barrier")) {}
 
 unsigned Barrier::wait_ns(detail::OptNanos timeout) {
   const detail::Deadline deadline = detail::deadline_after(timeout);

@@ -1,4 +1,5 @@
 // expect: cannot be sent to a worker process
+// expect note: mproc::bind_back(f, values...)
 #include <vector>
 
 #include "mproc/pool.hpp"

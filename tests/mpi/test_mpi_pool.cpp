@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mproc/futures.hpp"
 #include "mproc/mpi_pool.hpp"
 
 using namespace std::chrono_literals;
@@ -56,6 +58,23 @@ int throw_int(int x) { throw x; }
 int initialized_on_worker = 0;
 void set_initialized() { initialized_on_worker = 17; }
 int read_initialized(int) { return initialized_on_worker; }
+
+// Futures: this rank's count of counted() runs, and a task that holds its rank a while.
+int runs_here = 0;
+int counted(int x) {
+  ++runs_here;
+  return x;
+}
+int read_runs(int) { return runs_here; }
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+int total_range(const std::vector<int>& row, int lo, int hi) {
+  int n = 0;
+  for (int x : row) n += lo <= x && x <= hi;
+  return n;
+}
 
 int set_before_serve = 0;  // set by main() on every rank before the workers start serving
 int read_set_before_serve(int) { return set_before_serve; }
@@ -177,6 +196,44 @@ TEST(MpiPool, UnknownExceptionsComeBackAsRemoteError) {
 
 // A chunk that a rank cannot run at all (here: its function lies in a library that only rank 0
 // has loaded) fails item by item with why, for results sent as their bytes (int, double) too.
+// Progress and insights (issue 19): counts reach the total; a chunk's timing comes back with its
+// results; the workers are the ranks, numbered as ranks.
+TEST(MpiPool, ProgressAndInsights) {
+  mproc::MpiPool pool(mproc::PoolOptions{.insights = true});
+  std::size_t last_done = 0, last_total = 0;
+  auto v = pool.map(sqr, std::vector<int>(300, 3), 7, mproc::Progress{.on_update = [&](std::size_t d, std::size_t t) {
+                      last_done = d;
+                      last_total = t;
+                    }});
+  EXPECT_EQ(v.size(), 300u);
+  EXPECT_EQ(last_done, 300u);
+  EXPECT_EQ(last_total, 300u);
+  mproc::Insights s = pool.insights();
+  EXPECT_EQ(s.pool, "mpi");
+  ASSERT_EQ(s.workers.size(), pool.processes());
+  std::size_t tasks = 0;
+  for (const auto& w : s.workers) {
+    tasks += w.tasks;
+    EXPECT_GE(w.worker, 1u);  // ranks 1 .. n
+    EXPECT_LE(w.working, w.busy);
+  }
+  EXPECT_EQ(tasks, 300u);
+  char path[] = "/tmp/mproc_mpi_trace_XXXXXX";
+  int fd = ::mkstemp(path);
+  ::close(fd);
+  pool.write_trace(path);
+  std::string text;
+  {
+    FILE* f = std::fopen(path, "r");
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+    std::fclose(f);
+  }
+  std::remove(path);
+  EXPECT_NE(text.find("\"pool\":\"mpi\""), std::string::npos);
+  EXPECT_NE(text.find("\"name\":\"worker 1\""), std::string::npos);
+}
+
 TEST(MpiPool, AChunkNoRankCanRunFailsWithItsError) {
   void* plugin = dlopen(MPROC_TEST_PLUGIN, RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(plugin, nullptr) << dlerror();
@@ -220,6 +277,88 @@ TEST(MpiPool, Terminate) {
   }
   mproc::MpiPool next;  // the ranks are free again
   EXPECT_EQ(next.apply(sqr, std::tuple{4}), 16);
+}
+
+// One rank, held by four sleepers (the chunks a fresh pool hands a rank ahead of its work): what
+// is submitted after them waits on rank 0, where cancel() drops it.
+TEST(MpiPool, CancelDropsQueuedTasksThatThenNeverRun) {
+  int runs_before = 0;
+  {
+    mproc::MpiPool reader(1);  // apart: a pool that timed a tiny chunk hands a rank 64 ahead
+    runs_before = reader.apply(read_runs, std::tuple{0});
+  }
+  mproc::MpiPool pool(1);
+  std::vector<mproc::Future<int>> sleepers;
+  for (int i = 0; i < 4; ++i) sleepers.push_back(pool.submit(sleep_ms, 300));
+  std::vector<mproc::Future<int>> queued;
+  for (int i = 0; i < 50; ++i) queued.push_back(pool.submit(counted, i));
+  auto list = pool.map_async(counted, std::vector<int>(20, 1), 5);
+  for (auto& f : queued) EXPECT_TRUE(f.cancel());
+  EXPECT_TRUE(list.cancel());
+  for (auto& f : queued) {
+    EXPECT_TRUE(f.cancelled());
+    EXPECT_THROW((void)f.result(5s), mproc::CancelledError);
+    EXPECT_TRUE(f.cancel());  // as it was
+  }
+  EXPECT_THROW((void)list.get(5s), mproc::CancelledError);
+  // A sleeper handed to the rank runs: neither cancel() nor terminate() stops it. (The
+  // communication thread hands them over at once; the pause makes sure of it.)
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(sleepers[0].cancel());
+  EXPECT_FALSE(sleepers[1].terminate());
+  for (auto& f : sleepers) EXPECT_EQ(f.result(10s), 300);
+  EXPECT_EQ(pool.apply(read_runs, std::tuple{0}), runs_before);  // none of them ran
+}
+
+// running() is true for the task its rank runs, false for those handed to the rank behind it
+// and for those done.
+TEST(MpiPool, RunningIsTheTaskItsRankRuns) {
+  mproc::MpiPool pool(1);
+  auto first = pool.submit(sleep_ms, 300);
+  auto second = pool.submit(sleep_ms, 1);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (!first.running() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(1ms);
+  EXPECT_TRUE(first.running());
+  EXPECT_FALSE(second.running());
+  EXPECT_EQ(first.result(10s), 300);
+  EXPECT_FALSE(first.running());
+  EXPECT_EQ(second.result(10s), 1);
+  EXPECT_FALSE(second.running());
+}
+
+TEST(MpiPool, TerminateOfAQueuedTaskCancelsIt) {
+  mproc::MpiPool pool(1);
+  std::vector<mproc::Future<int>> sleepers;
+  for (int i = 0; i < 4; ++i) sleepers.push_back(pool.submit(sleep_ms, 200));
+  auto queued = pool.submit(counted, 3);
+  EXPECT_TRUE(queued.terminate());
+  EXPECT_THROW((void)queued.result(5s), mproc::CancelledError);
+  EXPECT_TRUE(queued.cancelled());
+  for (auto& f : sleepers) EXPECT_EQ(f.result(10s), 200);
+}
+
+TEST(MpiPool, ShutdownWithCancelFuturesCancelsQueuedTasks) {
+  mproc::MpiPool pool(1);
+  std::vector<mproc::Future<int>> sleepers;
+  for (int i = 0; i < 4; ++i) sleepers.push_back(pool.submit(sleep_ms, 200));
+  std::vector<mproc::Future<int>> queued;
+  for (int i = 0; i < 10; ++i) queued.push_back(pool.submit(counted, i));
+  std::this_thread::sleep_for(100ms);  // the sleepers are handed to the rank
+  pool.shutdown(true, true);
+  for (auto& f : sleepers) EXPECT_EQ(f.result(), 200);  // handed to the rank: they finished
+  for (auto& f : queued) {
+    EXPECT_TRUE(f.cancelled());
+    EXPECT_THROW((void)f.result(), mproc::CancelledError);
+  }
+}
+
+TEST(MpiPool, BoundValuesTravelToTheRanks) {
+  mproc::MpiPool pool;
+  std::vector<std::vector<int>> rows{{0, 4, 8, 9}, {5, 5, 1}, {}, {4, 4, 4, 8, 12}};
+  EXPECT_EQ(pool.map(mproc::bind_back(total_range, 4, 8), rows, 1), (std::vector<int>{2, 2, 0, 4}));
+  EXPECT_EQ(pool.submit(mproc::bind_front(greet, std::string("mpi")), 2).result(), "hello mpi;hello mpi;");
+  auto twice = [](int a, int b) { return a * b; };
+  EXPECT_EQ(pool.map(mproc::bind_front(twice, 2), std::vector<int>{1, 2, 3}), (std::vector<int>{2, 4, 6}));
 }
 
 TEST(MpiPool, Initializer) {

@@ -30,6 +30,13 @@ std::set<std::string> shm_entries() {
   return names;
 }
 
+std::set<std::string> new_shm_entries(const std::set<std::string>& before) {
+  std::set<std::string> added;
+  for (auto& name : shm_entries())
+    if (!before.count(name)) added.insert(name);
+  return added;
+}
+
 std::set<int> child_pids() {
   std::set<int> pids;
   if (DIR* dir = ::opendir("/proc/self/task")) {
@@ -56,9 +63,7 @@ class LeakCheck : public ::testing::EmptyTestEventListener {
     std::set<std::string> new_shm;
     for (;;) {
       children = child_pids();
-      new_shm.clear();
-      for (const auto& name : shm_entries())
-        if (!shm_before_.count(name)) new_shm.insert(name);
+      new_shm = new_shm_entries(shm_before_);
       if ((children.empty() && new_shm.empty()) || std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }

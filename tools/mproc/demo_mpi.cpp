@@ -16,10 +16,13 @@ int mpi_start() {
 
 std::vector<ModeRun> run_mpi_modes(int processes, unsigned& workers, const Matrix& m,
                                    const std::vector<std::string>& modes, int mn, int mx,
-                                   const std::function<void(const std::string&)>& step) {
-  mproc::MpiPool pool(mproc::PoolOptions{.processes = processes == 0 ? std::nullopt : std::optional<int>(processes)});
+                                   const std::function<void(const std::string&)>& step, const std::string& trace) {
+  mproc::MpiPool pool(mproc::PoolOptions{.processes = processes == 0 ? std::nullopt : std::optional<int>(processes),
+                                         .insights = !trace.empty()});
   workers = pool.processes();
-  return run_modes(pool, m, modes, mn, mx, step);
+  auto runs = run_modes(pool, m.data, modes, mn, mx, step);
+  write_trace(pool, trace, "mpi");
+  return runs;
 }
 
 }  // namespace mproc::tool

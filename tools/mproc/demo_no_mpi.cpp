@@ -11,7 +11,7 @@ bool mpi_built() noexcept { return false; }
 int mpi_start() { return 1; }
 
 std::vector<ModeRun> run_mpi_modes(int, unsigned&, const Matrix&, const std::vector<std::string>&, int, int,
-                                   const std::function<void(const std::string&)>&) {
+                                   const std::function<void(const std::string&)>&, const std::string&) {
   throw std::invalid_argument(
       "--pool mpi: this mproc was built without MPI (configure found no MPI, or MPROC_MPI=OFF)");
 }

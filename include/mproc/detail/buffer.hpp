@@ -3,6 +3,7 @@
 // throws SerializationError.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -12,11 +13,37 @@
 
 namespace mproc::detail {
 
+// Frames of this many bytes or more cross between a process pool and its workers through the
+// shared heap, not through a ring (a Writer told to spill_to_heap grows into the heap past it).
+// Below it the ring wins: bench_heap's BM_ApplyBytes measures both sides of it.
+[[nodiscard]] std::size_t heap_spill_bytes() noexcept;
+// For benchmarks and tests: moves the threshold (0: the default again).
+void set_heap_spill_bytes(std::size_t bytes) noexcept;
+
+// How a Writer's storage is freed.
+struct WriterFree {
+  bool heap = false;  // a block of the shared heap, else new[]
+  void operator()(std::byte* p) const noexcept;
+};
+
 class Writer {
  public:
   Writer() = default;
   Writer(Writer&&) noexcept = default;
   Writer& operator=(Writer&&) noexcept = default;
+
+  // From now on, once it would hold heap_spill_bytes() or more, its storage is a block of the
+  // shared heap (in_heap()): written once there, the frame crosses as its address. When owner
+  // is given, it names the heap block the buffer holds (nullptr: none) at every moment, so that
+  // another process can free it should this one die (SlotShared::result_block).
+  void spill_to_heap(std::atomic<void*>* owner = nullptr) noexcept {
+    spill_ = true;
+    owner_ = owner;
+  }
+  [[nodiscard]] bool in_heap() const noexcept { return data_.get_deleter().heap; }
+  // Gives the heap block up without freeing it (its new owner frees it with heap::deallocate):
+  // the buffer is empty afterwards, and its owner word says so.
+  void release_heap() noexcept;
 
   void write(const void* data, std::size_t n) {
     if (n) std::memcpy(grow(n), data, n);
@@ -39,9 +66,11 @@ class Writer {
   void reserve(std::size_t n);
 
  private:
-  std::unique_ptr<std::byte[]> data_;
+  std::unique_ptr<std::byte[], WriterFree> data_;
   std::size_t size_ = 0;
   std::size_t capacity_ = 0;
+  bool spill_ = false;
+  std::atomic<void*>* owner_ = nullptr;
 };
 
 class Reader {

@@ -130,6 +130,8 @@ enum class Misuse : std::uint8_t {
   arguments_not_tuple,
   items_not_tuples,
   function_not_sendable,
+  bound_value_refers_elsewhere,
+  bound_value_not_sendable,
   takes_reference,
   not_callable,
   argument_refers_elsewhere,
@@ -180,9 +182,19 @@ constexpr bool accept() {
                 "pairs or arrays, or use map, which passes each item whole.");
   static_assert(M != Misuse::function_not_sendable,
                 "mproc::Pool: this function cannot be sent to a worker process that is already running: a "
-                "capturing lambda or a function object with state exists only in this process. Pass the "
-                "captured values as arguments (apply, starmap), or use mproc::ThreadPool or mproc::Process, "
-                "which accept any callable.");
+                "capturing lambda or a function object with state exists only in this process. Bind the "
+                "values it needs to a function with mproc::bind_front(f, values...) or "
+                "mproc::bind_back(f, values...), which send them with the tasks; or pass them as arguments "
+                "(apply, starmap); or use mproc::ThreadPool or mproc::Process, which accept any callable.");
+  static_assert(M != Misuse::bound_value_refers_elsewhere,
+                "mproc::Pool: a value bound with mproc::bind_front or mproc::bind_back is a pointer, "
+                "reference, span or string_view (a string literal is a pointer): its target does not "
+                "travel to the worker process. Bind the value itself (std::vector, std::string), or use "
+                "mproc::ThreadPool, which shares this process's memory.");
+  static_assert(M != Misuse::bound_value_not_sendable,
+                "mproc::Pool: a value bound with mproc::bind_front or mproc::bind_back cannot be sent to a "
+                "worker process. Make its type trivially copyable, or give it a cereal serialize(Archive&) "
+                "member (and a default constructor), or use mproc::ThreadPool.");
   static_assert(M != Misuse::takes_reference,
                 "mproc: the function takes a parameter by non-const reference (T& or T&&): a task works on "
                 "its own copy of each argument, so results cannot come back through a reference. Take it "

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "mproc/detail/buffer.hpp"
+#include "mproc/detail/insights_recorder.hpp"
 #include "mproc/detail/invoke.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
@@ -32,6 +34,8 @@ struct Record {
   std::int64_t limit_ns = 0;    // its time limit once started; 0: none (backends that kill tasks)
   int retries = 0;              // runs again this many times at most when lost with its worker
   int attempts = 0;             // times it was started and lost so far
+  const char* kind = nullptr;   // its call's kind (call_kind), for insights
+  std::uint32_t call = 0;       // its call's number, for a pool that records insights
 };
 
 // Where a backend's core takes a chunk in. Throws PoolNotRunning when the pool takes no work.
@@ -79,6 +83,12 @@ class ChunkBook {
   // Keeps a chunk's buffer, its capacity with it, for a later chunk: fresh large buffers cost a
   // page fault per 4 KiB, more than encoding into them.
   void recycle(Writer buffer) noexcept;
+  // From now on chunks past heap_spill_bytes() are encoded into the shared heap and cross as
+  // their address (spill notes, wire.hpp): for a backend whose workers map the heap. Before the
+  // first submit.
+  // And results that a job wants in the heap (TypedJob::destination) are written there by the
+  // workers themselves.
+  void spill_tasks_to_heap() noexcept { spill_tasks_ = true; }
 
   // --- under the core's lock ---
   void check_running() const;   // throws PoolNotRunning: closed, terminated, or broken
@@ -106,6 +116,17 @@ class ChunkBook {
   enum class Phase { running, closed, terminated };
 
   Writer take_buffer();
+  // Where the workers write the results of job's items from first on themselves, or nullptr.
+  template <class R>
+  R* destination(TypedJob<R>& job, std::size_t first) noexcept {
+    if constexpr (placeable_v<R>) {
+      R* dest = spill_tasks_ ? job.destination(first) : nullptr;  // workers that map the heap
+      if (dest && first == 0) note_results_placed();              // once a call
+      return dest;
+    } else {
+      return nullptr;
+    }
+  }
 
   ChunkSink& sink_;
   const Pace pace_;
@@ -113,6 +134,7 @@ class ChunkBook {
 
   std::mutex buffers_mu_;
   std::vector<Writer> buffers_;  // spare chunk buffers; guarded by buffers_mu_
+  bool spill_tasks_ = false;     // set once, before the first submit
 
   Phase phase_ = Phase::running;  // under the core's lock
   std::string broken_;            // why the pool cannot run work, if it cannot; under the core's lock
@@ -124,6 +146,12 @@ class ChunkBook {
 
 // The error of each chunk terminate() drops.
 [[nodiscard]] std::exception_ptr terminated_error();
+
+// A future's cancel, on a backend's queue of chunks not yet sent: takes out job's, in order. A
+// job of one chunk (submit, apply_async) is looked for from both ends of the queue at once, so
+// that cancelling many futures in the order they were made (or the reverse) costs no walk
+// through the rest.
+[[nodiscard]] std::vector<Record> take_chunks_of(std::deque<Record>& queue, const JobBase& job);
 
 // A backend's shutdown(), for destructors: close() and join(), or terminate() when join throws.
 template <class Core>
@@ -141,22 +169,26 @@ void ChunkBook::submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::sp
                        void (*rename)(Writer&)) {
   Writer task = take_buffer();
   try {
-    encode_task<S>(task, fn, items);
+    encode_task<S>(task, fn, items, destination(*job, first));
     if (rename) rename(task);
   } catch (...) {
     // The arguments cannot be sent: these tasks fail, the pool goes on.
     job->fail(first, items.size(), std::current_exception());
     return;
   }
-  sink_.enqueue(Record{job, first, items.size(), std::move(task), &read_results_of<R>});
+  Record record{job, first, items.size(), std::move(task), &read_results_of<R>};
+  record.kind = call_kind<S>(*job);
+  sink_.enqueue(std::move(record));
 }
 
 template <Style S, template <class> class Job, class R, class Fn, class Item>
 void ChunkBook::submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                                 std::size_t first) {
   Writer task = take_buffer();
-  encode_task_in_place<S>(task, fn, items);
-  sink_.enqueue(Record{job, first, items.size(), std::move(task), &read_results_of<R>});
+  encode_task_in_place<S>(task, fn, items, destination(*job, first));
+  Record record{job, first, items.size(), std::move(task), &read_results_of<R>};
+  record.kind = call_kind<S>(*job);
+  sink_.enqueue(std::move(record));
 }
 
 }  // namespace mproc::detail

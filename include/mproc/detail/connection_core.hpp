@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "mproc/detail/buffer.hpp"
-#include "mproc/detail/shared_region.hpp"
 #include "mproc/detail/wait.hpp"
 
 namespace mproc::detail {

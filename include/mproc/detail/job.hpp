@@ -1,8 +1,10 @@
 // job.hpp: JobBase and its kinds — ValueJob (one task: apply_async), ListJob (many tasks whose
-// results are gathered in order: map, starmap and their async forms) and StreamJob (results
-// handed out one by one: imap, imap_unordered). A job is the state a front end call shares with
+// results are gathered in order: map, starmap and their async forms), IntoJob (likewise, into the
+// caller's memory: map_into, starmap_into) and StreamJob (results handed out one by one: imap,
+// imap_unordered). A job is the state a front end call shares with
 // a backend: the backend reports each item's result or exception; the job completes, runs its
-// callbacks on a pool thread, and wakes whoever waits.
+// callbacks on a pool thread, and wakes whoever waits. A job is also a future's state (futures.hpp):
+// its run gate says whether it was cancelled, and JobExtras hold its done callbacks.
 #pragma once
 
 #include <array>
@@ -19,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -31,12 +34,34 @@
 
 namespace mproc::detail {
 
+// What few jobs need, made on first use so that a job without them stays small: a call's own task
+// limits, and a future's done callbacks (add_done_callback, and the waiters of as_completed and
+// wait), run once when the job completes.
+struct JobExtras {
+  std::optional<std::chrono::nanoseconds> task_timeout;  // written before the job's first task is submitted
+  std::int16_t retries = -1;                             // likewise; -1: the pool's
+  std::mutex mu;
+  bool done = false;                           // the callbacks below ran; guarded by mu
+  std::vector<std::function<void()>> on_done;  // guarded by mu
+  std::function<bool()> stop;                  // asks a running task to stop (std::stop_token); guarded by mu
+};
+
+// The error of a task or chunk that cancel() or terminate() kept from running or stopped.
+[[nodiscard]] std::exception_ptr cancelled_error();
+// Reports a done callback's exception on stderr, as Python's concurrent.futures logs it: a done
+// callback has no caller to throw to, and must not end the pool's thread.
+void report_done_callback_error(std::exception_ptr e) noexcept;
+// A call's progress (mproc/progress.hpp): told the items done so far, and the total once known.
+class ProgressMeter;
+void report_progress(ProgressMeter& meter, std::size_t done) noexcept;
+void report_total(ProgressMeter& meter, std::size_t total) noexcept;
+
 class JobBase : public std::enable_shared_from_this<JobBase> {
  public:
   JobBase(JobHost* host, std::size_t items) : host_(host), remaining_(items) {}
   JobBase(const JobBase&) = delete;
   JobBase& operator=(const JobBase&) = delete;
-  virtual ~JobBase() = default;
+  virtual ~JobBase() { delete extras_.load(std::memory_order_acquire); }
 
   // Items [first, first + count) failed as a whole: worker lost, pool terminated, bad encoding.
   virtual void fail(std::size_t first, std::size_t count, const std::exception_ptr& e) = 0;
@@ -46,6 +71,8 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   [[nodiscard]] bool ready() const noexcept { return state_.load(std::memory_order_acquire) == kDone; }
   // What a waiter waits for: completion (ready()), or for a stream its next result.
   [[nodiscard]] virtual bool satisfied() noexcept { return ready(); }
+  // The pool that runs it; once it is done, maybe gone (a future outlives its pool).
+  [[nodiscard]] JobHost* host() const noexcept { return host_; }
   // Waits until satisfied or the deadline passes; returns satisfied(). Hosts may make progress
   // meanwhile (a process pool's waiter collects results itself).
   bool wait(const Deadline& deadline) {
@@ -53,19 +80,75 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   }
   // Sleeps until satisfied, for hosts with nothing better to do meanwhile. Throws Interrupted.
   virtual bool wait_plain(const Deadline& deadline);
-  [[nodiscard]] bool successful() const noexcept { return !error_; }
+  [[nodiscard]] bool successful() const noexcept { return !(gate_.load(std::memory_order_acquire) & kFailed); }
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
   // For a host that must not block its pool: a caller waiting on this job from a pool thread.
   [[nodiscard]] const std::atomic<std::uint32_t>& state_word() const noexcept { return state_; }
   // A time limit for each of this job's tasks, in place of the pool's (TaskTimeout); set before
   // the job's first task is submitted.
-  [[nodiscard]] std::optional<std::chrono::nanoseconds> task_timeout() const noexcept { return task_timeout_; }
-  void set_task_timeout(std::optional<std::chrono::nanoseconds> limit) noexcept { task_timeout_ = limit; }
+  [[nodiscard]] std::optional<std::chrono::nanoseconds> task_timeout() const noexcept {
+    const JobExtras* x = extras_.load(std::memory_order_acquire);
+    return x ? x->task_timeout : std::nullopt;
+  }
+  void set_task_timeout(std::optional<std::chrono::nanoseconds> limit) {
+    if (limit) extras().task_timeout = limit;
+  }
+  // The number of the call this job is, 1 up, for a pool that records insights; 0 until it
+  // numbers it (InsightsRecorder::call_of, under its lock; read without it once set).
+  [[nodiscard]] std::uint32_t call_number() const noexcept { return call_.load(std::memory_order_acquire); }
+  void set_call_number(std::uint32_t n) noexcept { call_.store(n, std::memory_order_release); }
   // Retries for each of this job's tasks, in place of the pool's (Retries); set likewise.
   [[nodiscard]] std::optional<int> retries() const noexcept {
-    return retries_ < 0 ? std::nullopt : std::optional<int>(retries_);
+    const JobExtras* x = extras_.load(std::memory_order_acquire);
+    return x && x->retries >= 0 ? std::optional<int>(x->retries) : std::nullopt;
   }
-  void set_retries(std::optional<int> n) noexcept { retries_ = static_cast<std::int16_t>(n ? *n : -1); }
+  void set_retries(std::optional<int> n) {
+    if (n) extras().retries = static_cast<std::int16_t>(*n);
+  }
+
+  // --- a future's state (futures.hpp) ----------------------------------------------------------
+  // The run gate, for backends that start chunks in this process (ThreadBackend): a chunk starts
+  // only if begin_chunk() returns true. With close_gate() each is one atomic step on one word, so
+  // a chunk either starts before the cancel (and runs) or after it (and never runs).
+  [[nodiscard]] bool begin_chunk() noexcept {
+    return !(gate_.fetch_add(kStarted, std::memory_order_acq_rel) & kCancelRequested);
+  }
+  // For a backend that learns of a start later (a process pool: a result or a loss): counts it.
+  void note_started() noexcept { gate_.fetch_add(kStarted, std::memory_order_relaxed); }
+  [[nodiscard]] std::uint32_t chunks_started() const noexcept {
+    return gate_.load(std::memory_order_acquire) / kStarted;
+  }
+  // Asks for a cancel; false when one was asked before (which decided).
+  bool request_cancel() noexcept {
+    return !(gate_.fetch_or(kCancelRequested, std::memory_order_acq_rel) & kCancelRequested);
+  }
+  [[nodiscard]] bool cancel_requested() const noexcept {
+    return gate_.load(std::memory_order_acquire) & kCancelRequested;
+  }
+  // cancel() or terminate() kept some of its work from running (or stopped it): it is cancelled.
+  void mark_cancelled() noexcept { gate_.fetch_or(kCancelledOk, std::memory_order_acq_rel); }
+  [[nodiscard]] bool cancelled() const noexcept { return gate_.load(std::memory_order_acquire) & kCancelledOk; }
+  // The run gate's cancel, for hosts that use begin_chunk(): closes the gate; true when a chunk
+  // had not started (it never will). A job of one task then fails with CancelledError at once.
+  bool close_gate() noexcept;
+  // A chunk the gate kept from running: its items fail with CancelledError; a one-task job
+  // already failed in close_gate().
+  virtual void skip_chunk(std::size_t first, std::size_t count) noexcept { fail(first, count, cancelled_error()); }
+  // Chunks submitted so far (set by the front end before it submits them).
+  [[nodiscard]] virtual std::size_t chunks() const noexcept { return 1; }
+  // The host's cancel, running and terminate (JobHost); false once done: a host may be gone then
+  // (a future outlives its pool, which finished its work first).
+  // A cancelled job says so again, as Python's cancel() does.
+  bool cancel() { return cancelled() || (!ready() && host_ && host_->cancel(*this)); }
+  [[nodiscard]] bool running() { return !ready() && host_ && host_->running(*this); }
+  bool terminate() { return !ready() && host_ && host_->terminate(*this); }
+  // Runs fn once the job is done: at once, here, when it is already; else on the thread that
+  // completes it. An exception from fn is reported (report_done_callback_error), never thrown.
+  void add_on_done(std::function<void()> fn);
+  // For a task given a std::stop_token: how terminate() asks it to stop.
+  void set_stop(std::function<bool()> stop);
+  // Asks the task to stop; false when it cannot be asked (no std::stop_token) or was already.
+  bool request_stop();
 
  protected:
   // Records the first error; the job fails with it.
@@ -74,19 +157,36 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   void items_done(std::size_t count) noexcept;
   virtual void run_callbacks() = 0;
   [[nodiscard]] virtual bool has_callbacks() const noexcept { return false; }
+  // A one-task job whose cancel succeeded fails here; a map's chunks fail as they are dropped.
+  virtual void on_cancelled() noexcept {}
+  // Items not yet done, for a job's progress.
+  [[nodiscard]] std::size_t remaining() const noexcept { return remaining_.load(std::memory_order_acquire); }
+  // After its meter is set: from then on every items_done() reports progress.
+  void watched() noexcept {
+    watched_.store(true, std::memory_order_release);
+    progressed();
+  }
+  // Reports the job's progress to its meter; only once watched().
+  virtual void progressed() noexcept {}
 
  private:
   static constexpr std::uint32_t kPending = 0, kWaiting = 1, kDone = 2;
+  // gate_: flags in the low bits, the count of chunks started above them.
+  static constexpr std::uint32_t kFailed = 1, kCancelRequested = 2, kCancelledOk = 4, kStarted = 8;
+
+  JobExtras& extras();
+  void run_done_callbacks(JobExtras& x) noexcept;
 
   // In this order, without padding between them: a ValueJob and its shared_ptr's count then fit
   // in 112 bytes of heap, not 128 (at 10000 fire-and-forget tasks, what the caches hold or not).
   JobHost* host_;
   std::atomic<std::size_t> remaining_;
-  std::exception_ptr error_;  // written once, by whoever set failed_, before remaining_ reaches 0
+  std::exception_ptr error_;  // written once, by whoever set kFailed, before remaining_ reaches 0
   std::atomic<std::uint32_t> state_{kPending};
-  std::atomic<bool> failed_{false};
-  std::int16_t retries_ = -1;  // -1: the pool's; in what would be padding, so no job grows
-  std::optional<std::chrono::nanoseconds> task_timeout_;
+  std::atomic<std::uint32_t> gate_{0};       // kFailed, the run gate and the chunks started
+  std::atomic<bool> watched_{false};         // a meter counts its items (Progress); in what was padding
+  std::atomic<std::uint32_t> call_{0};       // its call's number (insights); likewise
+  std::atomic<JobExtras*> extras_{nullptr};  // owned; made on first use
 };
 
 // Storage for one result per item. R that is not default-constructible, and bool (whose
@@ -111,6 +211,12 @@ class TypedJob : public JobBase {
         set_value(first + i, std::bit_cast<R>(one));
       }
     }
+  }
+  // Where workers that share this process's memory may write the results of items from first
+  // on themselves (IntoJob over memory in the shared heap), or nullptr: they send them instead.
+  [[nodiscard]] virtual R* destination(std::size_t first) noexcept {
+    (void)first;
+    return nullptr;
   }
   // Called after a run of set_value/set_error calls for count items.
   void done(std::size_t count) noexcept { items_done(count); }
@@ -168,11 +274,14 @@ class ValueJob final : public TypedJob<R> {
   [[nodiscard]] const R& value() const { return *value_; }
   [[nodiscard]] R take() { return std::move(*value_); }
   [[nodiscard]] bool has_callbacks() const noexcept override { return callbacks_.any(); }
+  // Its one chunk failed when cancel() succeeded (on_cancelled): nothing is left to report.
+  void skip_chunk(std::size_t, std::size_t) noexcept override {}
 
  private:
   void run_callbacks() override {
     callbacks_.run(*this, [this]() -> const R& { return *value_; });
   }
+  void on_cancelled() noexcept override { this->fail(0, 1, cancelled_error()); }
 
   std::optional<R> value_;
   Callbacks<R> callbacks_;
@@ -187,7 +296,7 @@ class ListJob final : public TypedJob<R> {
   using ErrorCallback = typename Callbacks<std::vector<R>>::OnError;
 
   ListJob(JobHost* host, std::size_t n, Callback callback, ErrorCallback error_callback)
-      : TypedJob<R>(host, n), slots_(n), callbacks_(std::move(callback), std::move(error_callback)) {}
+      : TypedJob<R>(host, n), slots_(n), callbacks_(std::move(callback), std::move(error_callback)), total_(n) {}
 
   void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
@@ -198,6 +307,15 @@ class ListJob final : public TypedJob<R> {
       TypedJob<R>::set_values(first, count, bytes);
     }
   }
+
+  [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
+  void add_chunks(std::size_t n) noexcept { chunks_.fetch_add(n, std::memory_order_acq_rel); }
+  // Counts its items on meter from now on (Progress); call once, before waiting on the job.
+  void watch(std::shared_ptr<ProgressMeter> meter) {
+    meter_ = std::move(meter);
+    this->watched();
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
 
   [[nodiscard]] std::vector<R> value() const { return gather(slots_); }
   [[nodiscard]] std::vector<R> take() {
@@ -229,9 +347,49 @@ class ListJob final : public TypedJob<R> {
   void run_callbacks() override {
     callbacks_.run(*this, [this] { return value(); });
   }
+  // On a worker, maybe after another finished the job and its caller took slots_: total_, not slots_.
+  void progressed() noexcept override { report_progress(*meter_, total_ - this->remaining()); }
 
   std::vector<ResultSlot<R>> slots_;
   Callbacks<std::vector<R>> callbacks_;
+  const std::size_t total_;               // its items
+  std::atomic<std::size_t> chunks_{0};    // submitted so far (add_chunks)
+  std::shared_ptr<ProgressMeter> meter_;  // set once by watch()
+};
+
+// Many tasks whose results go into the caller's memory, item i to out[i] (map_into,
+// starmap_into): no result vector is made, nor zero-filled. Where workers may write there
+// themselves (shared, R sent as its bytes), destination() says where.
+template <class R>
+class IntoJob final : public TypedJob<R> {
+ public:
+  // workers_write: out lies in memory the pool's workers share, at the same address.
+  IntoJob(JobHost* host, std::span<R> out, bool workers_write)
+      : TypedJob<R>(host, out.size()), out_(out), workers_write_(workers_write) {}
+
+  void set_value(std::size_t index, R&& value) override { out_[index] = std::move(value); }
+  void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
+  void set_values(std::size_t first, std::size_t count, const std::byte* bytes) override {
+    if constexpr (std::is_trivially_copyable_v<R>) {
+      if (count) std::memcpy(out_.data() + first, bytes, count * sizeof(R));
+    } else {
+      TypedJob<R>::set_values(first, count, bytes);
+    }
+  }
+  [[nodiscard]] R* destination(std::size_t first) noexcept override {
+    return workers_write_ && first < out_.size() ? out_.data() + first : nullptr;
+  }
+
+  [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
+  void add_chunks(std::size_t n) noexcept { chunks_.fetch_add(n, std::memory_order_acq_rel); }
+  [[nodiscard]] std::size_t size() const noexcept { return out_.size(); }
+
+ private:
+  void run_callbacks() override {}
+
+  std::span<R> out_;
+  const bool workers_write_;
+  std::atomic<std::size_t> chunks_{0};  // submitted so far (add_chunks)
 };
 
 // Results handed out as they come (imap: in input order; imap_unordered: in completion order).
@@ -250,6 +408,22 @@ class StreamJob final : public TypedJob<R> {
     if (ordered_) results_.resize(expected_ - taken_);
     return first;
   }
+  [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
+  void add_chunks(std::size_t n) noexcept { chunks_.fetch_add(n, std::memory_order_acq_rel); }
+  // The input ended: no item is announced after those so far (the meter's total).
+  void end_input() {
+    std::size_t total = 0;
+    {
+      std::lock_guard lock(mu_);
+      total = expected_;
+    }
+    if (meter_) report_total(*meter_, total);
+  }
+  // Counts its items on meter from now on (Progress); call once, before the first expect().
+  // Counted as each result arrives, before the consumer can take it: the last count is reported
+  // before the loop can see its last result.
+  void watch(std::shared_ptr<ProgressMeter> meter) { meter_ = std::move(meter); }
+  [[nodiscard]] bool ordered() const noexcept { return ordered_; }
   // Items announced and not yet taken.
   [[nodiscard]] std::size_t outstanding() {
     std::lock_guard lock(mu_);
@@ -282,6 +456,7 @@ class StreamJob final : public TypedJob<R> {
       results_[index - taken_] = std::move(outcome);
     else
       ready_.push_back(std::move(outcome));
+    if (meter_) report_progress(*meter_, ++arrived_);
     cv_.notify_all();
   }
   bool has_next() const {  // under mu_
@@ -290,12 +465,15 @@ class StreamJob final : public TypedJob<R> {
   void run_callbacks() override {}
 
   const bool ordered_;
+  std::shared_ptr<ProgressMeter> meter_;  // set once by watch(), before the input is read
+  std::size_t arrived_ = 0;               // results put, for meter_; guarded by mu_
   std::mutex mu_;
   std::condition_variable cv_;
   std::size_t expected_ = 0;                    // guarded by mu_
   std::size_t taken_ = 0;                       // guarded by mu_
   std::deque<std::optional<Outcome>> results_;  // ordered: items taken_.. expected_; guarded by mu_
   std::deque<Outcome> ready_;                   // unordered: arrived, not taken; guarded by mu_
+  std::atomic<std::size_t> chunks_{0};          // submitted so far (add_chunks)
 };
 
 // --- definitions -----------------------------------------------------------------------------
@@ -323,7 +501,7 @@ std::optional<R> StreamJob<R>::next(const Deadline& deadline) {
 
 template <class R>
 bool StreamJob<R>::wait_plain(const Deadline& deadline) {
-  const std::uint64_t interrupts = interrupt_count();
+  const std::uint64_t interrupts = interrupts_at_start();
   std::unique_lock lock(mu_);
   while (!(has_next() || taken_ == expected_)) {
     auto until = Clock::now() + kInterruptCheck;

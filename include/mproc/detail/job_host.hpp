@@ -19,9 +19,20 @@ class JobHost {
  public:
   virtual void defer_completion(std::shared_ptr<JobBase> job) = 0;
   virtual bool wait(JobBase& job, const Deadline& deadline) = 0;
+  // Whether wait() has the waiting thread make the progress itself (a process pool's waiter
+  // collects results): then a wait for the first of several jobs (as_completed) is spent there too.
+  [[nodiscard]] virtual bool waiter_collects() const noexcept { return false; }
   // Runs the callbacks of a job that one of the pool's threads finished. A pool whose threads
   // finish jobs at the same time (ThreadPool) serializes them here; by default they run at once.
   virtual void complete_on_pool_thread(JobBase& job) noexcept;
+
+  // A future's requests (futures.hpp), each called only while the job is not done. cancel: keeps
+  // the job's chunks that have not started from ever running; true when it kept any. running:
+  // whether a chunk of it has started. terminate: stops it even while it runs; true when it did.
+  // By default nothing can be cancelled or stopped, and a job runs once a chunk of it started.
+  virtual bool cancel(JobBase& job);
+  virtual bool running(JobBase& job);
+  virtual bool terminate(JobBase& job);
 
  protected:
   ~JobHost() = default;

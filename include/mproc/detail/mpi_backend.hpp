@@ -45,7 +45,11 @@ class MpiBackend {
   void close();
   void join();
   void terminate();
+  void cancel_queued();      // chunks not yet handed to a rank are cancelled (shutdown(cancel_futures))
   void shutdown() noexcept;  // close() and join(), for destructors
+
+  // Null unless PoolOptions::insights.
+  [[nodiscard]] const InsightsRecorder* insights() const noexcept;
 
   // The ranks serving this pool, in order. For tests and tools.
   [[nodiscard]] std::vector<int> worker_ranks() const;

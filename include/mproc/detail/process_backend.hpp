@@ -45,7 +45,8 @@ class ProcessBackend {
               const std::shared_ptr<const void>& keep_alive);
 
   // Whether [p, p + bytes) lies in memory every worker maps at the same address and sees change:
-  // a shared region (an mproc::Array, say) made before the pool forked its workers, still mapped.
+  // the shared heap (an mproc::Array, pmr containers made with mproc::shared_resource()), which
+  // every process of the program maps before any pool forks.
   [[nodiscard]] bool shares(const void* p, std::size_t bytes) const noexcept {
     return in_shared_region(p, bytes, regions_before_);
   }
@@ -59,6 +60,10 @@ class ProcessBackend {
   void join();
   void terminate();
   void shutdown() noexcept;  // close() and join(), for destructors
+  void cancel_queued();      // every chunk no worker claimed is cancelled (shutdown(cancel_futures))
+
+  // Null unless PoolOptions::insights.
+  [[nodiscard]] const InsightsRecorder* insights() const noexcept;
 
   // The workers' process ids, in slot order (0 for a slot being replaced). For tests and tools.
   [[nodiscard]] std::vector<int> worker_pids() const;

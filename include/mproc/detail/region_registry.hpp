@@ -1,7 +1,8 @@
 // region_registry.hpp: the shared regions this process has mapped, numbered in the order it made
 // them, so that a process pool can tell what its workers share with it: the regions made before
 // it forked them, still mapped. (One made later, perhaps at the same address, is not in their
-// memory.) map_shared_region (shared_region.hpp) records each region; the process backend asks.
+// memory.) The shared heap (src/heap/heap.cpp) records itself, before any pool forks; the process
+// backend asks.
 #pragma once
 
 #include <cstddef>

@@ -10,7 +10,9 @@
 #include <span>
 #include <type_traits>
 
+#include "mproc/detail/insights_recorder.hpp"
 #include "mproc/detail/invoke.hpp"
+#include "mproc/detail/item_clock.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/pool_options.hpp"
 
@@ -75,10 +77,14 @@ class ThreadBackend {
   void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               const std::shared_ptr<const void>& keep_alive);
 
+  // Null unless PoolOptions::insights.
+  [[nodiscard]] const InsightsRecorder* insights() const noexcept;
+
   void close();
   void join();               // finishes every submitted task, then joins the threads
   void terminate();          // tasks not started fail with PoolNotRunning; running ones finish
   void shutdown() noexcept;  // close() and join(), for destructors
+  void cancel_queued();      // every queued task is cancelled (shutdown(cancel_futures))
 
  private:
   void enqueue(ThreadTask&& task);
@@ -92,28 +98,45 @@ class ThreadBackend {
 void release_shared(std::exception_ptr& error) noexcept;
 void release_shared(std::shared_ptr<JobBase>& job) noexcept;
 
+// Runs item i of a task, reporting its result or exception to job. An exception is recorded
+// after its handler has ended and this thread's own reference is dropped in release_shared():
+// the job may hand it to the caller at once (imap), and the end of a handler frees the exception
+// there, out of ThreadSanitizer's sight.
+template <Style S, class Fn, class Item, class Job>
+void run_thread_item(const Fn& fn, const Item* items, std::size_t first, Job& job, std::size_t i) noexcept {
+  std::exception_ptr error;
+  try {
+    job.set_value(first + i, call<S>(fn, items[i]));
+    return;
+  } catch (...) {
+    error = std::current_exception();
+  }
+  job.set_error(first + i, error);
+  release_shared(error);
+}
+
 // Runs a task's items, reporting each result or exception to its job. Job is the job's own type
 // (final: a ListJob's results go straight to their slots, without a virtual call per item, which
-// costs as much as a small map item itself). An exception is recorded after its handler has
-// ended and this thread's own reference is dropped in release_shared(): the job may hand it to
-// the caller at once (imap), and the end of a handler frees the exception there, out of
-// ThreadSanitizer's sight. Local: the function and the one item are in task.local.
+// costs as much as a small map item itself). Local: the function and the one item are in
+// task.local. Timed on t_item_clock when it is set (insights), and reported through its ran
+// before the job can complete.
 template <Style S, class Fn, class Item, class Job, bool Local>
 void run_thread_task(ThreadTask& task) noexcept {
   const Fn& fn = Local ? *std::launder(reinterpret_cast<const Fn*>(task.local.at)) : *static_cast<const Fn*>(task.fn);
   const Item* items = Local ? std::launder(reinterpret_cast<const Item*>(task.local.at + local_item_offset<Fn, Item>))
                             : static_cast<const Item*>(task.items);
   auto& job = static_cast<Job&>(*task.job);
-  for (std::size_t i = 0; i < task.count; ++i) {
-    std::exception_ptr error;
-    try {
-      job.set_value(task.first + i, call<S>(fn, items[i]));
-      continue;
-    } catch (...) {
-      error = std::current_exception();
-    }
-    job.set_error(task.first + i, error);
-    release_shared(error);
+  const std::size_t first = task.first;
+  if (ItemClock* clock = t_item_clock) [[unlikely]] {
+    auto one = [&](std::size_t i) { run_thread_item<S>(fn, items, first, job, i); };
+    auto block = [&](std::size_t from, std::size_t end) {
+      for (std::size_t i = from; i < end; ++i) run_thread_item<S>(fn, items, first, job, i);
+    };
+    clock->run(
+        0, task.count, [](std::size_t) {}, one, block);
+    if (clock->ran) clock->ran(*clock, job, call_kind<S>(job));
+  } else {
+    for (std::size_t i = 0; i < task.count; ++i) run_thread_item<S>(fn, items, first, job, i);
   }
   job.done(task.count);
 }

@@ -4,15 +4,26 @@
 //
 //   task frame    a TaskHeader, then a chunk
 //   chunk         its entry point (an Invoker's address), the function if it is a pointer, the
-//                 item count (u64), then the items encoded, or their address (read in place)
-//   result frame  a ResultHeader (the chunk's seq, how long it ran), then the chunk's results
+//                 item count (u64), where its results go when the worker writes them itself
+//                 (placed: an address in the shared heap), then the items encoded, or their
+//                 address (read in place)
+//   result frame  a ResultHeader (the chunk's seq, how long it ran), a ChunkTiming when the pool
+//                 records insights (both sides know it from PoolOptions::insights), then the
+//                 chunk's results
 //   results       a ResultForm byte, then
 //                   dense:    every result's bytes back to back (all succeeded, R is sent as its
 //                             bytes: the parent copies them in one go)
 //                   per_item: for each item a status byte (0 value, 1 exception) and its encoded
 //                             value or exception
 //                   failed:   one encoded exception, every item's (the chunk could not run)
+//                   placed:   nothing: the worker wrote every result where the chunk said
+//                 (per_item's status 2, likewise: that item's result was written there)
 //   hello         a status byte (0: the worker's initializer ran, 1: it threw) and the exception
+//   spill note    a task or result frame of heap_spill_bytes() or more, written into a block of
+//                 the shared heap, crosses as a SpillNote: a tag no seq can be, the frame's seq,
+//                 and where the frame lies. The receiver reads the frame there; the sender of a
+//                 task keeps its block until the task's result is in, the receiver of a result
+//                 frees its block once read.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +38,7 @@
 #include "mproc/codec.hpp"
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/invoke.hpp"
+#include "mproc/detail/item_clock.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/shared_heap.hpp"
 
@@ -34,15 +46,21 @@ namespace mproc::detail {
 
 // --- results ----------------------------------------------------------------------------------
 
-enum class ResultForm : std::uint8_t { per_item = 0, dense = 1, failed = 2 };
+enum class ResultForm : std::uint8_t { per_item = 0, dense = 1, failed = 2, placed = 3 };
+// A per-item status byte: the value follows, an exception follows, or it was written in place.
+inline constexpr std::uint8_t kItemValue = 0, kItemError = 1, kItemPlaced = 2;
 
 // One item's exception, in the per-item form.
 void write_item_error(Writer& out, const std::exception_ptr& e);
+// Called first by write_item_error with each exception a task let escape, where a backend set
+// it (a process pool's worker under a memory limit, which ends on a std::bad_alloc); null else.
+extern void (*task_error_hook)(const std::exception_ptr& e) noexcept;
 // A chunk's results when it could not run at all: every item fails with e.
 void fail_chunk(Writer& out, const std::exception_ptr& e);
 
 // Writes a chunk's results: densely while every item succeeds and R is sent as its bytes,
-// switching to per-item at the first failure.
+// switching to per-item at the first failure; or, told place_into(dest), each value straight
+// into dest[i] (the caller's memory in the shared heap), the frame saying only which were.
 template <class R>
 class ResultWriter {
  public:
@@ -50,12 +68,68 @@ class ResultWriter {
     auto form = dense_ ? ResultForm::dense : ResultForm::per_item;
     out_.write(&form, 1);
   }
+  // From the first item on, values go to dest[i]; before any item ran.
+  void place_into(R* dest) noexcept {
+    if constexpr (placeable_v<R>) {
+      dest_ = dest;
+      auto form = ResultForm::placed;
+      std::memcpy(out_.data() + form_at_, &form, 1);
+    }
+  }
   // Runs one task and writes its result or its exception.
   template <Style S, class F, class Item>
   void run(const F& f, const Item& item) {
+    run_with<S, F, Item>([&] { return call<S>(f, item); });
+  }
+  // As run, for an item decoded for this call alone: f may take it over (call_owned).
+  template <Style S, class F, class Item>
+  void run_owned(const F& f, Item& item) {
+    run_with<S, F, Item>([&] { return call_owned<S>(f, item); });
+  }
+  // Runs count tasks on items[0..count). When results are dense, they go straight into one block
+  // sized once: this loop is all a worker adds to the function's own cost. Timed on clock when
+  // it is set (insights; see ItemClock).
+  template <Style S, class F, class Item>
+  void run_all(const F& f, const Item* items, std::size_t count, ItemClock* clock) {
+    if (clock) [[unlikely]] {
+      if constexpr (is_raw_v<R> && !std::is_empty_v<R>)
+        if (dense_) out_.reserve(out_.size() + (count - done_) * sizeof(R));
+      auto one = [&](std::size_t i) { run<S>(f, items[i]); };
+      auto block = [&](std::size_t, std::size_t end) { run_range<S>(f, items, end); };
+      clock->run(
+          done_, count, [](std::size_t) {}, one, block);
+      return;
+    }
+    run_range<S>(f, items, count);
+  }
+  // The items from the next one up to count fail with e (the chunk could not be read).
+  void fail_rest(std::size_t count, const std::exception_ptr& e) {
+    while (done_ < count) fail(e);
+  }
+
+ private:
+  // Runs tasks [done_, end) on items: as one block while results are dense and R is sent as its
+  // bytes, one by one otherwise (and after a failure, which ends the dense form).
+  template <Style S, class F, class Item>
+  void run_range(const F& f, const Item* items, std::size_t end) {
+    if constexpr (is_raw_v<R> && !std::is_empty_v<R>)
+      if (dense_) run_block<S>(f, items, end);
+    while (done_ < end) run<S>(f, items[done_]);
+  }
+  // Runs one task, call_it(), and writes its result or its exception.
+  template <Style S, class F, class Item, class Call>
+  void run_with(Call&& call_it) {
     std::size_t mark = out_.size();
     try {
-      auto result = call<S>(f, item);
+      auto result = call_it();
+      if constexpr (placeable_v<R>) {
+        if (dest_) {
+          std::memcpy(dest_ + done_, &result, sizeof(R));
+          if (!dense_) out_.write(&kItemPlaced, 1);
+          ++done_;
+          return;
+        }
+      }
       if constexpr (is_raw_v<R>) {
         if (dense_) {
           std::byte* at = out_.grow(sizeof(R));
@@ -67,60 +141,55 @@ class ResultWriter {
           return;
         }
       }
-      std::uint8_t ok = 0;
-      out_.write(&ok, 1);
+      out_.write(&kItemValue, 1);
       encode(out_, result);
+      keep_spare(result);  // its buffer, warm, for the next argument decoded (a big echo)
       ++done_;
     } catch (...) {
       out_.truncate(mark);  // drop a result that failed halfway through encoding
       fail(std::current_exception());
     }
   }
-  // Runs count tasks on items[0..count). When results are dense, they go straight into one block
-  // sized once: this loop is all a worker adds to the function's own cost.
+  // Runs items [done_, count) into one block after the dense results so far.
   template <Style S, class F, class Item>
-  void run_all(const F& f, const Item* items, std::size_t count) {
-    if constexpr (is_raw_v<R> && !std::is_empty_v<R>) {
-      if (dense_ && done_ == 0) {
-        std::byte* block = out_.grow(count * sizeof(R));
-        std::size_t i = 0;  // a local: done_ would be stored and reloaded around every call
-        try {
-          for (; i < count; ++i) {
-            auto result = call<S>(f, items[i]);
-            std::memcpy(block + i * sizeof(R), &result, sizeof(R));
-          }
-          done_ = count;
-        } catch (...) {
-          done_ = i;
-          out_.truncate(form_at_ + 1 + i * sizeof(R));
-          fail(std::current_exception());
-        }
+  void run_block(const F& f, const Item* items, std::size_t count) {
+    const std::size_t from = done_;
+    std::byte* block =
+        dest_ ? reinterpret_cast<std::byte*>(dest_) : out_.grow((count - from) * sizeof(R)) - from * sizeof(R);
+    std::size_t i = from;  // a local: done_ would be stored and reloaded around every call
+    try {
+      for (; i < count; ++i) {
+        auto result = call<S>(f, items[i]);
+        std::memcpy(block + i * sizeof(R), &result, sizeof(R));
       }
+      done_ = count;
+    } catch (...) {
+      done_ = i;
+      if (!dest_) out_.truncate(form_at_ + 1 + i * sizeof(R));
+      fail(std::current_exception());
     }
-    while (done_ < count) run<S>(f, items[done_]);
   }
-  // The items from the next one up to count fail with e (the chunk could not be read).
-  void fail_rest(std::size_t count, const std::exception_ptr& e) {
-    while (done_ < count) fail(e);
-  }
-
- private:
   void fail(const std::exception_ptr& e) {
     if (dense_) to_per_item();
     write_item_error(out_, e);
     ++done_;
   }
-  // Rewrites the dense results so far in the per-item form, which can carry an exception.
+  // Rewrites the dense (or placed) results so far in the per-item form, which can carry an
+  // exception.
   void to_per_item() {
-    if constexpr (is_raw_v<R>) {
+    if (dest_) {
+      out_.truncate(form_at_);
+      auto form = ResultForm::per_item;
+      out_.write(&form, 1);
+      for (std::size_t i = 0; i < done_; ++i) out_.write(&kItemPlaced, 1);
+    } else if constexpr (is_raw_v<R>) {
       std::vector<R> so_far(done_);
       if (done_) std::memcpy(so_far.data(), out_.data() + form_at_ + 1, done_ * sizeof(R));
       out_.truncate(form_at_);
       auto form = ResultForm::per_item;
       out_.write(&form, 1);
-      std::uint8_t ok = 0;
       for (const R& r : so_far) {
-        out_.write(&ok, 1);
+        out_.write(&kItemValue, 1);
         out_.write(&r, sizeof(R));
       }
     }
@@ -131,7 +200,14 @@ class ResultWriter {
   std::size_t form_at_;
   std::size_t done_ = 0;
   bool dense_ = is_raw_v<R>;
+  R* dest_ = nullptr;  // placed: where item i's value goes (dest_[i])
 };
+
+// A result said to be written in place must be for a job that asked for that.
+template <class R>
+void check_placed(TypedJob<R>& job, std::size_t first) {
+  if (!job.destination(first)) throw SerializationError("mproc: corrupt result: placed, but not asked to be");
+}
 
 // Reads the results of items [first, first + count) of job, as ResultWriter or fail_chunk wrote
 // them. What cannot be decoded fails its item and those after it in the chunk.
@@ -152,16 +228,21 @@ void read_results(TypedJob<R>& job, std::size_t first, std::size_t count, Reader
       } else if (form == ResultForm::failed) {
         auto e = decode_exception(r);
         for (; i < count; ++i) job.set_error(first + i, e);
+      } else if (form == ResultForm::placed) {
+        check_placed(job, first);
+        i = count;
       } else if (form != ResultForm::per_item) {
         throw SerializationError("mproc: corrupt result: bad form byte");
       }
       for (; i < count; ++i) {
         std::uint8_t status = 0;
         r.read(&status, 1);
-        if (status == 0)
+        if (status == kItemValue)
           job.set_value(first + i, decode<R>(r));
-        else if (status == 1)
+        else if (status == kItemError)
           job.set_error(first + i, decode_exception(r));
+        else if (status == kItemPlaced)
+          check_placed(job, first);
         else
           throw SerializationError("mproc: corrupt result: bad status byte");
       }
@@ -191,76 +272,160 @@ using Invoker = void (*)(Reader& in, Writer& out);
 // when in is too short to hold one; what comes after, the entry point reads.
 void run_chunk(Reader& in, Writer& out);
 
-// Reads a chunk's header past the entry point (the function, the item count), then has
-// run_items(f, count, results) read and run the items. What cannot be read fails every item
-// not yet run with that error.
-template <Style S, class F, class Item, class RunItems>
+// A chunk's function as it crosses: a function pointer as its address, right after the entry
+// point (where rename_task_code finds it), an empty type as nothing; a Bound (bind.hpp) as its
+// function's, with its values encoded after the item count, so that values that cannot be
+// decoded fail the chunk's items (invoke_chunk knows how many by then).
+template <class F>
+struct FunctionWire {
+  static constexpr bool has_pointer = is_function_pointer_v<F>;
+  using Pointer = std::conditional_t<has_pointer, F, std::nullptr_t>;
+  static void write_pointer(Writer& w, const F& f) {
+    if constexpr (has_pointer) w.write(&f, sizeof f);
+  }
+  static void write_values(Writer&, const F&) {}
+  static Pointer read_pointer(Reader& in) {
+    Pointer p{};
+    if constexpr (has_pointer) in.read(&p, sizeof p);
+    return p;
+  }
+  static F build(Pointer p, Reader&) {
+    if constexpr (has_pointer)
+      return p;
+    else
+      return F{};
+  }
+};
+template <BindSide Side, class G, class... V>
+struct FunctionWire<Bound<Side, G, V...>> {
+  using F = Bound<Side, G, V...>;
+  using Inner = FunctionWire<G>;
+  static constexpr bool has_pointer = Inner::has_pointer;
+  using Pointer = typename Inner::Pointer;
+  static void write_pointer(Writer& w, const F& f) { Inner::write_pointer(w, f.function()); }
+  static void write_values(Writer& w, const F& f) {
+    Inner::write_values(w, f.function());
+    std::apply([&w](const V&... values) { (encode(w, values), ...); }, f.values());
+  }
+  static Pointer read_pointer(Reader& in) { return Inner::read_pointer(in); }
+  static F build(Pointer p, Reader& in) {
+    G g = Inner::build(p, in);
+    return F(std::move(g), std::tuple<V...>{decode<V>(in)...});  // braces: decoded in order
+  }
+};
+
+// Reads a chunk's header past the entry point (the function, the item count, where results go
+// when Placed), then has run_items(f, count, results) read and run the items. What cannot be read
+// fails every item not yet run with that error.
+template <Style S, class F, class Item, bool Placed, class RunItems>
 void invoke_chunk(Reader& in, Writer& out, RunItems run_items) {
-  ResultWriter<result_t<S, F, Item>> results(out);
+  using R = result_t<S, F, Item>;
+  ResultWriter<R> results(out);
   std::uint64_t count = 0;
   try {
-    F f{};
-    if constexpr (is_function_pointer_v<F>) in.read(&f, sizeof f);
+    const auto pointer = FunctionWire<F>::read_pointer(in);
     in.read(&count, sizeof count);
+    if constexpr (Placed) {
+      R* dest = nullptr;
+      in.read(&dest, sizeof dest);
+      // Only the heap is written: a destination anywhere else is refused, not followed.
+      if (count > SIZE_MAX / sizeof(R) || !in_shared_heap(dest, static_cast<std::size_t>(count) * sizeof(R)))
+        throw SerializationError("mproc: a chunk's results are to go outside the shared heap");
+      results.place_into(dest);
+    }
+    const F f = FunctionWire<F>::build(pointer, in);
     run_items(f, count, results);
   } catch (...) {
     results.fail_rest(count, std::current_exception());
   }
 }
 
-template <Style S, class F, class Item>
+template <Style S, class F, class Item, bool Placed = false>
 void invoke(Reader& in, Writer& out) {
-  invoke_chunk<S, F, Item>(in, out, [&in](const F& f, std::uint64_t count, auto& results) {
+  invoke_chunk<S, F, Item, Placed>(in, out, [&in](const F& f, std::uint64_t count, auto& results) {
     std::optional<Item> item;
-    for (std::uint64_t i = 0; i < count; ++i) {
+    auto decode_next = [&] {
       if constexpr (std::is_default_constructible_v<Item>) {
         if (!item) item.emplace();
         decode_into(in, *item);
       } else {
         item.emplace(decode<Item>(in));
       }
-      results.template run<S>(f, *item);
+    };
+    auto run_next = [&] {
+      decode_next();
+      results.template run_owned<S>(f, *item);
+    };
+    // One look at the clock per chunk: the untimed loop is the same with insights or without.
+    if (ItemClock* clock = t_item_clock) [[unlikely]] {
+      clock->run(
+          0, count, [&](std::size_t) { decode_next(); }, [&](std::size_t) { results.template run_owned<S>(f, *item); },
+          [&](std::size_t from, std::size_t end) {
+            for (std::size_t i = from; i < end; ++i) run_next();
+          });
+    } else {
+      for (std::uint64_t i = 0; i < count; ++i) run_next();
     }
+    if (item) keep_spares(*item);  // what the function did not take, for the next chunk
   });
 }
 
 // As invoke, for items the worker reads where they are, in memory it shares with the parent.
-template <Style S, class F, class Item>
+template <Style S, class F, class Item, bool Placed = false>
 void invoke_in_place(Reader& in, Writer& out) {
-  invoke_chunk<S, F, Item>(in, out, [&in](const F& f, std::uint64_t count, auto& results) {
+  invoke_chunk<S, F, Item, Placed>(in, out, [&in](const F& f, std::uint64_t count, auto& results) {
     const Item* items = nullptr;
     in.read(&items, sizeof items);
-    results.template run_all<S>(f, items, count);
+    results.template run_all<S>(f, items, count, t_item_clock);
   });
 }
 
-// A chunk's header: the worker's entry point, the function if it is a pointer, the item count.
-template <class F>
-void write_chunk_header(Writer& w, Invoker entry, const F& f, std::size_t count) {
+// A chunk's header: the worker's entry point, the function if it is a pointer, the item count,
+// where results go when the worker writes them itself (dest, placed; else nothing), then values
+// bound to the function (FunctionWire).
+template <class F, class R = std::byte>
+void write_chunk_header(Writer& w, Invoker entry, const F& f, std::size_t count, R* dest = nullptr) {
   w.write(&entry, sizeof entry);
-  if constexpr (is_function_pointer_v<F>) w.write(&f, sizeof f);
+  FunctionWire<F>::write_pointer(w, f);
   auto n = static_cast<std::uint64_t>(count);
   w.write(&n, sizeof n);
+  if (dest) w.write(&dest, sizeof dest);
+  FunctionWire<F>::write_values(w, f);
 }
 
-// Writes a chunk's header and items as invoke<S, F, Item> reads them.
+// The worker's entry point for a chunk: items InPlace or encoded, results placed at dest or sent.
+template <Style S, class F, class Item, bool InPlace, bool Placed = false>
+Invoker entry_point(const result_t<S, F, Item>* dest) {
+  if constexpr (!Placed && placeable_v<result_t<S, F, Item>>) {
+    if (dest) return entry_point<S, F, Item, InPlace, true>(dest);
+  }
+  if constexpr (InPlace)
+    return &invoke_in_place<S, F, Item, Placed>;
+  else
+    return &invoke<S, F, Item, Placed>;
+}
+
+// Writes a chunk's header and items as invoke<S, F, Item> reads them; dest: see
+// encode_task.
 template <Style S, class F, class Item>
-void encode_chunk(Writer& w, const F& f, std::span<const Item> items) {
-  write_chunk_header(w, &invoke<S, F, Item>, f, items.size());
+void encode_chunk(Writer& w, const F& f, std::span<const Item> items, result_t<S, F, Item>* dest = nullptr) {
+  write_chunk_header(w, entry_point<S, F, Item, false>(dest), f, items.size(), dest);
   if (items.empty()) return;
-  // Size the buffer once from the first item, rather than doubling through a large chunk.
+  // Size the buffer once from the first item, rather than doubling through a large chunk. Not
+  // for a chunk of one (apply): growing by a slack there moved its whole item again, 64 MB for
+  // a 64 MB argument, into a fresh block.
   std::size_t before = w.size();
   encode(w, items[0]);
-  w.reserve(w.size() + (w.size() - before) * (items.size() - 1) + 64);
+  if (items.size() > 1) w.reserve(w.size() + (w.size() - before) * (items.size() - 1) + 64);
   for (const Item& item : items.subspan(1)) encode(w, item);
 }
 
 // Writes a chunk whose items the worker reads in place (invoke_in_place): where they are, not
 // what they are. Only for items in memory the worker shares, unchanged until it has run them.
 template <Style S, class F, class Item>
-void encode_chunk_in_place(Writer& w, const F& f, std::span<const Item> items) {
+void encode_chunk_in_place(Writer& w, const F& f, std::span<const Item> items, result_t<S, F, Item>* dest = nullptr) {
   static_assert(heap_readable<Item>::value);
-  write_chunk_header(w, &invoke_in_place<S, F, Item>, f, items.size());
+  write_chunk_header(w, entry_point<S, F, Item, true>(dest), f, items.size(), dest);
   const Item* where = items.data();
   w.write(&where, sizeof where);
 }
@@ -281,22 +446,23 @@ struct TaskHeader {
 template <class F>
 void write_task_header(Writer& w) {
   TaskHeader h;
-  h.function_module = is_function_pointer_v<F> ? 0 : kNoFunction;
+  h.function_module = FunctionWire<F>::has_pointer ? 0 : kNoFunction;
   w.write(&h, sizeof h);
 }
 
-// Writes a task frame: a header, then the chunk.
+// Writes a task frame: a header, then the chunk. dest (placed): the worker writes item i's
+// result to dest[i] itself, in the shared heap; null: it sends them.
 template <Style S, class F, class Item>
-void encode_task(Writer& w, const F& f, std::span<const Item> items) {
+void encode_task(Writer& w, const F& f, std::span<const Item> items, result_t<S, F, Item>* dest = nullptr) {
   write_task_header<F>(w);
-  encode_chunk<S>(w, f, items);
+  encode_chunk<S>(w, f, items, dest);
 }
 
 // As encode_task, for items the worker reads in place (encode_chunk_in_place).
 template <Style S, class F, class Item>
-void encode_task_in_place(Writer& w, const F& f, std::span<const Item> items) {
+void encode_task_in_place(Writer& w, const F& f, std::span<const Item> items, result_t<S, F, Item>* dest = nullptr) {
   write_task_header<F>(w);
-  encode_chunk_in_place<S>(w, f, items);
+  encode_chunk_in_place<S>(w, f, items, dest);
 }
 
 // Throw SerializationError when task is too short for what they read.
@@ -357,15 +523,59 @@ struct ResultHeader {
   std::int64_t took_ns = 0;  // how long the worker ran it
 };
 
-// Empties out and leaves room for the header, which end_result_frame writes once the chunk ran.
-void begin_result_frame(Writer& out);
+// What a worker measured of a chunk, sent after its ResultHeader when the pool records insights.
+// Times are now_ns() stamps (steady_clock: one clock for every process on the machine).
+struct ChunkTiming {
+  std::int64_t start_ns = 0;  // the chunk began
+  std::int64_t end_ns = 0;    // its results were written
+  std::int64_t work_ns = 0;   // in its tasks: the rest of the span is decoding and encoding
+  std::int64_t idle_ns = 0;   // the worker waited for it, since its previous chunk or its start
+  std::int64_t ready_ns = 0;  // the worker was ready for work (its start-up done)
+  std::int32_t pid = 0;       // the worker's process
+  std::uint32_t slow_count = 0;
+  struct Slow {
+    std::uint32_t offset = 0;  // in the chunk
+    std::uint32_t unused = 0;
+    std::int64_t ns = 0;
+  } slow[ItemClock::kSlowest]{};
+};
+// Fills timing's task figures from clock, once the chunk ran (end_ns already set).
+void take_item_times(ChunkTiming& timing, ItemClock& clock);
+
+// Empties out and leaves room for the header, which end_result_frame writes once the chunk ran,
+// and, timed: for a ChunkTiming after it (write_chunk_timing).
+void begin_result_frame(Writer& out, bool timed = false);
 void end_result_frame(Writer& out, const ResultHeader& header);
+void write_chunk_timing(Writer& out, const ChunkTiming& timing);
 // Throws SerializationError when r is too short.
 [[nodiscard]] ResultHeader read_result_header(Reader& r);
+[[nodiscard]] ChunkTiming read_chunk_timing(Reader& r);
 
 // A worker's first word: whether its initializer ran (error null) or threw error.
 void write_hello(Writer& out, const std::exception_ptr& error);
 // The initializer's exception, or null when it ran.
 [[nodiscard]] std::exception_ptr read_hello(Reader& r);
+
+// --- frames through the heap (spill notes) ---------------------------------------------------
+
+// Bit 63 set: no chunk's seq is ever as large (SlotShared::claim keeps that bit for itself).
+inline constexpr std::uint64_t kSpillTag = 0xfffffffffffff17eu;
+
+struct SpillNote {
+  std::uint64_t tag = kSpillTag;
+  std::uint64_t seq = 0;  // the frame's, read from its header: the receiver claims a task before
+                          // reading its block, which the parent may reuse once another ran it
+  const std::byte* at = nullptr;
+  std::uint64_t size = 0;
+
+  [[nodiscard]] std::span<const std::byte> frame() const noexcept { return {at, static_cast<std::size_t>(size)}; }
+};
+
+// What to send through a ring for frame (a task or a result frame, both headed by their seq):
+// the frame itself, or, when it lies in the heap (Writer::in_heap), note made out for it.
+[[nodiscard]] std::span<const std::byte> ring_message(const Writer& frame, SpillNote& note);
+// The note that message is, or nullopt when it is a frame itself. Throws SerializationError for
+// a note that names bytes outside the heap: those are never followed.
+[[nodiscard]] std::optional<SpillNote> read_spill_note(std::span<const std::byte> message);
 
 }  // namespace mproc::detail

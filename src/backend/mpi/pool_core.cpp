@@ -42,6 +42,10 @@ MpiPoolCore::MpiPoolCore(const PoolOptions& options) : book_(*this, kPace, "MpiP
   if (options.max_worker_rss)
     throw std::invalid_argument(
         "mproc: MpiPool does not support max_worker_rss: a rank cannot be replaced without ending the MPI job");
+  if (options.memory_limit)
+    throw std::invalid_argument(
+        "mproc: MpiPool does not support memory_limit: a rank cannot be replaced without ending the MPI job "
+        "(mpirun and the batch system limit a rank's memory)");
   std::uint32_t init_module = kNoFunction;
   std::uint64_t init_offset = 0;
   if (options.initializer) {
@@ -54,7 +58,8 @@ MpiPoolCore::MpiPoolCore(const PoolOptions& options) : book_(*this, kPace, "MpiP
     init_module = where.module;
     init_offset = where.offset;
   }
-  for (unsigned i = 0; i < n; ++i) workers_.push_back(Worker{static_cast<int>(i) + 1, {}});
+  for (unsigned i = 0; i < n; ++i) workers_.emplace_back(static_cast<int>(i) + 1);
+  if (options.insights) insights_ = std::make_unique<InsightsRecorder>("mpi", n, 1);
   mpi::claim_pool();
   try {
     start_workers(init_module, init_offset);
@@ -74,8 +79,11 @@ void MpiPoolCore::start_workers(std::uint32_t init_module, std::uint64_t init_of
   Writer start;
   start.write(&init_module, sizeof init_module);
   start.write(&init_offset, sizeof init_offset);
+  const std::uint8_t timed = insights_ ? 1 : 0;  // the ranks time their chunks (insights)
+  start.write(&timed, sizeof timed);
   for (auto& w : workers_) {
     if (init_module != kNoFunction) mpi::announce_modules(w.rank, init_module);
+    if (insights_) insights_->started(static_cast<unsigned>(w.rank - 1), 0, now_ns());
     mpi::send(start.bytes(), w.rank, mpi::kStart);
   }
   std::exception_ptr failure;
@@ -110,38 +118,29 @@ void MpiPoolCore::stop_workers(bool terminating) {
 // --- the communication thread -----------------------------------------------------------------
 
 void MpiPoolCore::comm_loop() {
-  std::deque<Record> pending;
   Backoff idle(waits::kMpiComm);  // with chunks in flight and nothing arriving
   bool terminating = false;
   for (;;) {
-    bool progress = false;
-    bool stop = false;
     {
       std::lock_guard lock(mu_);
-      if (!incoming_.empty()) {
-        for (auto& r : incoming_) pending.push_back(std::move(r));
-        incoming_.clear();
-        progress = true;
-      }
-      stop = stop_requested_;
       terminating = terminate_requested_;
     }
     if (terminating) {
-      abandon(pending);
+      abandon();
       break;
     }
-    progress |= dispatch(pending);
+    bool progress = dispatch();
     progress |= collect();
-    const bool quiet = pending.empty() && std::all_of(workers_.begin(), workers_.end(),
-                                                      [](const Worker& w) { return w.inflight.empty(); });
-    if (quiet) {
-      if (stop) break;
+    if (std::all_of(workers_.begin(), workers_.end(), [](const Worker& w) { return w.inflight.empty(); })) {
       std::unique_lock lock(mu_);
-      comm_sleeping_ = true;
-      wake_comm_.wait(lock, [this] { return !incoming_.empty() || stop_requested_ || terminate_requested_; });
-      comm_sleeping_ = false;
-      idle.restart();
-      continue;
+      if (queued_.empty()) {
+        if (stop_requested_) break;
+        comm_sleeping_ = true;
+        wake_comm_.wait(lock, [this] { return !queued_.empty() || stop_requested_ || terminate_requested_; });
+        comm_sleeping_ = false;
+        idle.restart();
+        continue;
+      }
     }
     if (progress)
       idle.restart();
@@ -151,20 +150,28 @@ void MpiPoolCore::comm_loop() {
   stop_workers(terminating);
 }
 
-bool MpiPoolCore::dispatch(std::deque<Record>& pending) {
-  bool any = false;
+bool MpiPoolCore::dispatch() {
   const std::size_t limit = book_.window();
-  while (!pending.empty()) {
+  std::size_t room = 0;
+  for (const auto& w : workers_) room += limit - std::min(limit, w.inflight.size());
+  if (room == 0) return false;
+  {
+    // Only as many as the ranks take now leave the queue, where cancel() finds the rest.
+    std::lock_guard lock(mu_);
+    for (; room > 0 && !queued_.empty(); --room) {
+      sending_.push_back(std::move(queued_.front()));
+      queued_.pop_front();
+    }
+  }
+  const bool any = !sending_.empty();
+  for (Record& r : sending_) {
     Worker* best = nullptr;
     for (auto& w : workers_)
       if (w.inflight.size() < limit && (!best || w.inflight.size() < best->inflight.size())) best = &w;
-    if (!best) break;
-    Record& r = pending.front();
     if (r.task.size() > static_cast<std::size_t>(INT_MAX)) {
       r.job->fail(r.first, r.count,
                   std::make_exception_ptr(SerializationError(
                       "mproc: MpiPool: a chunk over 2 GiB cannot be sent; use a smaller chunksize")));
-      pending.pop_front();
       finished(1);
       continue;
     }
@@ -178,9 +185,9 @@ bool MpiPoolCore::dispatch(std::deque<Record>& pending) {
                          &request),
                "MPI_Isend", best->rank);
     best->inflight.push_back(Sent{std::move(r), request});
-    pending.pop_front();
-    any = true;
+    if (best->inflight.size() == 1) best->publish_front();
   }
+  sending_.clear();
   return any;
 }
 
@@ -201,6 +208,8 @@ bool MpiPoolCore::collect() {
 void MpiPoolCore::handle_result(Worker& w) {
   Reader r(inbox_.bytes());
   const ResultHeader h = read_result_header(r);
+  ChunkTiming timing;
+  if (insights_) timing = read_chunk_timing(r);
   if (w.inflight.empty() || w.inflight.front().record.seq != h.seq) {
     std::fprintf(stderr, "mproc: rank 0: rank %d sent a result for a task it was not given; ending the job\n", w.rank);
     std::fflush(stderr);
@@ -208,22 +217,20 @@ void MpiPoolCore::handle_result(Worker& w) {
   }
   Sent sent = std::move(w.inflight.front());
   w.inflight.pop_front();
+  w.publish_front();
   mpi::check(MPI_Wait(&sent.request, MPI_STATUS_IGNORE), "MPI_Wait", w.rank);
   book_.chunk_took(h.took_ns);
   Record& rec = sent.record;
+  // Before the results: a caller whose job they complete may look at the insights at once.
+  if (insights_) insights_->chunk(static_cast<unsigned>(w.rank - 1), rec.call, rec.first, rec.count, timing);
   rec.read(*rec.job, rec.first, rec.count, r);
   book_.recycle(std::move(rec.task));
   finished(1);
 }
 
-void MpiPoolCore::abandon(std::deque<Record>& pending) {
+void MpiPoolCore::abandon() {
   auto error = terminated_error();
   std::size_t n = 0;
-  for (auto& r : pending) {
-    r.job->fail(r.first, r.count, error);
-    ++n;
-  }
-  pending.clear();
   for (auto& w : workers_) {
     for (auto& sent : w.inflight) {
       Record& r = sent.record;
@@ -233,8 +240,9 @@ void MpiPoolCore::abandon(std::deque<Record>& pending) {
       ++n;
     }
     w.inflight.clear();
+    w.publish_front();
   }
-  finished(n);
+  finished(n);  // what was queued, terminate() failed
 }
 
 void MpiPoolCore::finished(std::size_t records) {
@@ -281,7 +289,8 @@ void MpiPoolCore::check_running() {
 void MpiPoolCore::enqueue(Record record) {
   std::lock_guard lock(mu_);
   book_.check_running();
-  incoming_.push_back(std::move(record));
+  if (insights_) record.call = insights_->call_of(*record.job, record.kind);
+  queued_.push_back(std::move(record));
   book_.opened();
   if (comm_sleeping_) wake_comm_.notify_one();
 }
@@ -308,7 +317,7 @@ void MpiPoolCore::terminate() {
     std::lock_guard lock(mu_);
     book_.terminate();
     terminate_requested_ = true;
-    dropped.swap(incoming_);
+    dropped.swap(queued_);
     book_.ended(dropped.size());
     wake_comm_.notify_one();
     changed_.notify_all();
@@ -316,6 +325,49 @@ void MpiPoolCore::terminate() {
   auto error = terminated_error();
   for (auto& r : dropped) r.job->fail(r.first, r.count, error);
   stop_threads();
+}
+
+bool MpiPoolCore::running(JobBase& job) {
+  return std::any_of(workers_.begin(), workers_.end(),
+                     [&job](const Worker& w) { return w.front_job.load(std::memory_order_acquire) == &job; });
+}
+
+bool MpiPoolCore::cancel(JobBase& job) {
+  std::vector<Record> dropped;
+  {
+    std::lock_guard lock(mu_);
+    if (job.ready()) return false;
+    if (!job.request_cancel()) return job.cancelled();  // an earlier cancel decided
+    dropped = take_chunks_of(queued_, job);
+    if (dropped.empty()) return false;
+    job.mark_cancelled();
+    if (book_.ended(dropped.size())) changed_.notify_all();
+  }
+  fail_cancelled(dropped);
+  return true;
+}
+
+void MpiPoolCore::cancel_queued() {
+  std::deque<Record> dropped;
+  {
+    std::lock_guard lock(mu_);
+    dropped.swap(queued_);
+    for (auto& r : dropped) {
+      r.job->request_cancel();
+      r.job->mark_cancelled();
+    }
+    if (book_.ended(dropped.size())) changed_.notify_all();
+  }
+  fail_cancelled(dropped);
+}
+
+template <class Records>
+void MpiPoolCore::fail_cancelled(Records& records) {
+  auto error = cancelled_error();
+  for (auto& r : records) {
+    book_.recycle(std::move(r.task));
+    r.job->fail(r.first, r.count, error);
+  }
 }
 
 void MpiPoolCore::stop_threads() {
@@ -355,7 +407,9 @@ void MpiBackend::check_running() const { core_->check_running(); }
 void MpiBackend::close() { core_->close(); }
 void MpiBackend::join() { core_->join(); }
 void MpiBackend::terminate() { core_->terminate(); }
+void MpiBackend::cancel_queued() { core_->cancel_queued(); }
 std::vector<int> MpiBackend::worker_ranks() const { return core_->worker_ranks(); }
+const InsightsRecorder* MpiBackend::insights() const noexcept { return core_->insights(); }
 
 void MpiBackend::shutdown() noexcept { close_and_join(*core_); }
 

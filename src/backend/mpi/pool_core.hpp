@@ -6,6 +6,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -16,6 +17,7 @@
 
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/chunk_book.hpp"
+#include "mproc/detail/insights_recorder.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
@@ -35,10 +37,22 @@ class MpiPoolCore final : public JobHost, public ChunkSink {
   void join();
   void terminate();
   [[nodiscard]] std::vector<int> worker_ranks() const;
+  // Null unless PoolOptions::insights.
+  [[nodiscard]] const InsightsRecorder* insights() const noexcept { return insights_.get(); }
 
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override;
   bool wait(JobBase& job, const Deadline& deadline) override { return job.wait_plain(deadline); }
+  // A future's cancel: drops job's chunks not yet handed to a rank. One handed to its rank (each
+  // gets a few ahead of its work, the window) runs: a rank reads its next task as soon as it is
+  // free, and stopping it would end the MPI job. terminate() is the same cancel, for that reason.
+  bool cancel(JobBase& job) override;
+  bool terminate(JobBase& job) override { return cancel(job); }
+  // A rank runs its chunks in the order it was given them: the oldest one not finished is the
+  // one it runs (or, for the moment its message is on the way, is about to).
+  bool running(JobBase& job) override;
+  // shutdown(cancel_futures): every chunk not yet handed to a rank is cancelled.
+  void cancel_queued();
 
   // ChunkSink
   void enqueue(Record record) override;
@@ -50,33 +64,44 @@ class MpiPoolCore final : public JobHost, public ChunkSink {
     MPI_Request request = MPI_REQUEST_NULL;
   };
   struct Worker {
+    explicit Worker(int r) : rank(r) {}
     int rank = 0;
     std::deque<Sent> inflight;  // sent, in order; touched by the communication thread only
+    // The job of inflight's front, for running() on callers' threads; the communication thread
+    // sets it whenever the front changes (publish_front), while the front's record keeps the job.
+    std::atomic<const JobBase*> front_job{nullptr};
+    void publish_front() noexcept {
+      front_job.store(inflight.empty() ? nullptr : inflight.front().record.job.get(), std::memory_order_release);
+    }
   };
 
   void start_workers(std::uint32_t init_module, std::uint64_t init_offset);
   void stop_workers(bool terminating);  // communication thread, or the constructor
 
   void comm_loop();
-  bool dispatch(std::deque<Record>& pending);
+  bool dispatch();
   bool collect();
   void handle_result(Worker& w);
-  void abandon(std::deque<Record>& pending);
+  void abandon();
   void finished(std::size_t records);
+  template <class Records>
+  void fail_cancelled(Records& records);  // outside mu_: their jobs' completions may run callbacks
 
   void callback_loop();
   void stop_threads();
 
-  std::deque<Worker> workers_;   // ranks 1 .. n; a deque, as a Worker is not nothrow-movable
-  Writer inbox_;                 // communication thread only
-  std::vector<Sent> abandoned_;  // failed by terminate(), sends maybe incomplete; comm thread only
+  std::deque<Worker> workers_;                  // ranks 1 .. n; a deque, as a Worker is not nothrow-movable
+  std::unique_ptr<InsightsRecorder> insights_;  // PoolOptions::insights; chunks recorded by the comm thread
+  Writer inbox_;                                // communication thread only
+  std::vector<Record> sending_;                 // taken from queued_ to be sent now; communication thread only
+  std::vector<Sent> abandoned_;                 // failed by terminate(), sends maybe incomplete; comm thread only
 
   mutable std::mutex mu_;
   // Its phase and count guarded by mu_; its numbering and pace the communication thread's only.
   ChunkBook book_;
   std::condition_variable wake_comm_;  // work, stop or terminate for a sleeping comm thread; with mu_
   std::condition_variable changed_;    // the book settled (see ChunkBook::settled); with mu_
-  std::deque<Record> incoming_;        // guarded by mu_
+  std::deque<Record> queued_;          // not yet handed to a rank, in order; guarded by mu_
   bool comm_sleeping_ = false;         // guarded by mu_
   bool stop_requested_ = false;        // guarded by mu_
   bool terminate_requested_ = false;   // guarded by mu_

@@ -1,6 +1,7 @@
 // A worker rank's side of MpiPool: wait for rank 0; for each pool, run its initializer, then its
 // chunks in the order they come, sending each chunk's results back; leave when rank 0 exits.
 #include <signal.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cstdio>
@@ -133,10 +134,20 @@ void learn_module(ModuleMap& modules, const Writer& msg) {
 // Runs the chunk of one task frame into a result frame. Never throws: a chunk this rank cannot
 // run at all (its function lies in a module it has not loaded; its results would not fit in one
 // message) fails every item with why.
-void run_task(const ModuleMap& modules, Writer& msg, Writer& out) {
+// For a pool that records insights: when the rank was ready, and when its last chunk ended.
+struct Timed {
+  bool on = false;
+  std::int64_t ready_ns = 0;
+  std::int64_t idle_from_ns = 0;
+  int pid = 0;  // read once: getpid() is a system call
+};
+
+void run_task(const ModuleMap& modules, Writer& msg, Writer& out, Timed& timed) {
   const std::int64_t start = now_ns();
   TaskHeader task;
-  begin_result_frame(out);
+  begin_result_frame(out, timed.on);
+  ItemClock clock(start);
+  if (timed.on) t_item_clock = &clock;
   try {
     task = read_task_header(msg.bytes());
     restore_task_code({msg.data(), msg.size()}, [&modules](std::uint32_t module, std::uint64_t offset) {
@@ -148,10 +159,33 @@ void run_task(const ModuleMap& modules, Writer& msg, Writer& out) {
       throw SerializationError("mproc: MpiPool: a chunk's results exceed 2 GiB; use a smaller chunksize");
   } catch (...) {
     if (out.capacity() > static_cast<std::size_t>(INT_MAX)) out = Writer{};
-    begin_result_frame(out);
+    begin_result_frame(out, timed.on);
     fail_chunk(out, std::current_exception());
   }
-  end_result_frame(out, {task.seq, now_ns() - start});
+  t_item_clock = nullptr;
+  const std::int64_t end = now_ns();
+  end_result_frame(out, {task.seq, end - start});
+  if (!timed.on) return;
+  ChunkTiming timing{.start_ns = start,
+                     .end_ns = end,
+                     .idle_ns = start - timed.idle_from_ns,
+                     .ready_ns = timed.ready_ns,
+                     .pid = timed.pid};
+  take_item_times(timing, clock);
+  write_chunk_timing(out, timing);
+  timed.idle_from_ns = end;
+}
+
+// Whether the pool's start message asks for insights (a byte after the initializer's place).
+bool start_wants_insights(const Writer& msg) {
+  Reader in(msg.bytes());
+  std::uint32_t module = 0;
+  std::uint64_t offset = 0;
+  std::uint8_t timed = 0;
+  in.read(&module, sizeof module);
+  in.read(&offset, sizeof offset);
+  if (in.remaining() >= 1) in.read(&timed, sizeof timed);
+  return timed != 0;
 }
 
 // Runs the pool's initializer, if it has one, and tells rank 0 how it went.
@@ -214,7 +248,10 @@ class Outbox {
 
 // One pool, from its start message to its stop.
 void serve_pool(ModuleMap& modules, Writer& msg) {
+  Timed timed{.on = start_wants_insights(msg), .pid = static_cast<int>(::getpid())};
   say_hello(modules, msg);
+  timed.ready_ns = timed.idle_from_ns = now_ns();
+  if (timed.on) (void)tick_origin();  // the span that converts its chunks' ticks starts here
   Outbox outbox;
   bool terminating = false;
   for (;;) {
@@ -236,7 +273,7 @@ void serve_pool(ModuleMap& modules, Writer& msg) {
         if (terminating) break;
         Writer& out = outbox.next();
         g_in_task = 1;
-        run_task(modules, msg, out);
+        run_task(modules, msg, out, timed);
         g_in_task = 0;
         outbox.send_next(kResult);
         break;

@@ -116,8 +116,13 @@ void Ring::receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up)
 }
 
 void Ring::wait(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up) {
+  // A look that finds what it waits for returns at once, the bell untouched: arming it writes a
+  // line the peer reads at every send, and a peer that finds it armed makes a futex wake call.
   for (Backoff backoff(policy); !pred();)
-    if (!backoff.pause()) break;
+    if (!backoff.pause()) return sleep_on(bell, policy, pred, give_up);
+}
+
+void Ring::sleep_on(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up) {
   for (;;) {
     bell.arm();
     if (pred()) {

@@ -72,6 +72,8 @@ class Ring {
   // Waits until pred() or give_up(); spins, then sleeps on bell, as policy says, checking
   // give_up() after each sleep (not while spinning: it may cost a system call).
   static void wait(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up);
+  // wait()'s second half, once its spin is over: arms bell, sleeps on it, looks again.
+  static void sleep_on(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up);
 
   RingHeader* h_ = nullptr;
   std::byte* data_ = nullptr;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "backoff.hpp"
+#include "heap/heap.hpp"
 #include "os/os.hpp"
 
 namespace mproc::detail {
@@ -19,7 +20,28 @@ thread_local bool t_collecting = false;
 // for someone else to collect.
 thread_local bool t_result_thread = false;
 
+// A result frame the worker wrote into the heap, once its note is read: the parent's from then
+// on, freed when read (back to the heap's cache of warm blocks for the worker's next frame).
+class TakenBlock {
+ public:
+  TakenBlock(Slot& slot, const std::optional<SpillNote>& note) {
+    if (!note) return;
+    block_ = const_cast<std::byte*>(note->at);  // NOLINT: the heap's memory, its to free
+    void* expected = block_;
+    // Taken: the watcher will not free it too, should the worker die now.
+    slot.shared->result_block.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+  }
+  TakenBlock(const TakenBlock&) = delete;
+  TakenBlock& operator=(const TakenBlock&) = delete;
+  ~TakenBlock() { heap::deallocate(block_); }
+
+ private:
+  std::byte* block_ = nullptr;
+};
+
 }  // namespace
+
+void (*result_read_hook)() noexcept = nullptr;
 
 bool Collector::any_results() const noexcept {
   for (const auto& s : slots_)
@@ -36,33 +58,43 @@ bool Collector::drain() {
 
 bool Collector::drain_slot(Slot& slot) {
   bool any = false;
-  while (slot.results.has_message()) {
+  while (!watcher_waits() && slot.results.has_message()) {
     try {
       slot.results.receive(slot.inbox, waits::kProcessMessage, [&slot] { return slot.dead.load(); });
     } catch (const RingAbandoned&) {
       break;  // the worker died mid-message; the watcher takes it from here
     }
     handle_message(slot);
+    if (result_read_hook) result_read_hook();
     any = true;
   }
   return any;
 }
 
 void Collector::handle_message(Slot& slot) {
-  Reader r(slot.inbox.bytes());
+  const std::optional<SpillNote> note = read_spill_note(slot.inbox.bytes());
+  TakenBlock taken(slot, note);
+  Reader r(note ? note->frame() : slot.inbox.bytes());
   const ResultHeader header = read_result_header(r);
   if (header.seq == kControlSeq) {  // a worker's hello
     host_.on_hello(read_hello(r));
     return;
   }
+  ChunkTiming timing;
+  if (timed_) timing = read_chunk_timing(r);
   std::optional<Record> record = host_.on_result(slot, header);
   if (!record) return;
+  // Before the results: a caller whose job they complete may look at the insights at once.
+  if (timed_) host_.on_chunk_timing(slot, *record, timing);
   record->read(*record->job, record->first, record->count, r);
   host_.on_results_read(std::move(*record));
 }
 
 void Collector::drain_dead(Slot& slot) {
+  watcher_wants_.store(1);  // see collect.hpp: asked, the holder hands the role over
   std::lock_guard role(role_mu_);
+  watcher_wants_.store(0);
+  os::futex_wake(watcher_wants_, INT_MAX, false);
   t_collecting = true;
   drain_slot(slot);
   t_collecting = false;
@@ -93,13 +125,19 @@ bool Collector::wait(JobBase& job, const Deadline& deadline) {
   if (t_result_thread) return collect_until(job, deadline);  // a callback waiting on its pool
   // Whoever waits collects: with the result thread asleep, a synchronous call involves just
   // this thread and one worker, with no wake-up in between.
-  if (host_.spin_worthwhile(waits::kProcessCaller.spin) && role_mu_.try_lock()) {
+  // A SIGINT while this thread collects counts too: outside a blocking call's InterruptScope,
+  // wait_plain would count only from its own start.
+  const std::uint64_t interrupts = interrupts_at_start();
+  if (!watcher_waits() && host_.spin_worthwhile(waits::kProcessCaller.spin) && role_mu_.try_lock()) {
     t_collecting = true;
     pool_.doorbell.disarm();
-    for (Backoff backoff(waits::kProcessCaller, deadline); !job.satisfied();)
-      if (!drain() && !backoff.pause()) break;
+    // Results for other jobs may keep coming: the deadline and the watcher end the collecting too.
+    for (Backoff backoff(waits::kProcessCaller, deadline);
+         !job.satisfied() && !watcher_waits() && interrupt_count() == interrupts;)
+      if (drain() ? deadline && Clock::now() >= *deadline : !backoff.pause()) break;
     release_role();
     if (job.satisfied()) return true;
+    throw_if_interrupted(interrupts);
   }
   return job.wait_plain(deadline);
 }
@@ -108,6 +146,7 @@ bool Collector::collect_until(JobBase& job, const Deadline& deadline) {
   std::unique_lock role(role_mu_);  // others hold it only briefly: they hand it back
   t_collecting = true;
   while (!job.satisfied()) {
+    if (watcher_waits()) yield_to_watcher(role);
     if (drain()) continue;
     Nanos slice = waits::kProcessCaller.sleep;
     if (const OptNanos left = time_left(deadline)) {
@@ -127,6 +166,15 @@ bool Collector::collect_until(JobBase& job, const Deadline& deadline) {
   }
   t_collecting = false;
   return job.satisfied();
+}
+
+void Collector::yield_to_watcher(std::unique_lock<std::mutex>& role) {
+  t_collecting = false;
+  role.unlock();
+  // Until the watcher has the role: retaken at once, the mutex would go to this thread again.
+  while (watcher_wants_.load() != 0) os::futex_wait(watcher_wants_, 1, waits::kProcessCaller.sleep, false);
+  role.lock();
+  t_collecting = true;
 }
 
 void Collector::defer_completion(std::shared_ptr<JobBase> job) {
@@ -166,6 +214,7 @@ void Collector::run() {
   Backoff idle(waits::kProcessResultThread);
   bool spin = true;  // whether the next result is expected soon
   for (;;) {
+    if (watcher_waits()) yield_to_watcher(role);
     if (has_deferred_.load()) {
       // Callbacks run without the role, so that one may wait on the pool like any caller.
       t_collecting = false;
@@ -188,6 +237,7 @@ void Collector::run() {
     }
     t_collecting = false;
     role.unlock();
+    heap::release_idle();  // free heap blocks left idle go back to the kernel, for every process
     pool_.doorbell.sleep(waits::kProcessResultThread.sleep);  // bounded: a safety net, not the wake-up path
     role.lock();
     t_collecting = true;

@@ -27,7 +27,14 @@
 //   callback waits          a callback (on the result thread) waiting on its own pool collects
 //                           itself (collect_until), holding the role, sleeping on the doorbell
 //                           without it; a callback never waits while holding the role (logic_error).
-//   watcher reads a dead worker's last results: takes the role (drain_dead), blocking.
+//   watcher reads a dead worker's last results: takes the role (drain_dead), blocking, having
+//                           asked for it first (watcher_wants_): every holder hands it over at
+//                           its next look (after the message it reads) and lets it go first.
+//                           A mutex is not fair: holders that release and retake it within
+//                           microseconds while results keep coming (the result thread between
+//                           doorbell rings, a caller between get()s) would keep the watcher, and
+//                           with it the dead worker's lost chunk, its replacement and join(),
+//                           waiting for as long as results come.
 //   stopped                 after stop(), the result thread leaves once no completion is deferred.
 #pragma once
 
@@ -52,6 +59,8 @@ class CollectorHost {
   // The chunk a result is for (nullopt: it was dropped); its results are read next.
   virtual std::optional<Record> on_result(Slot& slot, const ResultHeader& header) = 0;
   virtual void on_results_read(Record record) = 0;
+  // What the worker measured of a chunk, before its results are read (insights only).
+  virtual void on_chunk_timing(Slot& slot, const Record& record, const ChunkTiming& timing) = 0;
   [[nodiscard]] virtual bool spin_worthwhile(Nanos budget) = 0;
 
  protected:
@@ -76,6 +85,8 @@ class Collector {
   // slot's hello and handles it; throws when the worker exits first.
   void receive_hello(Slot& slot);
   [[nodiscard]] std::mutex& role() noexcept { return role_mu_; }
+  // Result frames carry a ChunkTiming (PoolOptions::insights); set before any worker starts.
+  void set_timed(bool timed) noexcept { timed_ = timed; }
 
  private:
   bool drain();  // holds the role; returns whether anything was read
@@ -83,7 +94,9 @@ class Collector {
   void handle_message(Slot& slot);
   bool any_results() const noexcept;
   void run_deferred();
-  void release_role() noexcept;                                // hands collecting back to the result thread
+  void release_role() noexcept;  // hands collecting back to the result thread
+  [[nodiscard]] bool watcher_waits() const noexcept { return watcher_wants_.load(std::memory_order_relaxed) != 0; }
+  void yield_to_watcher(std::unique_lock<std::mutex>& role);   // the result thread's hand-over
   bool collect_until(JobBase& job, const Deadline& deadline);  // the result thread's own waits
 
   PoolShared& pool_;
@@ -94,6 +107,12 @@ class Collector {
   std::deque<std::shared_ptr<JobBase>> deferred_;  // completions for a pool thread; guarded by deferred_mu_
   std::atomic<bool> has_deferred_{false};
   std::atomic<bool> stop_{false};
+  bool timed_ = false;
+  std::atomic<std::uint32_t> watcher_wants_{0};  // 1 while the watcher waits for the role (a futex word)
 };
+
+// For tests: called by the role's holder after each result message it reads (simulates a holder
+// slowed by a loaded machine).
+extern void (*result_read_hook)() noexcept;
 
 }  // namespace mproc::detail

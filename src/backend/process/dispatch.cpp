@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <iterator>
 
 #include "backoff.hpp"
@@ -23,6 +24,8 @@ bool Dispatcher::spin_worthwhile(Nanos budget) const {
 }
 
 void Dispatcher::dispatch() {
+  // Called after every result: most often with nothing to send, which costs no window().
+  if (pending_.empty()) return;
   const std::size_t limit = book_.window();
   while (!pending_.empty()) {
     Slot* best = nullptr;
@@ -45,12 +48,14 @@ void Dispatcher::dispatch() {
 bool Dispatcher::send(Slot& slot, Record& record) {
   book_.number(record);
   if (slot.inflight.empty()) slot.progress_ns = now_ns();
-  if (!slot.tasks.try_send(record.task.bytes(), {})) {
+  SpillNote note;
+  const std::span<const std::byte> message = ring_message(record.task, note);
+  if (!slot.tasks.try_send(message, {})) {
     // Too large for the free space: stream it, but only to an idle worker, which reads while
     // we write; a busy one would make us wait for its current task.
     if (!slot.inflight.empty()) return false;
     try {
-      slot.tasks.send(record.task.bytes(), {}, [&slot] { return slot.dead.load(); });
+      slot.tasks.send(message, {}, [&slot] { return slot.dead.load(); });
     } catch (const RingAbandoned&) {
       return false;  // the worker died; the watcher resets its slot and the record stays pending
     }
@@ -63,7 +68,10 @@ std::optional<Record> Dispatcher::complete(Slot& slot, const ResultHeader& heade
   if (slot.inflight.empty() || slot.inflight.front().seq != header.seq) return std::nullopt;
   Record record = std::move(slot.inflight.front());
   slot.inflight.pop_front();
-  slot.progress_ns = now_ns();
+  record.job->note_started();
+  // Only a slot with work left has its progress read (Watcher::rescue_stalled); an emptied one
+  // is stamped by the send that gives it work again. A round trip at a time reads no clock here.
+  if (!slot.inflight.empty()) slot.progress_ns = now_ns();
   slot.stalled = false;
   book_.chunk_took(header.took_ns);
   dispatch();
@@ -75,6 +83,7 @@ std::optional<Record> Dispatcher::take_started(Slot& slot) {
     return std::nullopt;
   Record record = std::move(slot.inflight.front());
   slot.inflight.pop_front();
+  record.job->note_started();
   book_.ended();
   return record;
 }
@@ -97,6 +106,44 @@ std::vector<Record> Dispatcher::drop(bool in_flight) {
     }
   book_.ended(dropped.size());
   return dropped;
+}
+
+}  // namespace mproc::detail
+
+namespace mproc::detail {
+
+void Dispatcher::revoke(Slot& slot) {
+  if (slot.inflight.empty()) return;
+  const std::uint64_t last_sent = slot.inflight.back().seq;
+  std::uint64_t old = slot.shared->claim.load(std::memory_order_acquire);
+  std::uint64_t bound = 0;
+  do {
+    // Never below an earlier revocation's bound: chunks up to it that it took back may still wait
+    // in the worker's ring (sent again elsewhere, or cancelled) when no chunk was sent since, and
+    // the flight holds only the claimed one. A lower bound would let the worker claim them.
+    bound = kRevoked | std::max(last_sent, old & ~kRevoked);
+  } while (old != bound && !slot.shared->claim.compare_exchange_weak(old, bound, std::memory_order_acq_rel));
+  // What it replaced is the last chunk the worker claimed (or the bound of an earlier revocation,
+  // past which it claimed nothing): everything after it will never run there.
+  take_back(slot, old & ~kRevoked);
+}
+
+std::vector<Record> Dispatcher::cancel(const JobBase& job) {
+  auto of_job = [&job](const Record& r) { return r.job.get() == &job; };
+  for (auto& s : slots_)
+    if (s->alive && std::any_of(s->inflight.begin(), s->inflight.end(), of_job)) revoke(*s);
+  std::vector<Record> taken = take_chunks_of(pending_, job);
+  book_.ended(taken.size());
+  dispatch();  // what was taken back with them
+  return taken;
+}
+
+bool Dispatcher::running(const JobBase& job) const {
+  for (auto& s : slots_)
+    if (s->alive && !s->inflight.empty() && s->inflight.front().job.get() == &job &&
+        s->shared->started_seq.load(std::memory_order_acquire) == s->inflight.front().seq)
+      return true;
+  return false;
 }
 
 }  // namespace mproc::detail

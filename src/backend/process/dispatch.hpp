@@ -36,6 +36,14 @@ class Dispatcher {
   void take_back(Slot& slot, std::uint64_t after);
   // Empties the queue (with in_flight, the flights too) and returns what it held.
   std::vector<Record> drop(bool in_flight);
+  // Takes back the chunks sent to slot that its worker has not claimed (SlotShared::claim): they
+  // will never run there, and wait at the head of the queue, in order, for a worker.
+  void revoke(Slot& slot);
+  // A future's cancel: takes back job's chunks that no worker claimed, out of the flights and the
+  // queue, and returns them (their items are the caller's to fail); sends on the others.
+  std::vector<Record> cancel(const JobBase& job);
+  // Whether a worker runs a chunk of job now.
+  [[nodiscard]] bool running(const JobBase& job) const;
 
   [[nodiscard]] bool queue_empty() const noexcept { return pending_.empty(); }
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come

@@ -36,7 +36,8 @@ PoolMemory::PoolMemory(const std::vector<std::unique_ptr<Slot>>& slots)
 
 PoolMemory::~PoolMemory() { os::unmap(base_, size_); }
 
-Spawner::Spawner(PoolShared& pool, const PoolOptions& options) : pool_(pool), options_(options), parent_(os::getpid()) {
+Spawner::Spawner(PoolShared& pool, const Slots& slots, const PoolOptions& options)
+    : pool_(pool), options_(options), parent_(os::getpid()), guard_(slots), memory_(options) {
   auto [r, w] = os::pipe();
   watchdog_read_ = std::move(r);
   watchdog_write_ = std::move(w);
@@ -52,11 +53,13 @@ void Spawner::spawn(Slot& slot) {
   slot.shared->task_bell.disarm();
   slot.shared->started_seq.store(0, std::memory_order_relaxed);
   slot.shared->claim.store(0, std::memory_order_relaxed);
+  slot.shared->memory_failed_seq.store(0, std::memory_order_relaxed);
+  slot.shared->memory_used.store(0, std::memory_order_relaxed);
   slot.dead.store(false);
   slot.chunks_sent = 0;
   slot.stalled = false;
   slot.progress_ns = 0;
-  WorkerContext ctx{&slot, &pool_, &options_, parent_, watchdog_read_.get()};
+  WorkerContext ctx{&slot, &pool_, &options_, parent_, watchdog_read_.get(), memory_.prepare(slot)};
   OutputRelay::WorkerEnds ends;  // the parent's copies close when this returns
   if (relay_) ends = relay_->open(slot.id);
   os::flush_stdio();
@@ -76,6 +79,7 @@ void Spawner::spawn(Slot& slot) {
     os::reap(pid);
     throw;
   }
+  slot.shared->group.store(pid, std::memory_order_release);  // for the guard: the group exists now
   slot.alive = true;
 }
 

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
 #include <span>
@@ -46,13 +47,17 @@ void kill_all(const Slots& slots) {
 ProcessPoolCore::ProcessPoolCore(PoolOptions options)
     : options_(std::move(options)),
       slots_(make_slots(checked_pool_size(options_))),
+      insights_(options_.insights ? std::make_unique<InsightsRecorder>("process", size()) : nullptr),
       memory_(slots_),
-      spawner_(memory_.shared(), options_),
+      spawner_(memory_.shared(), slots_, options_),
       dispatcher_(slots_, book_, options_),
       collector_(memory_.shared(), slots_, *this),
       watcher_(slots_, state_, book_, dispatcher_, spawner_, collector_, options_),
       book_(*this, kPace, "Pool") {
+  book_.spill_tasks_to_heap();  // the workers map the heap: ProcessBackend mapped it before this
   // SIGINT goes to the program's threads, never to the pool's (they would not report it).
+  collector_.set_timed(insights_ != nullptr);
+  watcher_.set_insights(insights_.get());
   watch_interrupts();
   os::BlockSignals block({SIGINT, SIGTERM});
   start_workers();
@@ -117,7 +122,10 @@ void ProcessPoolCore::abandon_start(bool watching) {
   }
   watch_thread_.join();
   for (auto& slot : slots_)
-    if (slot->alive && os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
+    if (slot->alive) {
+      slot->shared->group.store(0, std::memory_order_release);  // the guard must not kill its number once reaped
+      if (os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
+    }
 }
 
 ProcessPoolCore::~ProcessPoolCore() {
@@ -141,6 +149,7 @@ void ProcessPoolCore::enqueue(Record record) {
     record.limit_ns = options_.task_timeout->count();
   }
   record.retries = record.job->retries().value_or(options_.retries);
+  if (insights_) record.call = insights_->call_of(*record.job, record.kind);
   dispatcher_.add(std::move(record));
 }
 
@@ -153,7 +162,7 @@ void ProcessPoolCore::on_hello(const std::exception_ptr& error) {
 std::optional<Record> ProcessPoolCore::on_result(Slot& slot, const ResultHeader& header) {
   std::lock_guard lock(state_.mu);
   std::optional<Record> record = dispatcher_.complete(slot, header);
-  if (record && slot.inflight.empty() && dispatcher_.queue_empty()) watcher_.rescue_stalled(slot.progress_ns);
+  if (record && slot.inflight.empty() && dispatcher_.queue_empty()) watcher_.rescue_stalled();
   return record;
 }
 
@@ -161,6 +170,83 @@ void ProcessPoolCore::on_results_read(Record record) {
   book_.recycle(std::move(record.task));
   std::lock_guard lock(state_.mu);
   if (book_.ended()) state_.changed.notify_all();
+}
+
+bool ProcessPoolCore::cancel(JobBase& job) {
+  std::vector<Record> dropped;
+  {
+    std::lock_guard lock(state_.mu);
+    if (job.ready()) return false;
+    if (!job.request_cancel()) return job.cancelled();  // an earlier cancel decided
+    dropped = dispatcher_.cancel(job);
+    if (dropped.empty()) return false;
+    job.mark_cancelled();
+    if (book_.outstanding() == 0) state_.changed.notify_all();
+  }
+  auto error = cancelled_error();
+  for (auto& r : dropped) {
+    book_.recycle(std::move(r.task));
+    r.job->fail(r.first, r.count, error);
+  }
+  return true;
+}
+
+bool ProcessPoolCore::terminate(JobBase& job) {
+  std::vector<Record> dropped;
+  bool killed = false;
+  {
+    std::lock_guard lock(state_.mu);
+    if (job.ready()) return false;
+    job.request_cancel();  // and a lost chunk of it is not run again
+    dropped = dispatcher_.cancel(job);
+    // What cancel() left in a worker's flight its worker claimed: it runs (or just ended) there.
+    for (auto& s : slots_) {
+      auto it =
+          std::find_if(s->inflight.begin(), s->inflight.end(), [&](const Record& r) { return r.job.get() == &job; });
+      if (!s->alive || it == s->inflight.end() || s->terminated_seq == it->seq) continue;
+      s->terminated_seq = it->seq;
+      kill_worker(*s);
+      killed = true;
+    }
+    if (!dropped.empty()) job.mark_cancelled();
+    if (book_.outstanding() == 0) state_.changed.notify_all();
+  }
+  auto error = cancelled_error();
+  for (auto& r : dropped) {
+    book_.recycle(std::move(r.task));
+    r.job->fail(r.first, r.count, error);
+  }
+  return killed || !dropped.empty();
+}
+
+void ProcessPoolCore::cancel_queued() {
+  std::vector<Record> dropped;
+  {
+    std::lock_guard lock(state_.mu);
+    for (auto& s : slots_)
+      if (s->alive) dispatcher_.revoke(*s);
+    dropped = dispatcher_.drop(false);
+    for (auto& r : dropped) {
+      r.job->request_cancel();  // a lost chunk of it is not run again
+      r.job->mark_cancelled();
+    }
+    if (book_.outstanding() == 0) state_.changed.notify_all();
+  }
+  auto error = cancelled_error();
+  for (auto& r : dropped) {
+    book_.recycle(std::move(r.task));
+    r.job->fail(r.first, r.count, error);
+  }
+}
+
+bool ProcessPoolCore::running(JobBase& job) {
+  if (job.chunks_started() > 0) return true;
+  std::lock_guard lock(state_.mu);
+  return dispatcher_.running(job);
+}
+
+void ProcessPoolCore::on_chunk_timing(Slot& slot, const Record& record, const ChunkTiming& timing) {
+  insights_->chunk(slot.id, record.call, record.first, record.count, timing);
 }
 
 bool ProcessPoolCore::spin_worthwhile(Nanos budget) {
@@ -190,7 +276,7 @@ void ProcessPoolCore::join() {
   {
     std::unique_lock lock(state_.mu);
     book_.check_joinable();
-    const std::uint64_t interrupts = interrupt_count();
+    const std::uint64_t interrupts = interrupts_at_start();
     while (!state_.changed.wait_for(lock, kInterruptCheck, [this] { return book_.settled(); }))
       throw_if_interrupted(interrupts);
     state_.stopping_workers = true;
@@ -239,6 +325,7 @@ void ProcessPoolCore::stop_threads() {
   std::lock_guard lock(join_mu_);
   for (std::thread* t : {&watch_thread_, &result_thread_})
     if (t->joinable()) t->join();
+  spawner_.end_guard();  // the workers are gone for good: nothing left to guard
 }
 
 void ProcessPoolCore::outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept {
@@ -273,7 +360,9 @@ void ProcessBackend::check_running() const { core_->check_running(); }
 void ProcessBackend::close() { core_->close(); }
 void ProcessBackend::join() { core_->join(); }
 void ProcessBackend::terminate() { core_->terminate(); }
+void ProcessBackend::cancel_queued() { core_->cancel_queued(); }
 std::vector<int> ProcessBackend::worker_pids() const { return core_->worker_pids(); }
+const InsightsRecorder* ProcessBackend::insights() const noexcept { return core_->insights(); }
 
 void ProcessBackend::shutdown() noexcept { close_and_join(*core_); }
 

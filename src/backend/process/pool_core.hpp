@@ -17,6 +17,7 @@
 #include "backend/process/slot.hpp"
 #include "backend/process/watch.hpp"
 #include "mproc/detail/chunk_book.hpp"
+#include "mproc/detail/insights_recorder.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/pool_options.hpp"
@@ -35,6 +36,8 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   void join();
   void terminate();
   std::vector<int> worker_pids();
+  // Null unless PoolOptions::insights.
+  [[nodiscard]] const InsightsRecorder* insights() const noexcept { return insights_.get(); }
   [[nodiscard]] bool on_result_thread() const noexcept { return std::this_thread::get_id() == result_thread_id_; }
   // For a pool destroyed by one of its own callbacks, which runs on the result thread: this
   // thread finishes the destruction (reaps the workers, stops the watcher, deletes the core)
@@ -44,6 +47,15 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override { collector_.defer_completion(std::move(job)); }
   bool wait(JobBase& job, const Deadline& deadline) override { return collector_.wait(job, deadline); }
+  [[nodiscard]] bool waiter_collects() const noexcept override { return true; }
+  // The chunks of job that no worker has claimed, queued here or in a worker's ring, never run.
+  bool cancel(JobBase& job) override;
+  bool running(JobBase& job) override;
+  // cancel(), and the worker running a chunk of job is killed and replaced (the watcher's path, as
+  // for a time limit): its other chunks run elsewhere.
+  bool terminate(JobBase& job) override;
+  // Every chunk no worker has claimed is cancelled (shutdown(cancel_futures)).
+  void cancel_queued();
 
   // ChunkSink
   void enqueue(Record record) override;
@@ -53,6 +65,7 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   void on_hello(const std::exception_ptr& error) override;
   std::optional<Record> on_result(Slot& slot, const ResultHeader& header) override;
   void on_results_read(Record record) override;
+  void on_chunk_timing(Slot& slot, const Record& record, const ChunkTiming& timing) override;
   bool spin_worthwhile(Nanos budget) override;
 
   void start_workers();               // in the constructor: forks them, reads their hellos
@@ -64,6 +77,7 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   // Made in this order, each undoing itself: a constructor that throws leaves nothing behind.
   PoolOptions options_;
   Slots slots_;
+  std::unique_ptr<InsightsRecorder> insights_;  // PoolOptions::insights; before the pieces that report to it
   PoolMemory memory_;
   Spawner spawner_;
   PoolState state_;

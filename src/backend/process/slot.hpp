@@ -37,9 +37,21 @@ struct SlotShared {
   std::atomic<std::int64_t> started_ns{0};                // when it started it (now_ns())
   // The last chunk the worker claimed to run, or kRevoked | R: chunks up to R taken back by the
   // parent, which the worker skips. Both sides CAS it, so a chunk is either run or taken back.
+  // Its seq part never decreases (the parent's R included: Dispatcher::revoke).
   std::atomic<std::uint64_t> claim{0};
+  // Under PoolOptions::memory_limit with RLIMIT_DATA: the chunk that was running when an
+  // allocation failed past the limit, and the memory the worker used then (memory_limit.hpp).
+  std::atomic<std::uint64_t> memory_failed_seq{0};
+  std::atomic<std::uint64_t> memory_used{0};
+  // The worker's process group while it lives (0 before, and once it is reaped), for the pool's
+  // guard process, which kills the groups when the program dies (guard.hpp).
+  std::atomic<pid_t> group{0};
   RingHeader task_header;
   RingHeader result_header;
+  // The heap block holding the result frame the worker writes or has sent as a spill note and
+  // the parent has not yet taken (nullptr: none). Whoever takes it clears it first: the parent
+  // on reading its note, or the watcher when the worker died with it (so it is freed once).
+  std::atomic<void*> result_block{nullptr};
 };
 
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
@@ -56,15 +68,17 @@ struct Slot {
   Ring results;  // worker -> parent
   pid_t pid = 0;
   os::Fd pidfd;
-  bool alive = false;               // guarded by PoolState::mu
-  long chunks_sent = 0;             // since spawned; guarded by PoolState::mu
-  std::deque<Record> inflight;      // sent, result not yet read, in order; guarded by PoolState::mu
-  std::atomic<bool> dead{false};    // set by the watcher as soon as it sees the exit
-  std::uint64_t timed_out_seq = 0;  // the chunk it was killed for running too long; guarded by PoolState::mu
-  std::int64_t progress_ns = 0;     // its last result, or work given to it idle; guarded by PoolState::mu
-  bool stalled = false;             // its unstarted chunks were taken back: no more until it
-                                    // shows progress; guarded by PoolState::mu
-  Writer inbox;                     // used only by the thread holding the collecting role
+  bool alive = false;                // guarded by PoolState::mu
+  long chunks_sent = 0;              // since spawned; guarded by PoolState::mu
+  std::deque<Record> inflight;       // sent, result not yet read, in order; guarded by PoolState::mu
+  std::atomic<bool> dead{false};     // set by the watcher as soon as it sees the exit
+  std::uint64_t timed_out_seq = 0;   // the chunk it was killed for running too long; guarded by PoolState::mu
+  std::uint64_t terminated_seq = 0;  // the chunk a future's terminate() killed it for; guarded by PoolState::mu
+  std::int64_t progress_ns = 0;      // while it has work: its last result, or the work given to
+                                     // it idle; guarded by PoolState::mu
+  bool stalled = false;              // its unstarted chunks were taken back: no more until it
+                                     // shows progress; guarded by PoolState::mu
+  Writer inbox;                      // used only by the thread holding the collecting role
 };
 
 using Slots = std::vector<std::unique_ptr<Slot>>;
@@ -92,7 +106,8 @@ struct WorkerContext {
   PoolShared* pool;
   const PoolOptions* options;
   pid_t parent;
-  int watchdog;  // read end of a pipe whose write end only the parent holds: EOF = parent gone
+  int watchdog;           // read end of a pipe whose write end only the parent holds: EOF = parent gone
+  int memory_group = -1;  // the cgroup.procs of the worker's cgroup (memory_limit.hpp), or -1
 };
 [[noreturn]] void run_worker(const WorkerContext& ctx) noexcept;
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "heap/heap.hpp"
 #include "mproc/errors.hpp"
 
 namespace mproc::detail {
@@ -16,7 +17,9 @@ constexpr double kStallChunks = 4;                     // ...and this many avera
 constexpr std::int64_t kRescueCheckNs = 20'000'000;    // the watcher looks for stalls this often
 constexpr std::int64_t kStuckStartNs = 2'000'000'000;  // a new worker that reads nothing this long is stuck
 
-std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, const os::ExitStatus& status) {
+std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, const os::ExitStatus& status,
+                              const std::exception_ptr& memory_error) {
+  if (memory_error) return memory_error;
   if (timed_out)
     return std::make_exception_ptr(TimeoutError(
         "mproc: the task ran longer than its time limit of " + std::to_string(lost.limit_ns / 1'000'000) +
@@ -58,7 +61,9 @@ void Watcher::stop() noexcept {
 }
 
 void Watcher::spawn(Slot& slot) {
+  const std::int64_t at = now_ns();
   spawner_.spawn(slot);
+  if (insights_) insights_->started(slot.id, slot.pid, at);
   wake();
 }
 
@@ -94,25 +99,23 @@ void Watcher::run() {
 
 // --- stalls and the claim/revoke of unstarted chunks -------------------------------------------
 
-void Watcher::rescue_stalled(std::int64_t now) {
+void Watcher::rescue_stalled() {
   auto idle = [](const auto& s) {
     return s->alive && !s->stalled && !s->dead.load(std::memory_order_relaxed) && s->inflight.empty();
   };
-  if (!dispatcher_.queue_empty() || std::none_of(slots_.begin(), slots_.end(), idle)) return;
+  auto busy = [](const auto& s) { return s->alive && !s->stalled && !s->inflight.empty(); };
+  if (!dispatcher_.queue_empty() || std::none_of(slots_.begin(), slots_.end(), idle) ||
+      std::none_of(slots_.begin(), slots_.end(), busy))
+    return;  // without a clock reading: after every result of a round trip at a time, none is busy
+  const std::int64_t now = now_ns();
   const auto stall_ns = std::max(kStallMinNs, static_cast<std::int64_t>(kStallChunks * book_.avg_chunk_ns()));
   for (auto& s : slots_)
-    if (s->alive && !s->stalled && !s->inflight.empty() && now - s->progress_ns > stall_ns) revoke(*s);
+    if (busy(s) && now - s->progress_ns > stall_ns) revoke(*s);
   dispatcher_.dispatch();
 }
 
 void Watcher::revoke(Slot& slot) {
-  const std::uint64_t bound = kRevoked | slot.inflight.back().seq;
-  std::uint64_t old = slot.shared->claim.load(std::memory_order_acquire);
-  while (old != bound && !slot.shared->claim.compare_exchange_weak(old, bound, std::memory_order_acq_rel)) {
-  }
-  // What it replaced is the last chunk the worker claimed (or the bound of an earlier revocation,
-  // past which it claimed nothing): everything after it will never run there.
-  dispatcher_.take_back(slot, old & ~kRevoked);
+  dispatcher_.revoke(slot);
   slot.stalled = true;
 }
 
@@ -140,7 +143,7 @@ std::optional<os::Nanos> Watcher::check_stalls() {
         s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
       kill_worker(*s);
   // Without this, a stopped or stuck worker's queue would wait for a result that never comes.
-  rescue_stalled(now);
+  rescue_stalled();
   return os::Nanos(kRescueCheckNs);
 }
 
@@ -170,6 +173,12 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
 
 // --- deaths and replacements ----------------------------------------------------------------
 
+std::exception_ptr Watcher::out_of_memory(const Slot& slot, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
+                                          int attempts) {
+  if (!options_.memory_limit) return nullptr;
+  return spawner_.memory().verdict(slot, seq, pid, status, attempts);
+}
+
 std::vector<Record> Watcher::fail_if_no_workers() {
   if (!none_alive(slots_)) return {};
   std::string why = "mproc: the pool has no workers left";
@@ -186,28 +195,46 @@ std::vector<Record> Watcher::fail_if_no_workers() {
   return dispatcher_.drop(false);
 }
 
+void Watcher::record_exit(unsigned lane, pid_t pid, const os::ExitStatus& status, bool timed_out) {
+  const int signal = status.signaled ? status.signal : 0;
+  const int code = status.signaled ? 0 : status.code;
+  if (timed_out)
+    insights_->event(lane, "time limit kill", now_ns(), pid, signal, code);
+  else if (!state_.stopping_workers && (signal || code))
+    insights_->event(lane, "worker died", now_ns(), pid, signal, code);
+}
+
 void Watcher::on_exit(Slot& slot) {
   slot.dead.store(true);
   collector_.wake();  // a collector waiting for the rest of this worker's message gives up
   // Its task's children end with it, whatever ended it; before the reaping, while its number
   // cannot be another's.
   os::kill_group(slot.pid, SIGKILL);
+  slot.shared->group.store(0, std::memory_order_release);  // the guard must not kill its number once reaped
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
   const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;
   bool timed_out = false;
+  std::exception_ptr memory_error;
+  bool terminated = false;  // by its future's terminate(): the chunk is cancelled, not lost
   std::vector<Record> unrunnable;
   collector_.drain_dead(slot);  // results it finished before dying still count
+  // A result frame it was writing into the heap, or sent but not as a whole: nobody else frees it.
+  heap::deallocate(slot.shared->result_block.exchange(nullptr, std::memory_order_acq_rel));
   {
     std::lock_guard lock(state_.mu);
     slot.alive = false;
     slot.pidfd.reset();
     lost = dispatcher_.take_started(slot);
     timed_out = lost && lost->seq == slot.timed_out_seq;
+    // Before spawn() below gives the slot a new worker (and a new cgroup); counting this attempt.
+    memory_error = out_of_memory(slot, lost ? lost->seq : 0, dead_pid, status, lost ? lost->attempts + 1 : 1);
+    terminated = lost && lost->seq == slot.terminated_seq;
+    if (insights_) record_exit(slot.id, dead_pid, status, timed_out);
     // Chunks it had not started go to the other workers, ahead of newer work.
     dispatcher_.take_back(slot, 0);
     // A lost chunk with retries left runs again (its items' places are in the record).
-    if (lost && ++lost->attempts <= lost->retries && !book_.terminated()) {
+    if (lost && ++lost->attempts <= lost->retries && !book_.terminated() && !lost->job->cancel_requested()) {
       dispatcher_.add(std::move(*lost));
       lost.reset();
     }
@@ -223,7 +250,10 @@ void Watcher::on_exit(Slot& slot) {
     dispatcher_.dispatch();
     state_.changed.notify_all();
   }
-  if (lost) lost->job->fail(lost->first, lost->count, lost_error(*lost, timed_out, dead_pid, status));
+  if (lost && terminated) lost->job->mark_cancelled();
+  if (lost)
+    lost->job->fail(lost->first, lost->count,
+                    terminated ? cancelled_error() : lost_error(*lost, timed_out, dead_pid, status, memory_error));
   if (!unrunnable.empty()) {
     std::string why;
     {

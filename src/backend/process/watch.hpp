@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <vector>
 
@@ -37,10 +38,16 @@ class Watcher {
   void limit_tasks();
   // When a worker is idle, takes back the chunks queued on a worker that has not moved for a
   // while, for the idle ones. Under PoolState::mu.
-  void rescue_stalled(std::int64_t now);
+  void rescue_stalled();
+  // Starts and deaths are recorded there (PoolOptions::insights); set before any worker starts.
+  void set_insights(InsightsRecorder* insights) noexcept { insights_ = insights; }
 
  private:
   void on_exit(Slot& slot);
+  // A MemoryLimitError for the chunk seq the worker of slot lost, if it ran out of memory.
+  std::exception_ptr out_of_memory(const Slot& slot, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
+                                   int attempts);
+  void record_exit(unsigned lane, pid_t pid, const os::ExitStatus& status, bool timed_out);  // under PoolState::mu
   std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
   std::optional<os::Nanos> check_stalls();         // rescue_stalled() and more; returns the next check
   void revoke(Slot& slot);                         // under PoolState::mu
@@ -56,6 +63,7 @@ class Watcher {
   const PoolOptions& options_;
   os::Fd wake_read_, wake_write_;
   std::atomic<bool> stop_{false};
+  InsightsRecorder* insights_ = nullptr;
   bool per_call_limits_ = false;  // a call has had its own TaskTimeout; guarded by PoolState::mu
 };
 

@@ -1,7 +1,9 @@
 // The worker process's side of a process pool: after the fork, read chunks, run them, send
 // results, until told to stop, the parent disappears, or maxtasksperchild is reached.
 #include <signal.h>
+#include <unistd.h>
 
+#include "backend/process/memory_limit.hpp"
 #include "backend/process/slot.hpp"
 #include "mproc/detail/wire.hpp"
 #include "os/os.hpp"
@@ -9,6 +11,8 @@
 
 namespace mproc::detail {
 namespace {
+
+constexpr std::int64_t kSpareIdleNs = 1'000'000'000;
 
 // Runs the initializer and tells the parent how it went; a worker whose initializer threw exits.
 void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone) {
@@ -29,6 +33,40 @@ void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone
   }
 }
 
+// Sends a result frame; one in the heap crosses as a spill note, and its block becomes the
+// parent's (out is empty afterwards, its next large frame takes a block of its own).
+void send_result(Slot& slot, Writer& out, const GiveUp& parent_gone) {
+  SpillNote note;
+  slot.results.send(ring_message(out, note), {}, parent_gone);
+  out.release_heap();
+}
+
+// When a chunk began, when the worker's previous one ended, when it was ready for work, and its
+// process id (read once: getpid() is a system call).
+struct TimedSpan {
+  std::int64_t start_ns, idle_from_ns, ready_ns;
+  int pid;
+};
+
+// Runs a chunk timing its tasks (PoolOptions::insights): its result frame carries a ChunkTiming.
+// Returns when the chunk ended.
+std::int64_t run_timed(Reader& in, Writer& out, std::uint64_t seq, TimedSpan span) {
+  begin_result_frame(out, true);
+  ItemClock clock(span.start_ns);
+  t_item_clock = &clock;
+  run_chunk(in, out);
+  t_item_clock = nullptr;
+  ChunkTiming timing{.start_ns = span.start_ns,
+                     .end_ns = now_ns(),
+                     .idle_ns = span.start_ns - span.idle_from_ns,
+                     .ready_ns = span.ready_ns,
+                     .pid = span.pid};
+  take_item_times(timing, clock);
+  end_result_frame(out, ResultHeader{.seq = seq, .took_ns = timing.end_ns - span.start_ns});
+  write_chunk_timing(out, timing);
+  return timing.end_ns;
+}
+
 }  // namespace
 
 void (*worker_start_hook)() noexcept = nullptr;
@@ -46,6 +84,7 @@ void run_worker(const WorkerContext& ctx) noexcept {
     // The worker leads a process group (the parent makes it so too, for a kill that comes first):
     // a task's children join it, and end with the worker, killed by the pool with the group.
     os::lead_process_group(0);
+    if (ctx.options->memory_limit) limit_worker_memory(*ctx.slot->shared, *ctx.options->memory_limit, ctx.memory_group);
     // The parent's death ends the worker: at once by signal, or at its next idle wake-up.
     os::set_parent_death_signal(SIGKILL);
     if (os::getppid() != ctx.parent) os::exit_now(1);
@@ -59,21 +98,40 @@ void run_worker(const WorkerContext& ctx) noexcept {
     if (ctx.options->initializer) say_hello(slot, *ctx.options, parent_gone);
 
     const long max_tasks = ctx.options->maxtasksperchild.value_or(0);
+    const bool insights = ctx.options->insights;
+    const std::int64_t ready_ns = now_ns();
+    // The end of its last chunk (read with its run time, no clock of its own): for insights, and
+    // for the spare buffers below.
+    std::int64_t last_end = ready_ns;
+    const int pid = insights ? ::getpid() : 0;
     Writer inbox, out;
+    out.spill_to_heap(&slot.shared->result_block);
+    // Waiting for a task: big buffers kept for reuse (keep_spare) go once idle a second.
+    GiveUp waiting = [&parent_gone, &last_end] {
+      if (spares_held() && now_ns() - last_end > kSpareIdleNs) release_spares();
+      return parent_gone();
+    };
     for (long done = 0;;) {
-      slot.tasks.receive(inbox, waits::kProcessWorker, parent_gone);
-      const std::uint64_t seq = read_task_header(inbox.bytes()).seq;
+      slot.tasks.receive(inbox, waits::kProcessWorker, waiting);
+      const std::optional<SpillNote> note = read_spill_note(inbox.bytes());
+      const std::uint64_t seq = note ? note->seq : read_task_header(inbox.bytes()).seq;
       if (seq == kControlSeq) break;
+      // Claimed before a spilled frame is read: once taken back, its block may be another's.
       if (!claim_chunk(slot.shared->claim, seq)) continue;  // taken back for another worker
-      Reader in(task_chunk(inbox.bytes()));
+      Reader in(task_chunk(note ? note->frame() : inbox.bytes()));
       std::int64_t start = now_ns();
       slot.shared->started_ns.store(start, std::memory_order_relaxed);
       slot.shared->started_seq.store(seq, std::memory_order_release);
 
-      begin_result_frame(out);
-      run_chunk(in, out);
-      end_result_frame(out, ResultHeader{.seq = seq, .took_ns = now_ns() - start});
-      slot.results.send(out.bytes(), {}, parent_gone);
+      if (insights) [[unlikely]] {
+        last_end = run_timed(in, out, seq, TimedSpan{start, last_end, ready_ns, pid});
+      } else {
+        begin_result_frame(out);
+        run_chunk(in, out);
+        last_end = now_ns();
+        end_result_frame(out, ResultHeader{.seq = seq, .took_ns = last_end - start});
+      }
+      send_result(slot, out, parent_gone);
       if (max_tasks && ++done >= max_tasks) break;
       // Past its resident limit, it leaves between tasks, as at maxtasksperchild: the parent
       // sends what it had queued here to the others, and replaces it.
@@ -82,7 +140,8 @@ void run_worker(const WorkerContext& ctx) noexcept {
     os::flush_stdio();
     os::exit_now(0);
   } catch (...) {
-    // Only a vanished parent (RingAbandoned) or a broken channel lands here.
+    // Only a vanished parent (RingAbandoned), a broken channel, or a std::bad_alloc outside any
+    // task (the worker's own buffers, under a memory limit) lands here.
     os::exit_now(1);
   }
 }

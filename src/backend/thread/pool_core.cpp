@@ -1,7 +1,10 @@
 #include "backend/thread/pool_core.hpp"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <stdexcept>
+#include <utility>
 
 #include "backoff.hpp"
 #include "mproc/errors.hpp"
@@ -53,6 +56,31 @@ thread_local unsigned t_pushes_unwaited = 0;
 // may finish other jobs, whose callbacks then run nested rather than deadlock.
 thread_local const ThreadPoolCore* t_in_callbacks = nullptr;
 
+// For insights: when the current worker thread was ready for work, and when its last chunk ended.
+thread_local std::int64_t t_ready_ns = 0;
+thread_local std::int64_t t_last_end_ns = 0;
+thread_local int t_pid = 0;  // read once per worker: getpid() is a system call
+
+// A chunk a worker times (insights), and where its timing goes once its items ran.
+struct TimedChunk {
+  ItemClock clock;
+  InsightsRecorder* insights;
+  const ThreadTask* task;
+};
+
+void record_thread_chunk(ItemClock& clock, JobBase& job, const char* kind) {
+  auto& chunk = *static_cast<TimedChunk*>(clock.owner);
+  ChunkTiming timing{.start_ns = clock.start_ns,
+                     .end_ns = now_ns(),
+                     .idle_ns = clock.start_ns - t_last_end_ns,
+                     .ready_ns = t_ready_ns,
+                     .pid = t_pid ? t_pid : static_cast<int>(::getpid())};
+  take_item_times(timing, clock);
+  t_last_end_ns = timing.end_ns;
+  const std::uint32_t call = chunk.insights->call_of(job, kind);
+  chunk.insights->chunk(t_index, call, chunk.task->first, chunk.task->count, timing);
+}
+
 // A job finished outside the pool, sent to a worker to run its callbacks.
 void run_completion(ThreadTask& task) noexcept { t_pool->complete_on_pool_thread(*task.job); }
 
@@ -66,7 +94,14 @@ ThreadPoolCore::ThreadPoolCore(PoolOptions options) : options_(std::move(options
     throw std::invalid_argument("mproc: ThreadPool cannot forward output by lines: its threads share the program's");
   if (options_.max_worker_rss)
     throw std::invalid_argument("mproc: ThreadPool cannot enforce max_worker_rss: its threads share one resident set");
+  if (options_.memory_limit)
+    throw std::invalid_argument(
+        "mproc: ThreadPool cannot enforce memory_limit: its threads share one process's memory");
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
+  if (options_.insights) {
+    insights_ = std::make_unique<InsightsRecorder>("thread", n);
+    for (unsigned i = 0; i < n; ++i) insights_->started(i, static_cast<int>(::getpid()), now_ns());
+  }
   try {
     for (unsigned i = 0; i < n; ++i) workers_[i]->thread = std::thread([this, i] { worker_loop(i); });
   } catch (...) {
@@ -142,10 +177,25 @@ bool ThreadPoolCore::all_empty() const noexcept {
   return true;
 }
 
+void ThreadPoolCore::run_timed(ThreadTask& task) noexcept {
+  TimedChunk chunk{.clock = {}, .insights = insights_.get(), .task = &task};
+  chunk.clock.ran = &record_thread_chunk;
+  chunk.clock.owner = &chunk;
+  ItemClock* outer = std::exchange(t_item_clock, &chunk.clock);  // a waiting worker runs tasks nested
+  task.run(task);
+  t_item_clock = outer;
+}
+
 void ThreadPoolCore::run(ThreadTask& task) noexcept {
-  if (task.run != &run_completion && state_.load(std::memory_order_relaxed) == kTerminated)
+  if (task.run == &run_completion)
+    task.run(task);
+  else if (!task.job->begin_chunk())  // cancelled before it started: it never runs
+    task.job->skip_chunk(task.first, task.count);
+  else if (state_.load(std::memory_order_relaxed) == kTerminated)
     task.job->fail(task.first, task.count,
                    std::make_exception_ptr(PoolNotRunning("mproc: the pool was terminated before this task started")));
+  else if (insights_)
+    run_timed(task);
   else
     task.run(task);
   // Let go of the job and the arguments now, not when the slot is next reused.
@@ -179,6 +229,8 @@ void ThreadPoolCore::worker_loop(unsigned index) {
     if (error && !init_error_) init_error_ = error;
     if (++started_ == size()) started_cv_.notify_all();
   }
+  t_ready_ns = t_last_end_ns = now_ns();
+  t_pid = static_cast<int>(::getpid());
   Worker& me = *workers_[index];
   ThreadTask task;
   for (;;) {
@@ -313,6 +365,9 @@ void ThreadPoolCore::complete_on_pool_thread(JobBase& job) noexcept {
   t_in_callbacks = outer;
 }
 
+bool ThreadPoolCore::cancel(JobBase& job) { return job.close_gate(); }
+bool ThreadPoolCore::terminate(JobBase& job) { return job.close_gate() || job.request_stop(); }
+
 bool ThreadPoolCore::wait(JobBase& job, const Deadline& deadline) {
   t_pushes_unwaited = 0;
   if (t_pool != this) {
@@ -364,6 +419,21 @@ void ThreadPoolCore::terminate() {
   join_threads();
 }
 
+void ThreadPoolCore::cancel_queued() {
+  ThreadTask task;
+  for (auto& w : workers_)
+    while (w->queue.pop(task, false)) {
+      if (task.run == &run_completion) {
+        complete_on_pool_thread(*task.job);
+      } else {
+        task.job->close_gate();  // its chunks that workers took but not yet started never run either
+        task.job->skip_chunk(task.first, task.count);
+      }
+      release_shared(task.job);
+      task.keep_alive.reset();
+    }
+}
+
 void ThreadPoolCore::join_threads() {
   std::lock_guard lock(lifecycle_mu_);
   if (joined_) return;
@@ -385,6 +455,8 @@ void ThreadBackend::enqueue(ThreadTask&& task) { core_->enqueue(std::move(task))
 void ThreadBackend::close() { core_->close(); }
 void ThreadBackend::join() { core_->join(); }
 void ThreadBackend::terminate() { core_->terminate(); }
+void ThreadBackend::cancel_queued() { core_->cancel_queued(); }
+const InsightsRecorder* ThreadBackend::insights() const noexcept { return core_->insights(); }
 
 void ThreadBackend::shutdown() noexcept {
   try {

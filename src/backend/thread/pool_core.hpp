@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "backend/thread/task_queue.hpp"
+#include "mproc/detail/insights_recorder.hpp"
 #include "mproc/detail/job.hpp"
 #include "mproc/pool_options.hpp"
 
@@ -28,11 +29,20 @@ class ThreadPoolCore final : public JobHost {
   void close() noexcept;
   void join();
   void terminate();
+  // Takes every queued task out and cancels it (shutdown(cancel_futures)).
+  void cancel_queued();
+
+  // Null unless PoolOptions::insights.
+  [[nodiscard]] const InsightsRecorder* insights() const noexcept { return insights_.get(); }
 
   // JobHost
   void defer_completion(std::shared_ptr<JobBase> job) override;
   void complete_on_pool_thread(JobBase& job) noexcept override;
   bool wait(JobBase& job, const Deadline& deadline) override;
+  // A queued task's worker skips it once its job's gate is closed (see run()).
+  bool cancel(JobBase& job) override;
+  // cancel(), or for a running task given a std::stop_token, a stop request.
+  bool terminate(JobBase& job) override;
 
  private:
   enum State : std::uint32_t { kRunning, kClosed, kDraining, kTerminated };
@@ -48,6 +58,7 @@ class ThreadPoolCore final : public JobHost {
   void worker_loop(unsigned index);
   bool find_task(unsigned index, ThreadTask& out);
   void run(ThreadTask& task) noexcept;
+  void run_timed(ThreadTask& task) noexcept;  // run(), recording the chunk (insights)
   bool all_empty() const noexcept;
   void sleep(Worker& w);
   // Idle: spins looking for a task if no other worker does; returns whether it found one.
@@ -67,6 +78,7 @@ class ThreadPoolCore final : public JobHost {
 
   PoolOptions options_;
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::unique_ptr<InsightsRecorder> insights_;  // PoolOptions::insights
 
   alignas(64) std::atomic<std::uint32_t> state_{kRunning};
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};

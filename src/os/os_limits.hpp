@@ -1,0 +1,65 @@
+// os_limits.hpp: the os wrappers of a worker's memory limit — RLIMIT_DATA and what it counts, and
+// cgroup v2 groups with memory.max — and of the pool's guard process (closing every descriptor
+// but one). Same rules as os.hpp.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+
+#include "os/os.hpp"
+
+namespace mproc::detail::os {
+
+// --- RLIMIT_DATA ----------------------------------------------------------------------------
+// The calling process's private writable memory in bytes (VmData in /proc/self/status): what
+// RLIMIT_DATA counts since Linux 4.7. Shared mappings (the shared heap, the pool's rings) are not
+// part of it, nor are reservations without write access; thread stacks and malloc's arenas, as
+// they are made writable, are. 0 when it cannot be read. Allocates nothing: safe in a new_handler.
+std::size_t data_bytes() noexcept;
+// setrlimit(RLIMIT_DATA) to bytes, soft and hard (the hard limit is lowered: a task cannot undo it).
+void limit_data(std::size_t bytes);
+
+// --- cgroup v2 ------------------------------------------------------------------------------
+// The directory of this process's cgroup v2 group where it may make child groups limited in
+// memory: cgroup2 mounted, the memory controller enabled for the group's children (in its
+// cgroup.subtree_control, as a delegating manager or container leaves it), and the directory
+// writable by this process. nullopt otherwise (cgroup v1, a hybrid mount without memory, no
+// delegation). Read once per call: a few small files.
+std::optional<std::string> delegated_memory_cgroup() noexcept;
+
+// A child cgroup v2 group with a memory limit, made for one process: the parent makes it before
+// the fork, the child moves itself in (enter), the parent reads what happened after the child's
+// end and removes it (the destructor kills whatever is left in it first).
+class MemoryGroup {
+ public:
+  // mkdir parent_dir/name; memory.max = limit, memory.swap.max = 0 (a limit, not a reason to
+  // swap), memory.oom.group = 1 (an out-of-memory kill takes the whole group). Throws
+  // std::system_error naming the file that could not be made or written.
+  MemoryGroup(const std::string& parent_dir, const std::string& name, std::size_t limit);
+  MemoryGroup(const MemoryGroup&) = delete;
+  MemoryGroup& operator=(const MemoryGroup&) = delete;
+  ~MemoryGroup();
+
+  // Its cgroup.procs, open for writing (close-on-exec): the child's way in.
+  [[nodiscard]] int procs_fd() const noexcept { return procs_.get(); }
+  // In the child: moves the calling process into the group whose cgroup.procs is procs_fd.
+  static bool enter(int procs_fd) noexcept;
+  // Whether the kernel's out-of-memory killer killed a process of the group (memory.events).
+  [[nodiscard]] bool oom_killed() const noexcept;
+  // The group's peak usage in bytes (memory.peak, Linux 5.19), else its usage now; 0 if unknown.
+  [[nodiscard]] std::size_t peak() const noexcept;
+
+ private:
+  std::string dir_;
+  Fd procs_;
+};
+
+// --- the pool's guard process ----------------------------------------------------------------
+// Whether fd becomes readable (or hung up) within timeout; false on timeout or error. Allocates nothing.
+bool readable_within(int fd, Nanos timeout) noexcept;
+// Closes every descriptor above 2 but keep (close_range): for a child that needs nothing else
+// of its parent's, and must not keep a pipe or socket of the parent's open for as long as it lives.
+void close_all_but(int keep) noexcept;
+
+}  // namespace mproc::detail::os

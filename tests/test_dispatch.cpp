@@ -1,0 +1,131 @@
+// The process pool's claim/revoke protocol (SlotShared::claim), without processes: a Dispatcher
+// over one slot whose ring lies in this process, and the worker's side played here, chunk by
+// chunk, with the worker's own claim_chunk. So each interleaving is forced, not hoped for.
+//
+// The defect these tests keep fixed: a revocation could lower the bound of an earlier one. The
+// earlier one had taken back chunks that still waited in the worker's ring; after the later one
+// (made when the flight held only the claimed chunk) the worker claimed them and ran them,
+// though they had been cancelled or sent again elsewhere (CI's ASan build: 149 of 1000 tasks
+// whose cancel() returned true ran; there the later revocation was the watcher's, for a stall).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "backend/process/dispatch.hpp"
+#include "backend/process/slot.hpp"
+#include "backoff.hpp"
+
+namespace mproc::detail {
+namespace {
+
+struct NoSink : ChunkSink {
+  void enqueue(Record) override {}
+};
+
+// One slot, its ring in this process, and a Dispatcher feeding it up to 8 chunks ahead.
+class OneSlot : public ::testing::Test {
+ protected:
+  static constexpr std::size_t kRingBytes = 4096;
+
+  OneSlot()
+      : book_(sink_, ChunkBook::Pace{.queue_ahead_ns = 1e6, .first_window = 8, .min_window = 1, .max_window = 8},
+              "Pool") {
+    slots_.push_back(std::make_unique<Slot>());
+    slot().shared = &shared_;
+    slot().tasks = Ring(&shared_.task_header, ring_.data(), kRingBytes, &shared_.task_bell);
+    slot().alive = true;
+  }
+
+  Slot& slot() { return *slots_.front(); }
+
+  // A one-task job's chunk, sent (or queued) at once.
+  std::shared_ptr<JobBase> add() {
+    auto job = std::make_shared<ValueJob<int>>(nullptr, nullptr, nullptr);
+    Record r;
+    r.job = job;
+    r.count = 1;
+    write_task_header<int (*)(int)>(r.task);
+    dispatcher_.add(std::move(r));
+    return job;
+  }
+
+  // The worker reads its next message and claims the chunk, as run_worker does: the chunk's seq
+  // when it claimed it (it would run it), 0 when it skips it, nullopt when the ring is empty.
+  std::optional<std::uint64_t> worker_next() {
+    if (!slot().tasks.has_message()) return std::nullopt;
+    Writer inbox;
+    slot().tasks.receive(inbox, waits::kProcessWorker, nullptr);
+    const std::uint64_t seq = read_task_header(inbox.bytes()).seq;
+    return claim_chunk(shared_.claim, seq) ? seq : 0;
+  }
+
+  // What the worker would run of what its ring still holds.
+  std::vector<std::uint64_t> worker_runs_rest() {
+    std::vector<std::uint64_t> ran;
+    while (auto seq = worker_next())
+      if (*seq) ran.push_back(*seq);
+    return ran;
+  }
+
+  NoSink sink_;
+  ChunkBook book_;
+  PoolOptions options_;
+  SlotShared shared_;
+  alignas(64) std::array<std::byte, kRingBytes> ring_{};
+  Slots slots_;
+  Dispatcher dispatcher_{slots_, book_, options_};
+};
+
+TEST_F(OneSlot, ATakenBackChunkNeverRunsAfterALaterRevocationWithLessInFlight) {
+  auto c = add();
+  auto d = add();
+  auto e = add();
+  ASSERT_EQ(slot().inflight.size(), 3u);
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));  // c claimed: it runs
+
+  // d's cancel takes d and e back (they wait in the ring still); e is sent again, as seq 4.
+  EXPECT_EQ(dispatcher_.cancel(*d).size(), 1u);
+  ASSERT_EQ(slot().inflight.size(), 2u);
+  EXPECT_EQ(slot().inflight.back().seq, 4u);
+  // e's cancel takes seq 4 back: the flight holds only c now.
+  EXPECT_EQ(dispatcher_.cancel(*e).size(), 1u);
+  ASSERT_EQ(slot().inflight.size(), 1u);
+  // c's cancel revokes once more, with only the claimed c in flight: nothing to take.
+  EXPECT_TRUE(dispatcher_.cancel(*c).empty());
+
+  // Seqs 2, 3 (d, e) and 4 (e again) wait in the ring: the worker must skip every one.
+  EXPECT_EQ(worker_runs_rest(), std::vector<std::uint64_t>{});
+  // And it still claims what is sent to it afterwards.
+  add();
+  EXPECT_EQ(worker_runs_rest(), std::vector<std::uint64_t>{5});
+}
+
+// As the watcher revokes a stalled worker's chunks (Dispatcher::revoke), with a cancel between.
+TEST_F(OneSlot, AStallRevocationAfterACancelKeepsTheCancelledChunkFromRunning) {
+  auto c = add();
+  auto d = add();
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));
+  EXPECT_EQ(dispatcher_.cancel(*d).size(), 1u);  // d (seq 2) taken back while in the ring
+  ASSERT_EQ(slot().inflight.size(), 1u);
+  dispatcher_.revoke(slot());  // the stall: only c, claimed, in flight
+  EXPECT_EQ(worker_runs_rest(), std::vector<std::uint64_t>{});
+  EXPECT_FALSE(c->cancelled());
+}
+
+// A chunk the worker claimed first is never taken back by a revocation that comes after.
+TEST_F(OneSlot, AClaimedChunkStaysWithItsWorker) {
+  auto c = add();
+  auto d = add();
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(2));
+  EXPECT_TRUE(dispatcher_.cancel(*d).empty());
+  EXPECT_EQ(slot().inflight.size(), 2u);
+  EXPECT_TRUE(dispatcher_.cancel(*c).empty());
+}
+
+}  // namespace
+}  // namespace mproc::detail

@@ -213,74 +213,102 @@ void spin_ns(std::int64_t ns) {
   }
 }
 
-// Runs tasks [0, count) under clock, task i taking ns(i); counts the tasks timed one by one.
-template <class Ns>
-std::size_t run_tasks(ItemClock& clock, std::size_t count, Ns ns) {
+// Runs tasks [0, count) under clock, task i taking ticks(i) on a clock of the test's own (the
+// machine's speed and load decide nothing); counts the tasks timed one by one.
+template <class TicksOf>
+std::size_t run_tasks(ItemClock& clock, std::size_t count, TicksOf ticks) {
+  std::uint64_t now = 0;
   std::size_t one_by_one = 0;
   clock.run(
       0, count, [](std::size_t) {},
       [&](std::size_t i) {
         ++one_by_one;
-        spin_ns(ns(i));
+        now += ticks(i);
       },
       [&](std::size_t from, std::size_t end) {
-        for (std::size_t i = from; i < end; ++i) spin_ns(ns(i));
-      });
+        for (std::size_t i = from; i < end; ++i) now += ticks(i);
+      },
+      [&] { return now; });
   return one_by_one;
 }
+
+constexpr std::uint64_t kShort = ItemClock::kShortTicks / 20;
+constexpr std::uint64_t kLong = ItemClock::kShortTicks * 10;
 
 }  // namespace
 
 TEST(ItemClock, ShortTasksAreTimedInBlocksAfterOneWindow) {
   ItemClock clock;
-  const std::size_t timed = run_tasks(clock, 5000, [](std::size_t) { return 0; });
-  EXPECT_LE(timed, 3 * ItemClock::kProbe);  // one window, or a few on a loaded machine
+  const std::size_t timed = run_tasks(clock, 5000, [](std::size_t) { return kShort; });
+  EXPECT_EQ(timed, ItemClock::kProbe);
   EXPECT_FALSE(clock.each);
   EXPECT_EQ(clock.items, 5000u);
+  EXPECT_EQ(clock.work_ticks, 5000 * kShort);
 }
 
 // Two tasks of the first window stretched (a preemption, a page fault): still short tasks.
 TEST(ItemClock, TwoStretchedTasksInTheWindowDoNotDecide) {
   ItemClock clock;
-  const std::size_t timed = run_tasks(clock, 2000, [](std::size_t i) { return i == 2 || i == 5 ? 2'000'000 : 0; });
-  EXPECT_LE(timed, 3 * ItemClock::kProbe);  // a third stretched by the machine's load: one more window
+  const std::size_t timed =
+      run_tasks(clock, 2000, [](std::size_t i) { return i == 2 || i == 5 ? 1000 * kLong : kShort; });
+  EXPECT_EQ(timed, ItemClock::kProbe);
   EXPECT_FALSE(clock.each);
-  // The stretched ones are named, with their offsets.
-  std::set<std::uint32_t> named;
-  for (std::uint32_t i = 0; i < clock.slow_count; ++i) named.insert(clock.slow[i].offset);
-  EXPECT_TRUE(named.count(2) && named.count(5));
+  // The stretched ones are named first, with their offsets.
+  ASSERT_EQ(clock.slow_count, ItemClock::kSlowest);
+  EXPECT_EQ(clock.slow[0].ticks, 1000 * kLong);
+  std::set<std::uint32_t> named{clock.slow[0].offset, clock.slow[1].offset};
+  EXPECT_EQ(named, (std::set<std::uint32_t>{2, 5}));
 }
 
+// A third stretched task in the window makes it too few short ones: one more window decides.
+TEST(ItemClock, AWindowWithThreeStretchedTasksIsFollowedByAnother) {
+  ItemClock clock;
+  const std::size_t timed =
+      run_tasks(clock, 2000, [](std::size_t i) { return i == 1 || i == 2 || i == 5 ? kLong : kShort; });
+  EXPECT_EQ(timed, 2 * ItemClock::kProbe);
+  EXPECT_FALSE(clock.each);
+}
+
+// On the machine's own clock: tasks that spin 20 us are long however loaded the machine is.
 TEST(ItemClock, LongTasksAreTimedOneByOne) {
   ItemClock clock;
-  const std::size_t timed = run_tasks(clock, 40, [](std::size_t i) { return i == 7 ? 0 : 20'000; });
+  std::size_t timed = 0;
+  clock.run(
+      0, 40, [](std::size_t) {},
+      [&](std::size_t i) {
+        ++timed;
+        if (i != 7) spin_ns(20'000);
+      },
+      [](std::size_t, std::size_t) { ADD_FAILURE() << "long tasks were run in a block"; });
   EXPECT_EQ(timed, 40u);
   EXPECT_TRUE(clock.each);
   EXPECT_EQ(clock.slow_count, ItemClock::kSlowest);
+  for (const auto& s : clock.slow) EXPECT_NE(s.offset, 7u);
 }
 
 // Short tasks, then long ones: two long blocks in a row switch back to one by one, and the
 // slowest are named.
 TEST(ItemClock, TasksThatTurnLongAreTimedOneByOneAgain) {
   ItemClock clock;
-  constexpr std::size_t kShort = 1000;
-  const std::size_t timed =
-      run_tasks(clock, kShort + 3 * ItemClock::kBlock, [](std::size_t i) { return i < kShort ? 0 : 3'000; });
+  constexpr std::size_t kShortOnes = 1000;
+  const std::size_t timed = run_tasks(clock, kShortOnes + 3 * ItemClock::kBlock,
+                                      [](std::size_t i) { return i < kShortOnes ? kShort : kLong + i; });
   EXPECT_TRUE(clock.each);
-  EXPECT_GT(timed, ItemClock::kProbe + ItemClock::kBlock / 2);
+  // Blocks from task 8 on; those ending past task 1000 are long, and the second of them switches.
+  const std::size_t first_long_block_end =
+      ItemClock::kProbe + ((kShortOnes - ItemClock::kProbe) / ItemClock::kBlock + 1) * ItemClock::kBlock;
+  const std::size_t switched_at = first_long_block_end + ItemClock::kBlock;
+  EXPECT_EQ(timed, ItemClock::kProbe + (kShortOnes + 3 * ItemClock::kBlock - switched_at));
   ASSERT_EQ(clock.slow_count, ItemClock::kSlowest);
-  // A short task preempted on a loaded machine (or slowed by a sanitizer) may rank among the
-  // slowest; most of them are the long ones.
-  std::size_t long_ones = 0;
-  for (const auto& s : clock.slow) long_ones += s.offset >= kShort ? 1 : 0;
-  EXPECT_GE(long_ones, ItemClock::kSlowest / 2);
+  for (std::uint32_t k = 0; k < ItemClock::kSlowest; ++k)
+    EXPECT_EQ(clock.slow[k].offset, kShortOnes + 3 * ItemClock::kBlock - 1 - k);  // the last, slowest first
 }
 
 // One block stretched (a task there took a millisecond) among short ones: still in blocks.
 TEST(ItemClock, OneLongBlockDoesNotSwitchBack) {
   ItemClock clock;
-  const std::size_t timed = run_tasks(clock, 3000, [](std::size_t i) { return i == 1500 ? 1'000'000 : 0; });
-  EXPECT_LE(timed, 3 * ItemClock::kProbe);
+  const std::size_t timed = run_tasks(clock, 3000, [](std::size_t i) { return i == 1500 ? 1000 * kLong : kShort; });
+  EXPECT_EQ(timed, ItemClock::kProbe);
   EXPECT_FALSE(clock.each);
 }
 

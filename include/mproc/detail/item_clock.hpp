@@ -92,24 +92,29 @@ struct ItemClock {
 
   bool each = true;  // timing tasks one by one; else in blocks
 
+  // The tick source run() reads by default.
+  struct Ticks {
+    std::uint64_t operator()() const noexcept { return item_ticks(); }
+  };
+
   // Runs tasks [from, count), timed as above: ready(i) gets task i ready (decodes its item; not
   // timed), one(i) runs it, block(i, end) gets ready and runs tasks [i, end) as ready and one
-  // would (or faster).
-  template <class Ready, class One, class Block>
-  void run(std::size_t from, std::size_t count, Ready&& ready, One&& one, Block&& block) {
+  // would (or faster). ticks() is read around them (a test gives its own, to decide the times).
+  template <class Ready, class One, class Block, class Now = Ticks>
+  void run(std::size_t from, std::size_t count, Ready&& ready, One&& one, Block&& block, Now ticks = {}) {
     std::size_t i = from;
     while (i < count) {
       if (each) {
         ready(i);
-        const std::uint64_t before = item_ticks();
+        const std::uint64_t before = ticks();
         one(i);
-        end_item(before);
+        end_item(ticks() - before);
         ++i;
       } else {
         const std::size_t end = std::min<std::size_t>(count, i + kBlock);
-        const std::uint64_t before = item_ticks();
+        const std::uint64_t before = ticks();
         block(i, end);
-        end_block(before, static_cast<std::uint32_t>(end - i));
+        end_block(ticks() - before, static_cast<std::uint32_t>(end - i));
         i = end;
       }
     }
@@ -120,8 +125,7 @@ struct ItemClock {
   }
 
  private:
-  void end_item(std::uint64_t before) noexcept {
-    const std::uint64_t took = item_ticks() - before;
+  void end_item(std::uint64_t took) noexcept {
     work_ticks += took;
     keep_if_slow(items++, took);
     short_in_window_ += took < kShortTicks ? 1 : 0;
@@ -132,8 +136,7 @@ struct ItemClock {
     }
     in_window_ = short_in_window_ = 0;
   }
-  void end_block(std::uint64_t before, std::uint32_t count) noexcept {
-    const std::uint64_t took = item_ticks() - before;
+  void end_block(std::uint64_t took, std::uint32_t count) noexcept {
     work_ticks += took;
     items += count;
     long_blocks_ = took >= count * kShortTicks ? long_blocks_ + 1 : 0;

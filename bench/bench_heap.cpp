@@ -205,8 +205,14 @@ void BM_FirstTouch64MB(benchmark::State& state) {
 }
 BENCHMARK(BM_FirstTouch64MB)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Minor page faults of this process and its children (the pool's workers) so far, from /proc.
-long faults_here_and_in_children() {
+// Minor page faults so far of this process (all its threads) and of its children (the pool's
+// workers), from /proc.
+struct Faults {
+  long here = 0;
+  long children = 0;
+  [[nodiscard]] long total() const { return here + children; }
+};
+Faults faults_here_and_in_children() {
   // stat's fields after "pid (comm) ": state ppid pgrp session tty_nr tpgid flags minflt ...
   auto fields_of = [](const std::filesystem::path& stat_path) {
     std::ifstream in(stat_path);
@@ -219,12 +225,16 @@ long faults_here_and_in_children() {
     return fields;
   };
   const std::string self = std::to_string(::getpid());
-  long faults = 0;
+  Faults faults;
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
     auto fields = fields_of(entry.path() / "stat");
-    if (fields.size() == 8 && (name == self || fields[1] == self)) faults += std::stol(fields[7]);
+    if (fields.size() != 8) continue;
+    if (name == self)
+      faults.here += std::stol(fields[7]);
+    else if (fields[1] == self)
+      faults.children += std::stol(fields[7]);
   }
   return faults;
 }
@@ -240,15 +250,18 @@ void BM_ApplyBig(benchmark::State& state) {
   state.counters["first_ms"] =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   for (int i = 0; i < 2; ++i) (void)pool.apply(echo, args);
-  const long faults = faults_here_and_in_children();
+  const Faults faults = faults_here_and_in_children();
   for (auto _ : state) {
     std::vector<char> back = pool.apply(echo, args);
     if (back.size() != std::get<0>(args).size()) state.SkipWithError("wrong size back");
     benchmark::DoNotOptimize(back.data());
   }
-  // Page faults per call in the program and its workers (a fresh 64 MB is 16384 small pages).
-  state.counters["faults_per_call"] =
-      static_cast<double>(faults_here_and_in_children() - faults) / static_cast<double>(state.iterations());
+  // Page faults per call in the program and in its workers (a fresh 64 MB is 16384 small pages,
+  // 32 huge ones).
+  const Faults after = faults_here_and_in_children();
+  const auto calls = static_cast<double>(state.iterations());
+  state.counters["faults_here_per_call"] = static_cast<double>(after.here - faults.here) / calls;
+  state.counters["faults_workers_per_call"] = static_cast<double>(after.children - faults.children) / calls;
   // The heap's pages kept meanwhile, and after the pool was idle 2 s (what comes back).
   state.counters["heap_mapped_MiB"] = static_cast<double>(mproc::heap_stats().mapped >> 20);
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -289,13 +302,13 @@ void queue_big(benchmark::State& state, bool into) {
   std::vector<char> item(std::size_t{64} << 20, 'q');
   items.put(item);  // the first: fresh buffers on both sides
   (void)acks.get();
-  const long faults = faults_here_and_in_children();
+  const long faults = faults_here_and_in_children().total();
   for (auto _ : state) {
     items.put(item);
     if (acks.get() != 64) state.SkipWithError("wrong size across");
   }
   state.counters["faults_per_item"] =
-      static_cast<double>(faults_here_and_in_children() - faults) / static_cast<double>(state.iterations());
+      static_cast<double>(faults_here_and_in_children().total() - faults) / static_cast<double>(state.iterations());
   items.put({});
   reader.join();
 }

@@ -7,11 +7,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory_resource>
+#include <new>
 #include <numeric>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -40,6 +44,23 @@ std::pmr::vector<Row> make_rows(std::size_t n) {
     for (std::size_t j = 0; j < 6 + i % 5; ++j) rows.back().push_back(static_cast<int>((i * 7 + j) % 10));
   }
   return rows;
+}
+
+// Tasks of the map below that started and that ended, counted in the heap (made before the
+// pool forks, so its workers have the same pointer).
+struct TaskCounts {
+  std::atomic<int> started{0}, ended{0};
+};
+TaskCounts* g_counts = nullptr;
+
+// An empty row fails at once; any other is read after 300 ms.
+int fail_at_once_or_read_late(const Row& r) {
+  g_counts->started.fetch_add(1);
+  if (r.empty()) throw std::runtime_error("an empty row");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int n = static_cast<int>(r.size());
+  g_counts->ended.fetch_add(1);
+  return n;
 }
 
 }  // namespace
@@ -196,8 +217,29 @@ TEST(HeapInPlace, MapIntoAFailedItemKeepsItsNeighboursValuesAndThrowsItsType) {
       EXPECT_EQ(out[static_cast<std::size_t>(i)], 3) << i;
     }
   }
+  std::ranges::fill(out, -1);
   pool.map_into(count_row, make_rows(40), out);  // the pool goes on
-  EXPECT_NE(out[0], -1);
+  EXPECT_EQ(std::ranges::count(out, -1), 0);
+}
+
+// A map that fails early leaves before its other items ran, but not while a worker still reads
+// the caller's rows where they are: the caller frees them as it unwinds.
+TEST(HeapInPlace, AMapThatFailsEarlyWaitsForTheTasksReadingItsRows) {
+  std::pmr::memory_resource* heap = mproc::shared_resource();
+  g_counts = new (heap->allocate(sizeof(TaskCounts), alignof(TaskCounts))) TaskCounts;
+  {
+    mproc::Pool pool(2);
+    std::pmr::vector<Row> rows(heap);
+    rows.emplace_back(std::size_t{6}, 1);  // read late by one worker
+    rows.emplace_back();                   // fails at once on the other
+    for (int i = 0; i < 20; ++i) rows.emplace_back(std::size_t{6}, 1);
+    EXPECT_THROW(pool.map(fail_at_once_or_read_late, rows, 1), std::runtime_error);
+    // Every task that started has ended: none reads rows after this.
+    EXPECT_EQ(g_counts->ended.load(), g_counts->started.load() - 1);  // less the one that threw
+    EXPECT_LT(g_counts->started.load(), 22);                          // the items not started were cancelled
+  }
+  heap->deallocate(g_counts, sizeof(TaskCounts), alignof(TaskCounts));
+  g_counts = nullptr;
 }
 
 TEST(HeapInPlace, MapIntoOnAThreadPoolWritesTheSame) {

@@ -513,8 +513,9 @@ void BasicPool<Backend>::submit(const std::shared_ptr<Job>& job, const Fn& fn, s
     // The pool stopped midway: what was not submitted fails, so the job still completes.
     job->fail(first + i, items.size() - i, std::current_exception());
     // Tasks already submitted may read the caller's items (a synchronous map on a backend
-    // that does not copy them): they finish before the caller unwinds.
-    if constexpr (!Backend::copies_arguments) job->wait(std::nullopt);
+    // that does not copy them, or items read in place in the shared heap): they finish before
+    // the caller unwinds.
+    if constexpr (!Backend::copies_arguments || InPlace) finish(*job);
     throw;
   }
 }
@@ -777,7 +778,12 @@ std::vector<detail::map_result_t<S, F, Range>> BasicPool<Backend>::run_list(F&& 
     abandon(*job);  // Interrupted
     throw;
   }
-  if (!job->ready()) abandon(*job);
+  if (!job->ready()) {
+    // A failed item: the rest is cancelled, and the tasks still running end first, as they may
+    // read the caller's items in the shared heap.
+    abandon(*job);
+    finish(*job);
+  }
   if (!job->successful()) std::rethrow_exception(job->error());
   return job->take();
 }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -80,18 +81,22 @@ TYPED_TEST(insights, FiguresAddUpAndCountTheTasksRun) {
   mproc::Insights s = pool.insights();
   ASSERT_EQ(s.workers.size(), 2u);
   std::size_t tasks = 0, chunks = 0;
+  std::chrono::nanoseconds working{0};
   for (const auto& w : s.workers) {
     tasks += w.tasks;
     chunks += w.chunks;
+    working += w.working;
     EXPECT_GT(w.pid, 0);
     EXPECT_LE(w.working, w.busy);
     EXPECT_EQ(w.busy, w.working + w.codec);
     // Up since the pool started, less its start-up: busy or waiting all that time.
     const double up = static_cast<double>((s.wall - w.startup).count());
     const double accounted = static_cast<double>((w.busy + w.idle).count());
-    EXPECT_NEAR(accounted, up, 0.10 * up) << "worker " << w.worker;
-    EXPECT_GT(w.working, 50ms);
+    // Within 10%, or 50 ms: the parent's and the worker's clocks are read at different moments,
+    // which a loaded machine can set tens of ms apart.
+    EXPECT_NEAR(accounted, up, std::max(0.10 * up, 50e6)) << "worker " << w.worker;
   }
+  EXPECT_GT(working, 250ms);  // the tasks sleep 279 ms in all, however the workers shared them
   EXPECT_EQ(tasks, 200u);
   EXPECT_EQ(chunks, 40u);
   ASSERT_EQ(s.slowest.size(), 5u);
@@ -321,7 +326,7 @@ TEST(ItemClock, TicksConvertToNanoseconds) {
   EXPECT_LT(scale, 10.0);  // a 100 MHz one at least
   const std::uint64_t t0 = mproc::detail::item_ticks();
   const std::int64_t n0 = mproc::detail::now_ns();
-  spin_ns(5'000'000);
+  spin_ns(50'000'000);  // long enough that a preemption between two paired reads is within 10%
   const double ns = static_cast<double>(mproc::detail::item_ticks() - t0) * scale;
   const double wall = static_cast<double>(mproc::detail::now_ns() - n0);
   EXPECT_NEAR(ns, wall, 0.1 * wall);

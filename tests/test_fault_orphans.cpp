@@ -3,17 +3,13 @@
 // (PR_SET_PDEATHSIG); the task's `sleep`, in its worker's process group, is ended by the pool's
 // guard process, which then exits. Within a second nothing is left. This process makes itself a
 // subreaper, so that every orphan becomes its child: their ends can be seen, and reaped.
-#include <dirent.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -22,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "mproc/mproc.hpp"
+#include "processes.hpp"
 
 extern char** environ;
 
@@ -37,37 +34,11 @@ int spawn_sleep(int) {
   return ::posix_spawnp(&pid, "sleep", nullptr, nullptr, argv, environ) == 0 ? pid : -1;
 }
 
-// The children of pid, as /proc lists them for each of its threads.
-std::set<pid_t> children_of(pid_t pid) {
-  std::set<pid_t> kids;
-  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  DIR* dir = ::opendir(tasks.c_str());
-  if (!dir) return kids;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] == '.') continue;
-    std::ifstream in(tasks + "/" + e->d_name + "/children");
-    for (pid_t k = 0; in >> k;) kids.insert(k);
-  }
-  ::closedir(dir);
-  return kids;
-}
-
-// Reaps our children (orphans that came to us included) for up to timeout, or until none is
-// left; returns the pids reaped. Then kills and reaps what is left, and says so in left.
+// Reaps our children for up to timeout, or until none is left; returns the pids reaped. Then
+// kills and reaps what is left, and says so in left.
 std::set<pid_t> reap_all(std::chrono::milliseconds timeout, std::set<pid_t>& left) {
-  std::set<pid_t> reaped;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    pid_t r = ::waitpid(-1, nullptr, WNOHANG);
-    if (r > 0) {
-      reaped.insert(r);
-      continue;
-    }
-    if (r < 0 && errno == ECHILD) return reaped;
-    if (std::chrono::steady_clock::now() > deadline) break;
-    std::this_thread::sleep_for(2ms);
-  }
-  left = children_of(::getpid());
+  std::set<pid_t> reaped = mproc::test::reap_children(timeout);
+  left = mproc::test::children_of();
   for (pid_t p : left) ::kill(p, SIGKILL);
   while (::waitpid(-1, nullptr, 0) > 0) {
   }
@@ -106,7 +77,7 @@ TEST(FaultOrphans, TaskChildrenWorkersAndGuardEndWithAKilledProgram) {
     FAIL() << (told_whole ? "the task could not start sleep" : "the program did not say what it started");
   }
   // The program's children: its two workers and its pool's guard.
-  const std::set<pid_t> kids = children_of(program);
+  const std::set<pid_t> kids = mproc::test::children_of(program);
   EXPECT_EQ(kids.size(), 3u);
   for (int w : told.workers) EXPECT_TRUE(kids.count(w)) << "worker " << w << " is not the program's child";
 
@@ -122,9 +93,9 @@ TEST(FaultOrphans, TaskChildrenWorkersAndGuardEndWithAKilledProgram) {
 TEST(FaultOrphans, APoolThatEndsReapsItsGuard) {
   {
     mproc::Pool pool(2);
-    EXPECT_EQ(children_of(::getpid()).size(), 3u) << "two workers and a guard";
+    EXPECT_EQ(mproc::test::children_of().size(), 3u) << "two workers and a guard";
     EXPECT_EQ(pool.apply([](int x) { return x + 1; }, std::tuple{1}), 2);
   }
-  EXPECT_TRUE(children_of(::getpid()).empty());
+  EXPECT_TRUE(mproc::test::children_of().empty());
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child is left to reap";
 }

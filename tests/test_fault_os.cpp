@@ -4,7 +4,6 @@
 // call's std::system_error and leave nothing behind: no child, no descriptor, no thread, no
 // shared mapping, nothing in /dev/shm; and the next one made must work. A worker that cannot be
 // replaced (fork fails) leaves the pool running on the others.
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -33,31 +32,11 @@
 namespace {
 
 namespace os = mproc::detail::os;
+using mproc::test::open_fds;
+using mproc::test::thread_count;
 using os::testing::Call;
 using os::testing::ScopedFailure;
 using ::testing::HasSubstr;
-
-std::set<int> open_fds() {
-  std::set<int> fds;
-  DIR* dir = ::opendir("/proc/self/fd");
-  if (!dir) return fds;
-  while (dirent* e = ::readdir(dir)) {
-    std::string name = e->d_name;
-    if (name != "." && name != ".." && std::stoi(name) != ::dirfd(dir)) fds.insert(std::stoi(name));
-  }
-  ::closedir(dir);
-  return fds;
-}
-
-std::size_t thread_count() {
-  std::size_t n = 0;
-  DIR* dir = ::opendir("/proc/self/task");
-  if (!dir) return 0;
-  while (dirent* e = ::readdir(dir))
-    if (e->d_name[0] != '.') ++n;
-  ::closedir(dir);
-  return n;
-}
 
 // Shared mappings (the pool's memory, shared regions, shm and memfd blocks): "rw-s" in /proc/self/maps.
 std::size_t shared_mappings() {
@@ -72,12 +51,12 @@ std::size_t shared_mappings() {
 struct Resources {
   std::set<int> fds;
   std::size_t threads = 0;
-  std::set<int> children;
+  std::set<pid_t> children;
   std::set<std::string> shm;
   std::size_t shared_maps = 0;
 
   static Resources now() {
-    return {open_fds(), thread_count(), mproc::test::child_pids(), mproc::test::shm_entries(), shared_mappings()};
+    return {open_fds(), thread_count(), mproc::test::children_of(), mproc::test::shm_entries(), shared_mappings()};
   }
   // Another test may remove its own /dev/shm entries meanwhile: only new ones count.
   bool same_as(const Resources& before) const {

@@ -16,16 +16,6 @@
 
 namespace {
 
-// Waits up to timeout for pid (our child; -1: any) to exit; true if it did.
-bool reaped_within(pid_t pid, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (::waitpid(pid, nullptr, WNOHANG) == pid) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
-
 void run_parent_and_kill_it(bool busy) {
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   auto shm_before = mproc::test::shm_entries();
@@ -59,9 +49,9 @@ void run_parent_and_kill_it(bool busy) {
   ::kill(parent, SIGKILL);
   ASSERT_EQ(::waitpid(parent, nullptr, 0), parent);
   for (int pid : pids)
-    EXPECT_TRUE(reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
+    EXPECT_TRUE(mproc::test::reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
   // The pool's guard process came to us too: it exits once it has killed the workers' groups.
-  EXPECT_TRUE(reaped_within(-1, std::chrono::milliseconds(1000))) << "the pool's guard survived";
+  EXPECT_TRUE(mproc::test::reaped_within(-1, std::chrono::milliseconds(1000))) << "the pool's guard survived";
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a process is left";
   EXPECT_THAT(mproc::test::new_shm_entries(shm_before), ::testing::IsEmpty());
 }

@@ -18,6 +18,7 @@
 #include <gtest/gtest.h>
 
 #include "mproc/mproc.hpp"
+#include "processes.hpp"
 
 extern char** environ;
 
@@ -49,26 +50,11 @@ int wait_for_sleep_pid() {
 
 // Waits up to 2 s for pid, an orphan that came to us, to end; true when it ended by SIGKILL.
 bool killed(pid_t pid) {
-  const auto deadline = std::chrono::steady_clock::now() + 2s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
-    std::this_thread::sleep_for(5ms);  // r < 0: not our child yet, its worker not yet gone
-  }
+  int status = 0;
+  if (mproc::test::reaped_within(pid, 2s, &status)) return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
   return false;
-}
-
-// A dead worker's children come to us (the subreaper): reap whatever is left.
-void reap_orphans() {
-  const auto deadline = std::chrono::steady_clock::now() + 2s;
-  while (std::chrono::steady_clock::now() < deadline) {
-    pid_t r = ::waitpid(-1, nullptr, WNOHANG);
-    if (r < 0) return;  // no child left
-    if (r == 0) std::this_thread::sleep_for(5ms);
-  }
 }
 
 class ProcessGroup : public ::testing::Test {
@@ -77,7 +63,7 @@ class ProcessGroup : public ::testing::Test {
     ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     g_sleep_pid = &sleep_pid_;
   }
-  void TearDown() override { reap_orphans(); }
+  void TearDown() override { mproc::test::reap_children(2s); }  // a dead worker's orphans
   mproc::Value<int> sleep_pid_{0};
 };
 

@@ -1,6 +1,5 @@
 // The shared heap in one process: blocks of every size and alignment, the pmr resource, the
 // figures, exhaustion, and what it leaves behind (no fd, nothing in /dev/shm).
-#include <dirent.h>
 #include <sys/stat.h>
 
 #include <chrono>
@@ -21,19 +20,7 @@
 #include "leak_check.hpp"
 #include "mproc/mproc.hpp"
 
-namespace {
-
-std::set<int> open_fds() {
-  std::set<int> fds;
-  if (DIR* dir = ::opendir("/proc/self/fd")) {
-    while (dirent* e = ::readdir(dir))
-      if (e->d_name[0] != '.') fds.insert(std::atoi(e->d_name));
-    ::closedir(dir);
-  }
-  return fds;
-}
-
-}  // namespace
+using mproc::test::open_fds;
 
 TEST(Heap, MapsOnFirstUseLeavingNoFdAndNothingInDevShm) {
   auto fds = open_fds();
@@ -42,9 +29,7 @@ TEST(Heap, MapsOnFirstUseLeavingNoFdAndNothingInDevShm) {
   void* p = heap->allocate(100);
   EXPECT_TRUE(mproc::in_shared_heap(p, 100));
   heap->deallocate(p, 100);
-  auto after = open_fds();
-  // opendir's own fd differs between the two reads: compare without it.
-  EXPECT_LE(after.size(), fds.size());
+  EXPECT_LE(open_fds().size(), fds.size());
   EXPECT_THAT(mproc::test::new_shm_entries(shm), ::testing::IsEmpty());
   EXPECT_GE(mproc::heap_stats().reserved, std::size_t{64} << 20);
 }

@@ -21,6 +21,7 @@
 
 #include <gtest/gtest.h>
 
+#include "heap_support.hpp"
 #include "leak_check.hpp"
 #include "mproc/mproc.hpp"
 
@@ -114,13 +115,6 @@ std::uint32_t refs_seen(mproc::Lock l) { return mproc::detail::heap_object_refs(
   l.acquire();
   ::kill(::getpid(), SIGKILL);
   for (;;) pause();
-}
-
-// Waits up to 5 s for the heap to hold what it held before (a worker may drop its reference
-// just after the parent saw the task's result).
-bool heap_back_to(std::size_t in_use) {
-  for (int i = 0; i < 500 && mproc::heap_stats().in_use != in_use; ++i) std::this_thread::sleep_for(10ms);
-  return mproc::heap_stats().in_use == in_use;
 }
 
 }  // namespace
@@ -297,7 +291,7 @@ TEST(HeapObjects, AReceivedHandleIsAReferenceTheLastDropFrees) {
     EXPECT_EQ(mproc::detail::heap_object_refs(handle_of(l)), 1u);
     EXPECT_EQ(pool.apply(refs_seen, std::tuple{l}), 2u);  // the parent's and the worker's
   }
-  EXPECT_TRUE(heap_back_to(before));
+  EXPECT_TRUE(mproc::test::heap_back_to(before));
 }
 
 // The parent drops its Event first; the child, which received it, holds it on and frees it.

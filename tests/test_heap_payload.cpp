@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "fault_check.hpp"
+#include "heap_support.hpp"
 #include "mproc/detail/buffer.hpp"
 #include "mproc/detail/wire.hpp"
 #include "mproc/mproc.hpp"
@@ -44,16 +45,6 @@ std::string repeat(std::string s, int times) {
   std::string out;
   for (int i = 0; i < times; ++i) out += s;
   return out;
-}
-
-// The heap's bytes in use back at before, once the pool's threads have let go of the last
-// frames (the collector frees a result block just after it completes the job).
-bool in_use_returns_to(std::size_t before) {
-  for (int i = 0; i < 400; ++i) {
-    if (mproc::heap_stats().in_use == before) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
 }
 
 // A result whose encoding grows into the heap and then kills its worker, mid-frame.
@@ -97,7 +88,8 @@ TEST(HeapPayload, A32MBArgumentReturnedAndItsBlocksComeBack) {
     ASSERT_EQ(back.size(), std::get<0>(args).size());
     EXPECT_TRUE(back == std::get<0>(args)) << "call " << i;
   }
-  EXPECT_TRUE(in_use_returns_to(before)) << "heap in use " << mproc::heap_stats().in_use << ", before " << before;
+  EXPECT_TRUE(mproc::test::heap_back_to(before))
+      << "heap in use " << mproc::heap_stats().in_use << ", before " << before;
 }
 
 namespace {
@@ -154,7 +146,7 @@ TEST(HeapPayload, ManyBigPayloadsAtOnceAndMapsOfThem) {
   auto strings =
       pool.map([](const std::string& s) { return s + s; }, std::vector<std::string>(6, repeat("abc", 200000)));
   for (const auto& s : strings) EXPECT_EQ(s, repeat("abc", 400000));
-  EXPECT_TRUE(in_use_returns_to(before));
+  EXPECT_TRUE(mproc::test::heap_back_to(before));
 }
 
 TEST(HeapPayload, AWorkerKilledWritingABigResultLosesOnlyThatTaskAndItsBlockIsFreed) {
@@ -169,7 +161,8 @@ TEST(HeapPayload, AWorkerKilledWritingABigResultLosesOnlyThatTaskAndItsBlockIsFr
   auto v = pattern(std::size_t{5} << 20, 3);
   EXPECT_EQ(pool.apply(echo, std::tuple{v}), v);
   mproc::test::expect_full_pool_works(pool, 2);
-  EXPECT_TRUE(in_use_returns_to(before)) << "heap in use " << mproc::heap_stats().in_use << ", before " << before;
+  EXPECT_TRUE(mproc::test::heap_back_to(before))
+      << "heap in use " << mproc::heap_stats().in_use << ", before " << before;
 }
 
 TEST(HeapPayload, AForgedNoteIsRefusedNotFollowed) {
@@ -301,7 +294,8 @@ TEST(HeapPayload, OneGigabyteThroughTheHeapInPieces) {
     auto v = pattern(kPiece, i);
     ASSERT_EQ(pool.apply(echo, std::tuple{v}), v) << "piece " << i;
   }
-  EXPECT_TRUE(in_use_returns_to(before)) << "heap in use " << mproc::heap_stats().in_use << ", before " << before;
+  EXPECT_TRUE(mproc::test::heap_back_to(before))
+      << "heap in use " << mproc::heap_stats().in_use << ", before " << before;
 }
 
 // A heap payload read with no copy: a span of it crosses as its address, and a pmr vector in

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "mproc/mproc.hpp"
+#include "processes.hpp"
 #include "task_counts.hpp"
 
 using namespace std::chrono_literals;
@@ -148,21 +149,10 @@ TEST(InterruptDefault, SigintEndsTheProgramAndItsWorkersSilently) {
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
-  for (int pid : pids) {
-    bool gone = false;
-    for (int i = 0; i < 200 && !gone; ++i) {
-      gone = ::waitpid(pid, nullptr, WNOHANG) == pid;
-      if (!gone) std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_TRUE(gone) << "worker " << pid << " outlived its parent";
-  }
+  for (int pid : pids) EXPECT_TRUE(mproc::test::reaped_within(pid, 1s)) << "worker " << pid << " outlived its parent";
   // The pool's guard process comes to this subreaper too, and ends within a second of its
   // parent (the leak check after the test fails on one left).
-  for (int i = 0; i < 200; ++i) {
-    const pid_t reaped = ::waitpid(-1, nullptr, WNOHANG);
-    if (reaped < 0) break;  // no child left
-    if (reaped == 0) std::this_thread::sleep_for(5ms);
-  }
+  (void)mproc::test::reap_children(1s);
   char buf[512];
   ssize_t n = ::read(err[0], buf, sizeof buf);
   EXPECT_EQ(n, 0) << "something printed: " << std::string(buf, n > 0 ? static_cast<std::size_t>(n) : 0);

@@ -181,7 +181,7 @@ TEST(PoolProcess, GetWithTimeoutOnASleepingTask) {
 }
 
 TEST(PoolProcess, TerminateWhileTasksRunReturnsPromptlyAndLeavesNoProcess) {
-  auto before = mproc::test::child_pids();
+  auto before = mproc::test::children_of();
   mproc::Pool pool(2);
   std::vector<mproc::AsyncResult<int>> running;
   for (int i = 0; i < 6; ++i) running.push_back(pool.apply_async(sleep_ms, std::tuple{5000}));
@@ -190,7 +190,7 @@ TEST(PoolProcess, TerminateWhileTasksRunReturnsPromptlyAndLeavesNoProcess) {
   pool.terminate();
   EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
   for (auto& r : running) EXPECT_THROW((void)r.get(1s), mproc::PoolNotRunning);
-  EXPECT_EQ(mproc::test::child_pids(), before);
+  EXPECT_EQ(mproc::test::children_of(), before);
   EXPECT_THROW((void)pool.apply_async(sqr, std::tuple{1}), mproc::PoolNotRunning);
 }
 
@@ -271,11 +271,11 @@ TEST(PoolProcess, InitializerRunsInEachWorker) {
 }
 
 TEST(PoolProcess, InitializerThatThrowsFailsTheConstructorAndLeavesNoWorker) {
-  auto before = mproc::test::child_pids();
+  auto before = mproc::test::children_of();
   EXPECT_THROW(
       mproc::Pool(mproc::PoolOptions{.processes = 2, .initializer = [] { throw std::invalid_argument("no config"); }}),
       std::invalid_argument);
-  EXPECT_EQ(mproc::test::child_pids(), before);
+  EXPECT_EQ(mproc::test::children_of(), before);
 }
 
 TEST(PoolProcess, CallbackWaitingOnItsOwnPoolIsAnErrorNotAHang) {
@@ -320,15 +320,15 @@ TEST(PoolProcess, CallbackMayTerminateItsPoolButNotJoinIt) {
 }
 
 TEST(PoolProcess, JoinLeavesNoProcessAndNoSharedMemory) {
-  auto before = mproc::test::child_pids();
+  auto before = mproc::test::children_of();
   auto shm_before = mproc::test::shm_entries();
   {
     mproc::Pool pool(3);
-    EXPECT_EQ(mproc::test::child_pids().size(), before.size() + 4);  // 3 workers and the pool's guard
+    EXPECT_EQ(mproc::test::children_of().size(), before.size() + 4);  // 3 workers and the pool's guard
     EXPECT_EQ(pool.map(sqr, std::vector<int>{1, 2}), (std::vector<int>{1, 4}));
     pool.close();
     pool.join();
-    EXPECT_EQ(mproc::test::child_pids(), before);
+    EXPECT_EQ(mproc::test::children_of(), before);
   }
   EXPECT_EQ(mproc::test::shm_entries(), shm_before);
 }

@@ -1,5 +1,4 @@
 // Tests of SharedMemory, Value and Array across processes, and of the cleanup of named blocks.
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -27,14 +26,6 @@ bool shm_exists(const std::string& name) {
   return ::stat(("/dev/shm/" + name).c_str(), &st) == 0;
 }
 
-int open_fds() {
-  int n = 0;
-  if (DIR* d = ::opendir("/proc/self/fd")) {
-    while (::readdir(d)) ++n;
-    ::closedir(d);
-  }
-  return n;
-}
 }  // namespace
 
 TEST(shared_SharedMemory, TrackerUnlinksWhatACrashedCreatorLeft) {
@@ -149,13 +140,14 @@ TEST(shared_SharedMemory, UnlinkAfterAttachStartsNoTracker) {
   ASSERT_EQ(::ftruncate(fd, 4096), 0);
   ::close(fd);
   pid_t pid = fork_child([&] {
-    int before = open_fds();
+    const auto before = mproc::test::open_fds();
     {
       auto shm = mproc::SharedMemory::attach(name);
       shm.close();
       shm.unlink();
     }
-    if (open_fds() != before) throw std::runtime_error("unlink() left a descriptor open: a tracker's pipe");
+    if (mproc::test::open_fds() != before)
+      throw std::runtime_error("unlink() left a descriptor open: a tracker's pipe");
   });
   EXPECT_TRUE(exited_ok(pid));
   EXPECT_FALSE(shm_exists(name));

@@ -13,6 +13,7 @@
 #include "fork_helper.hpp"
 #include "mproc/shared_memory.hpp"
 #include "mproc/sync.hpp"
+#include "processes.hpp"
 
 using namespace std::chrono_literals;
 using mproc::test::exited_ok;
@@ -23,17 +24,11 @@ namespace {
 // Whether the child ends with status 0 within limit. A child still running then is killed: a
 // call that hangs fails the test in seconds instead of hanging it.
 bool exits_ok_within(pid_t pid, std::chrono::milliseconds limit) {
-  auto end = std::chrono::steady_clock::now() + limit;
   int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > end) {
-      ::kill(pid, SIGKILL);
-      mproc::test::wait_child(pid);
-      return false;
-    }
-    std::this_thread::sleep_for(5ms);
-  }
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  if (mproc::test::reaped_within(pid, limit, &status)) return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  ::kill(pid, SIGKILL);
+  mproc::test::wait_child(pid);
+  return false;
 }
 
 // Runs f in a child: whether it ended well within limit.

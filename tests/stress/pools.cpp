@@ -26,7 +26,8 @@ struct Reading {
 };
 
 Reading take_reading(const std::set<std::string>& shm_before) {
-  Reading r{open_fds(), thread_count(), static_cast<int>(children_of(::getpid()).size()), 0};
+  Reading r{static_cast<int>(open_fds().size()), static_cast<int>(thread_count()),
+            static_cast<int>(children_of().size()), 0};
   for (const auto& name : shm_entries()) r.shm_new += shm_before.count(name) ? 0 : 1;
   return r;
 }

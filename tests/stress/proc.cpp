@@ -67,21 +67,6 @@ void print_stacks(pid_t pid) {
 
 }  // namespace
 
-int open_fds() { return static_cast<int>(entries("/proc/self/fd").size()); }
-
-int thread_count() { return static_cast<int>(entries("/proc/self/task").size()); }
-
-std::set<pid_t> children_of(pid_t pid) {
-  std::set<pid_t> pids;
-  std::string base = "/proc/" + std::to_string(pid) + "/task/";
-  for (const auto& tid : entries(base)) {
-    std::ifstream in(base + tid + "/children");
-    pid_t child = 0;
-    while (in >> child) pids.insert(child);
-  }
-  return pids;
-}
-
 std::set<pid_t> descendants_of(pid_t pid) {
   std::set<pid_t> found;
   std::vector<pid_t> todo{pid};
@@ -105,11 +90,6 @@ long resident_kb(pid_t pid) {
 bool alive(pid_t pid) {
   char state = state_of("/proc/" + std::to_string(pid) + "/stat");
   return state != '?' && state != 'Z' && state != 'X';
-}
-
-std::set<std::string> shm_entries() {
-  auto names = entries("/dev/shm");
-  return {names.begin(), names.end()};
 }
 
 bool all_asleep(pid_t pid) {

@@ -72,14 +72,6 @@ std::string wait_for_map(int fd) {
   return {};
 }
 
-bool ended_within(pid_t pid, Clock::duration limit, int& status) {
-  for (auto deadline = Clock::now() + limit; Clock::now() < deadline;) {
-    if (::waitpid(pid, &status, WNOHANG) == pid) return true;
-    std::this_thread::sleep_for(std::chrono::microseconds(500));
-  }
-  return false;
-}
-
 std::string how_it_ended(int status) {
   if (WIFSIGNALED(status)) return std::string("killed by ") + ::sigabbrev_np(WTERMSIG(status));
   return "exited with " + std::to_string(WEXITSTATUS(status));
@@ -129,7 +121,7 @@ Run signal_run(const Args& args, int sig) {
   auto signalled = Clock::now();
   ::kill(program, sig);
   int status = 0;
-  if (!ended_within(program, std::chrono::seconds(5), status)) {
+  if (!mproc::test::reaped_within(program, std::chrono::seconds(5), &status)) {
     diagnose(program, args.gdb);
     clean_up(started, shm);
     throw Failure(std::string("the program did not end within 5 s of SIG") + ::sigabbrev_np(sig));

@@ -20,6 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "processes.hpp"
+
 namespace stress {
 
 struct Args {
@@ -91,13 +93,13 @@ bool report(const Args& args, bool passed, const std::string& figures);
 
 // --- /proc probes -------------------------------------------------------------------------------
 
-int open_fds();                             // entries of /proc/self/fd
-int thread_count();                         // entries of /proc/self/task
-std::set<pid_t> children_of(pid_t pid);     // from /proc/<pid>/task/*/children
+using mproc::test::children_of;  // and open_fds, thread_count, shm_entries: processes.hpp
+using mproc::test::open_fds;
+using mproc::test::shm_entries;
+using mproc::test::thread_count;
 std::set<pid_t> descendants_of(pid_t pid);  // children, their children, ...
 long resident_kb(pid_t pid);                // VmRSS of /proc/<pid>/status; -1 when gone
 bool alive(pid_t pid);                      // exists and is not a zombie
-std::set<std::string> shm_entries();        // names in /dev/shm
 // Whether every thread of pid and of its descendants sleeps (S): stuck, not merely slow.
 bool all_asleep(pid_t pid);
 // A hung process's threads (state and wait channel) and those of its descendants; with gdb,

@@ -1,12 +1,10 @@
 // The main() of every test executable: runs GoogleTest with a listener that fails any test that
 // leaves a child process or a new /dev/shm entry behind (after a short grace period, since a
 // terminated child may take a moment to be reaped).
-#include <dirent.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <set>
 #include <sstream>
 #include <string>
@@ -18,38 +16,11 @@
 
 namespace mproc::test {
 
-std::set<std::string> shm_entries() {
-  std::set<std::string> names;
-  if (DIR* dir = ::opendir("/dev/shm")) {
-    while (dirent* e = ::readdir(dir)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") names.insert(name);
-    }
-    ::closedir(dir);
-  }
-  return names;
-}
-
 std::set<std::string> new_shm_entries(const std::set<std::string>& before) {
   std::set<std::string> added;
   for (auto& name : shm_entries())
     if (!before.count(name)) added.insert(name);
   return added;
-}
-
-std::set<int> child_pids() {
-  std::set<int> pids;
-  if (DIR* dir = ::opendir("/proc/self/task")) {
-    while (dirent* e = ::readdir(dir)) {
-      std::string tid = e->d_name;
-      if (tid == "." || tid == "..") continue;
-      std::ifstream in("/proc/self/task/" + tid + "/children");
-      int pid = 0;
-      while (in >> pid) pids.insert(pid);
-    }
-    ::closedir(dir);
-  }
-  return pids;
 }
 
 namespace {
@@ -59,22 +30,22 @@ class LeakCheck : public ::testing::EmptyTestEventListener {
 
   void OnTestEnd(const ::testing::TestInfo&) override {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
-    std::set<int> children;
+    std::set<pid_t> children;
     std::set<std::string> new_shm;
     for (;;) {
-      children = child_pids();
+      children = children_of();
       new_shm = new_shm_entries(shm_before_);
       if ((children.empty() && new_shm.empty()) || std::chrono::steady_clock::now() > deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     std::ostringstream msg;
-    for (int pid : children) msg << " pid " << pid;
+    for (pid_t pid : children) msg << " pid " << pid;
     EXPECT_TRUE(children.empty()) << "the test left child processes behind:" << msg.str();
     msg.str("");
     for (const auto& name : new_shm) msg << " " << name;
     EXPECT_TRUE(new_shm.empty()) << "the test left /dev/shm entries behind:" << msg.str();
     // Reap what is left so that one leaky test does not fail the next ones too.
-    for (int pid : children) {
+    for (pid_t pid : children) {
       ::kill(pid, SIGKILL);
       ::waitpid(pid, nullptr, 0);
     }

@@ -5,10 +5,10 @@
 #include <set>
 #include <string>
 
+#include "processes.hpp"
+
 namespace mproc::test {
-std::set<std::string> shm_entries();
 // The /dev/shm entries present now that were not in before. Tests run in parallel, so another
 // test's entries come and go meanwhile: a test checks what it added, never equality.
 std::set<std::string> new_shm_entries(const std::set<std::string>& before);
-std::set<int> child_pids();
 }  // namespace mproc::test

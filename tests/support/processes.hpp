@@ -1,0 +1,28 @@
+// processes.hpp: what tests read about their own process from /proc and /dev/shm (its fds,
+// threads and children, the shared-memory entries), and how they wait for a child to end.
+// Shared by the unit tests and the stress tier; no GoogleTest here.
+#pragma once
+
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <set>
+#include <string>
+
+namespace mproc::test {
+
+std::set<int> open_fds();                             // this process's fds, without the probe's own
+std::size_t thread_count();                           // entries of /proc/self/task
+std::set<pid_t> children_of(pid_t pid = ::getpid());  // from /proc/<pid>/task/*/children
+std::set<std::string> shm_entries();                  // names in /dev/shm
+
+// Waits up to timeout for pid (our child; -1: any child) to end, and reaps it; true if it did.
+// Its wait status goes to *status when given.
+bool reaped_within(pid_t pid, std::chrono::steady_clock::duration timeout, int* status = nullptr);
+// Reaps our children (orphans that came to this subreaper included) until none is left or
+// timeout passes; returns the pids reaped.
+std::set<pid_t> reap_children(std::chrono::steady_clock::duration timeout);
+
+}  // namespace mproc::test

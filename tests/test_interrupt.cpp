@@ -8,9 +8,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <memory_resource>
 #include <ranges>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -31,6 +34,19 @@ int sleep_ms(int ms) {
 }
 
 using mproc::test::sleep_counted;
+
+int sleep_row(const std::pmr::vector<int>& row) { return sleep_counted(row[0]); }
+
+// Whether pid has ended (gone, or a zombie not yet reaped) within timeout.
+bool gone_within(pid_t pid, std::chrono::milliseconds timeout) {
+  for (auto deadline = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < deadline;) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (::kill(pid, 0) != 0 || !std::getline(stat, line) || line.find(") Z") != std::string::npos) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
 
 // Sends SIGINT to this process after a delay, from another thread.
 std::thread interrupt_after(std::chrono::milliseconds delay) {
@@ -108,6 +124,29 @@ TEST_F(Interrupt, MapLeftByInterruptedCancelsItsQueuedChunksAndLetsRunningOnesFi
   EXPECT_LT(std::chrono::steady_clock::now() - start, 3s);
   EXPECT_LE(c.started.load(), 4);
   EXPECT_EQ(c.finished.load(), c.started.load());  // none was killed
+}
+
+// A map over rows in the shared heap reads them in place: left by Interrupted, it stops its
+// running tasks (on Pool, their workers are killed and replaced) before it returns, since the
+// caller may free the rows then; it does not wait for them, so a Ctrl-C is not held up.
+TEST_F(Interrupt, MapOverHeapRowsLeftByInterruptedStopsItsRunningTasks) {
+  mproc::test::TaskCounts& c = mproc::test::fresh_task_counts();
+  mproc::Pool pool(2);
+  const auto workers = pool.backend().worker_pids();
+  std::pmr::vector<std::pmr::vector<int>> rows(mproc::shared_resource());
+  for (int i = 0; i < 8; ++i) rows.emplace_back(1, 30000);  // each row: sleep 30 s
+  std::thread sender([] {                                   // once both workers run a task
+    mproc::test::await_started(2);
+    ::kill(::getpid(), SIGINT);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW((void)pool.map(sleep_row, rows, 1), mproc::Interrupted);
+  sender.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);  // not the 30 s the tasks sleep
+  EXPECT_EQ(c.finished.load(), 0);
+  for (int pid : workers) EXPECT_TRUE(gone_within(pid, 2s)) << "worker " << pid << " still runs its task";
+  rows.clear();                                                                     // what the caller may do at once
+  EXPECT_EQ(pool.map(sleep_ms, std::vector<int>{1, 2}), (std::vector<int>{1, 2}));  // replaced, serving
 }
 
 TEST_F(Interrupt, JoinIsInterrupted) {

@@ -26,6 +26,7 @@
 #include "fork_helper.hpp"
 #include "mproc/mproc.hpp"
 #include "pool_types.hpp"
+#include "task_counts.hpp"
 
 using namespace std::chrono_literals;
 
@@ -40,6 +41,11 @@ int throw_odd(int x) {
 int nap(int x) {
   std::this_thread::sleep_for(2ms);
   return x;
+}
+int nap_but_fail_first(int x) {
+  mproc::test::task_counts().runs.fetch_add(1);
+  if (x == 0) throw std::runtime_error("the first item");
+  return nap(x);
 }
 
 // What on_update was told: every call, in order, and whether two ever overlapped.
@@ -162,6 +168,17 @@ TYPED_TEST(progress, FailedItemsAreCounted) {
   }
   b.expect_reached(40);
   EXPECT_GT(failures, 0);
+}
+
+// A map with a Progress is left at its first failed item, as one without: what has not started
+// is cancelled instead of run to the end (2000 naps of 2 ms), and its items count all the same.
+TYPED_TEST(progress, AMapLeftAtItsFirstFailedItemCancelsTheRest) {
+  mproc::test::TaskCounts& c = mproc::test::fresh_task_counts();
+  TypeParam pool(2);
+  Log log;
+  EXPECT_THROW((void)pool.map(nap_but_fail_first, numbers(2000), 1, log.progress()), std::runtime_error);
+  log.expect_reached(2000);
+  EXPECT_LT(c.runs.load(), 2000);
 }
 
 TYPED_TEST(progress, EmptyInputReportsZeroOfZero) {

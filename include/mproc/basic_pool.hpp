@@ -355,7 +355,19 @@ class BasicPool {
                                           std::function<void(std::exception_ptr)> error_callback);
   /// A synchronous map or starmap: its results, or the first failure rethrown.
   template <detail::Style S, class F, class Range>
-  std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit);
+  std::vector<detail::map_result_t<S, F, Range>> run_list(F&& f, Range&& range, std::size_t chunksize, Limit limit,
+                                                          std::optional<Progress> progress = std::nullopt);
+  /// Whether the workers will read range's items where they are, in the shared heap, not copies.
+  template <class Range>
+  bool reads_in_place(const Range& range) const;
+  /// Waits for a synchronous call's job (map, starmap, their _into forms) in slices, to see a
+  /// failed item before the rest have run: the call fails with it anyway. Left early, by a failed
+  /// item or by Interrupted, it cancels what has not started, and the tasks still running end
+  /// before the caller unwinds when they touch its memory (they read its items in place, or write
+  /// into its out): waited for after a failed item; after Interrupted, stopped where the backend
+  /// can kill tasks (a Ctrl-C is not held up by a long task), waited for where it cannot.
+  template <class Job>
+  void await_call(Job& job, bool touches_caller_memory);
   /// Submits items as chunks of chunksize (0: default_chunksize), the first of them item first of
   /// job. InPlace: the backend's workers read the items where they are (see reads_in_place).
   /// InPlace with heap_checked: every item is known to refer to the heap only (a pmr container's
@@ -381,13 +393,6 @@ class BasicPool {
   static std::shared_ptr<Job> watched(std::shared_ptr<Job> job, Progress&& progress) {
     job->watch(detail::start_progress(std::move(progress), job->size()));
     return job;
-  }
-  /// The synchronous map or starmap of a watched job.
-  template <class R>
-  static std::vector<R> results_of(const std::shared_ptr<detail::ListJob<R>>& job) {
-    job->wait(std::nullopt);
-    if (!job->successful()) std::rethrow_exception(job->error());
-    return job->take();
   }
   Backend backend_;
 };
@@ -683,20 +688,45 @@ void BasicPool<Backend>::run_into(F&& f, Range&& range, std::span<R> out, std::s
                                   std::to_string(out.size()));
     return std::make_shared<detail::IntoJob<R>>(backend_.host(), out, workers_write);
   });
+  await_call(*job, true);  // results land in out until the job ends
+  if (!job->successful()) std::rethrow_exception(job->error());
+}
+
+template <class Backend>
+template <class Range>
+bool BasicPool<Backend>::reads_in_place([[maybe_unused]] const Range& range) const {
+  using Item = std::ranges::range_value_t<Range>;
+  if constexpr (Traits::reads_in_place && detail::heap_readable<Item>::value && std::ranges::contiguous_range<Range> &&
+                std::ranges::sized_range<Range>)
+    return backend_.shares(std::ranges::data(range), std::ranges::size(range) * sizeof(Item));
+  else
+    return false;
+}
+
+template <class Backend>
+template <class Job>
+void BasicPool<Backend>::await_call(Job& job, bool touches_caller_memory) {
   try {
-    // In slices, to see a failed item before the rest have run: the call fails with it anyway.
-    while (!job->wait(detail::deadline_after(std::chrono::milliseconds(10))))
-      if (!job->successful()) break;
-  } catch (...) {
-    abandon(*job);  // Interrupted
-    finish(*job);
+    while (!job.wait(detail::deadline_after(std::chrono::milliseconds(10))))
+      if (!job.successful()) break;
+  } catch (...) {  // Interrupted
+    abandon(job);
+    if (touches_caller_memory) {
+      if constexpr (Traits::kills_tasks) {
+        try {
+          job.terminate();
+        } catch (...) {
+          // The pool is stopping: its workers end anyway, and finish waits for that.
+        }
+      }
+      finish(job);
+    }
     throw;
   }
-  if (!job->ready()) {
-    abandon(*job);
-    finish(*job);
+  if (!job.ready()) {
+    abandon(job);
+    finish(job);
   }
-  if (!job->successful()) std::rethrow_exception(job->error());
 }
 
 template <class Backend>
@@ -721,7 +751,7 @@ auto BasicPool<Backend>::start_items(F&& f, Range&& range, std::size_t chunksize
       if constexpr (Traits::reads_in_place && detail::heap_readable<Item>::value) {
         // Items in memory the workers share (the shared heap, where every mproc::Array lives),
         // with all they refer to, are not copied.
-        if (backend_.shares(items.data(), items.size_bytes())) {
+        if (reads_in_place(range)) {
           submit<S, true>(job, fn, items, 0, chunksize, nullptr, detail::items_inherit_heap(range));
           return job;
         }
@@ -767,23 +797,13 @@ AsyncResult<std::vector<R>> BasicPool<Backend>::start_async(F&& f, Range&& range
 template <class Backend>
 template <detail::Style S, class F, class Range>
 std::vector<detail::map_result_t<S, F, Range>> BasicPool<Backend>::run_list(F&& f, Range&& range, std::size_t chunksize,
-                                                                            Limit limit) {
+                                                                            Limit limit,
+                                                                            std::optional<Progress> progress) {
   const detail::InterruptScope interruptible;  // a SIGINT while submitting, or between two slices
+  const bool in_place = reads_in_place(range);
   auto job = start_list<S, true>(std::forward<F>(f), std::forward<Range>(range), chunksize, limit, {}, {});
-  try {
-    // In slices, to see a failed item before the rest have run: the map fails with it anyway.
-    while (!job->wait(detail::deadline_after(std::chrono::milliseconds(10))))
-      if (!job->successful()) break;
-  } catch (...) {
-    abandon(*job);  // Interrupted
-    throw;
-  }
-  if (!job->ready()) {
-    // A failed item: the rest is cancelled, and the tasks still running end first, as they may
-    // read the caller's items in the shared heap.
-    abandon(*job);
-    finish(*job);
-  }
+  if (progress) watched(job, std::move(*progress));
+  await_call(*job, in_place);
   if (!job->successful()) std::rethrow_exception(job->error());
   return job->take();
 }
@@ -904,9 +924,8 @@ std::vector<detail::map_result_t<detail::Style::single, F, Range>> BasicPool<Bac
                                                                                            std::size_t chunksize,
                                                                                            TaskLimits limit,
                                                                                            Progress progress) {
-  return results_of(watched(start_list<detail::Style::single, true>(std::forward<F>(f), std::forward<Range>(range),
-                                                                    chunksize, checked(limit), {}, {}),
-                            std::move(progress)));
+  return run_list<detail::Style::single>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
+                                         std::move(progress));
 }
 
 template <class Backend>
@@ -946,9 +965,8 @@ std::vector<detail::map_result_t<detail::Style::star, F, Range>> BasicPool<Backe
                                                                                              std::size_t chunksize,
                                                                                              TaskLimits limit,
                                                                                              Progress progress) {
-  return results_of(watched(start_list<detail::Style::star, true>(std::forward<F>(f), std::forward<Range>(range),
-                                                                  chunksize, checked(limit), {}, {}),
-                            std::move(progress)));
+  return run_list<detail::Style::star>(std::forward<F>(f), std::forward<Range>(range), chunksize, checked(limit),
+                                       std::move(progress));
 }
 
 template <class Backend>

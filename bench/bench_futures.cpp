@@ -1,8 +1,9 @@
 // concurrent.futures on Pool(2) (issue 17, "How fast"), each next to the same work through the
 // Pool API in the same run: submit().result() against apply(); as_completed over 100000 submitted
 // tiny tasks against apply_async then get(); cancel() of 100000 queued tasks (counted: none may
-// run); terminate() of a running task: until its future throws CancelledError, then a map of 1000
-// squares on the replaced worker and the other.
+// run), and of one map_async of 100000 queued chunks between two others; terminate() of a running
+// task: until its future throws CancelledError, then a map of 1000 squares on the replaced worker
+// and the other.
 
 #include <algorithm>
 #include <atomic>
@@ -120,6 +121,41 @@ void BM_Cancel100kQueued(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_Cancel100kQueued)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(3);
+
+// The same behind blocked workers for one map_async of 100000 chunks (chunksize 1) queued
+// between two maps of 10000 that go on, whose cancel() takes all of its chunks out of the middle
+// of the queue at once: the time reported is that cancel's (manual time); ran counts its items
+// that ran (must stay 0).
+void BM_CancelMap100kQueued(benchmark::State& state) {
+  auto& pool = started_pool();
+  std::vector<int> xs(kTasks);
+  for (int i = 0; i < kTasks; ++i) xs[static_cast<std::size_t>(i)] = i;
+  const std::vector<int> others(10000, 3);
+  for (auto _ : state) {
+    Shared& s = shared();
+    s.release = 0;
+    s.started = 0;
+    s.runs = 0;
+    auto a = pool.submit(block, 0);
+    auto b = pool.submit(block, 1);
+    while (s.started.load() < 2) std::this_thread::sleep_for(100us);
+    auto before = pool.map_async(sqr, others, 1);
+    auto r = pool.map_async(counted, xs, 1);
+    auto after = pool.map_async(sqr, others, 1);
+    auto t0 = std::chrono::steady_clock::now();
+    const bool cancelled = r.cancel();
+    state.SetIterationTime(seconds_since(t0));
+    s.release = 1;
+    (void)a.result();
+    (void)b.result();
+    benchmark::DoNotOptimize(before.get());
+    benchmark::DoNotOptimize(after.get());
+    r.wait();
+    state.counters["cancelled"] = cancelled ? 1 : 0;
+    state.counters["ran"] = static_cast<double>(s.runs.load());
+  }
+}
+BENCHMARK(BM_CancelMap100kQueued)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(3);
 
 // terminate() of a running task: the time reported is until its future reports CancelledError
 // (manual time); then a map of 1000 squares (chunksize 1), timed in a counter, and the workers

@@ -11,8 +11,10 @@
 
 #include <array>
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "backend/process/dispatch.hpp"
@@ -125,6 +127,45 @@ TEST_F(OneSlot, AClaimedChunkStaysWithItsWorker) {
   EXPECT_TRUE(dispatcher_.cancel(*d).empty());
   EXPECT_EQ(slot().inflight.size(), 2u);
   EXPECT_TRUE(dispatcher_.cancel(*c).empty());
+}
+
+// A cancel's take of a job's chunks from the queue (one pass since a cancelled map of many
+// chunks cost a deque erase each): all of them, in order, and the rest keep theirs.
+TEST(TakeChunksOf, TakesAJobsChunksInOrderAndKeepsTheOthersInTheirs) {
+  auto map = std::make_shared<ListJob<int>>(nullptr, 6, nullptr, nullptr);
+  map->add_chunks(3);
+  auto other_map = std::make_shared<ListJob<int>>(nullptr, 1, nullptr, nullptr);
+  other_map->add_chunks(1);
+  auto a = std::make_shared<ValueJob<int>>(nullptr, nullptr, nullptr);
+  auto b = std::make_shared<ValueJob<int>>(nullptr, nullptr, nullptr);
+  auto c = std::make_shared<ValueJob<int>>(nullptr, nullptr, nullptr);
+  std::deque<Record> queue;
+  for (auto [job, first] : std::vector<std::pair<std::shared_ptr<JobBase>, std::size_t>>{
+           {a, 0}, {map, 0}, {b, 0}, {map, 2}, {other_map, 0}, {map, 4}, {c, 0}}) {
+    Record r;
+    r.job = job;
+    r.first = first;
+    queue.push_back(std::move(r));
+  }
+  auto jobs_of = [](const auto& records) {
+    std::vector<const JobBase*> jobs;
+    for (const Record& r : records) jobs.push_back(r.job.get());
+    return jobs;
+  };
+
+  std::vector<Record> taken = take_chunks_of(queue, *map);
+  ASSERT_EQ(taken.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(taken[i].job, map);
+    EXPECT_EQ(taken[i].first, 2 * i);
+  }
+  EXPECT_EQ(jobs_of(queue), (std::vector<const JobBase*>{a.get(), b.get(), other_map.get(), c.get()}));
+
+  taken = take_chunks_of(queue, *b);  // a job of one chunk, from the middle
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].job, b);
+  EXPECT_EQ(jobs_of(queue), (std::vector<const JobBase*>{a.get(), other_map.get(), c.get()}));
+  EXPECT_TRUE(take_chunks_of(queue, *b).empty());
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/process/memory_limit.hpp"
 #include "fault_check.hpp"
 #include "os/os_limits.hpp"
 
@@ -226,4 +227,31 @@ TEST(FaultMemoryLimit, TheSharedHeapsReservationDoesNotCount) {
       },
       std::tuple{0});
   EXPECT_EQ(in_heap, 1);
+}
+
+// The watcher takes what a dead worker left (remains_of) under the pool's lock, before the slot's
+// replacement resets it, and reads the verdict (and removes a cgroup) after the lock: the verdict
+// must come from what was taken, not from the slot as it is by then.
+TEST(FaultMemoryLimit, TheVerdictComesFromWhatTheDeadWorkerLeftNotFromItsReplacement) {
+  mproc::PoolOptions options;
+  options.memory_limit = kLimit;
+  mproc::detail::MemoryLimiter limiter(options);
+  mproc::detail::SlotShared shared;
+  mproc::detail::Slot slot;
+  slot.shared = &shared;
+  shared.memory_failed_seq.store(7);
+  shared.memory_used.store(65 * kMiB);
+  auto remains = limiter.remains_of(slot);
+  shared.memory_failed_seq.store(0);  // as spawn() leaves them for the replacement
+  shared.memory_used.store(0);
+  const mproc::detail::os::ExitStatus status{.code = mproc::detail::kMemoryLimitExit};
+  auto error = limiter.verdict(std::move(remains), 7, 1234, status, 1);
+  ASSERT_TRUE(error);
+  try {
+    std::rethrow_exception(error);
+  } catch (const mproc::MemoryLimitError& e) {
+    EXPECT_EQ(e.pid(), 1234);
+    EXPECT_EQ(e.used(), 65 * kMiB);
+  }
+  EXPECT_FALSE(limiter.verdict(limiter.remains_of(slot), 8, 1234, status, 1));  // another chunk's death
 }

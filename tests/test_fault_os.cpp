@@ -1,6 +1,7 @@
 // System calls that fail, through the os layer's failure injection (src/os/os_testing.hpp):
 // fork, pidfd_open, mmap, pipe, shm_open, ftruncate, socketpair and memfd_create failing while
-// a Pool, a Process, a SharedMemory block, a Queue or a Pipe is made. Each must throw the
+// a Pool, a Process, a SharedMemory block, a Queue or a Pipe is made; close_range failing under
+// close_fds_from, which the guard and the tracker close their inherited descriptors with. Each must throw the
 // call's std::system_error and leave nothing behind: no child, no descriptor, no thread, no
 // shared mapping, nothing in /dev/shm; and the next one made must work. A worker that cannot be
 // replaced (fork fails) leaves the pool running on the others.
@@ -383,3 +384,21 @@ TEST(FaultOsWrappers, ClearedCallsSucceed) {
 }
 
 }  // namespace
+
+// close_range refused (ENOSYS: a kernel before 5.9; EPERM: a seccomp profile): close_fds_from
+// still closes every descriptor from first on but keep. High numbers, so that the test's own
+// descriptors stay open.
+TEST(FaultOs, CloseFdsFromClosesEveryDescriptorWhenCloseRangeFails) {
+  for (int err : {ENOSYS, EPERM}) {
+    const int null = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(null, 0);
+    for (int fd : {900, 901, 902, 903, 1500}) ASSERT_EQ(::dup2(null, fd), fd);
+    ::close(null);
+    ScopedFailure failing(Call::close_range, err, 0, 2);
+    os::close_fds_from(900, 902);
+    EXPECT_GE(failing.failed(), 1u);
+    for (int fd : {900, 901, 903, 1500}) EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "fd " << fd << " errno " << err;
+    EXPECT_NE(::fcntl(902, F_GETFD), -1) << "errno " << err;
+    ::close(902);
+  }
+}

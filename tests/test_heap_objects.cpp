@@ -375,6 +375,22 @@ TEST(HeapObjects, AHandleToAFreedObjectIsRefused) {
   EXPECT_THROW((void)decode_handle_as<mproc::Event>(stale), mproc::SerializationError);
 }
 
+// A stale handle whose block a new object of the same kind may now hold (the heap hands freed
+// blocks out again): refused, and the new object's count untouched.
+TEST(HeapObjects, AHandleToAFreedObjectIsRefusedAfterItsBlockIsReused) {
+  ObjectHandle stale;
+  {
+    mproc::Event e;
+    stale = handle_of(e);
+  }
+  mproc::Event reused;
+  EXPECT_THROW((void)decode_handle_as<mproc::Event>(stale), mproc::SerializationError);
+  EXPECT_EQ(mproc::detail::heap_object_refs(handle_of(reused)), 1u);
+  auto again = decode_handle_as<mproc::Event>(handle_of(reused));
+  again.set();
+  EXPECT_TRUE(reused.is_set());
+}
+
 // Random handles near a live object: every one refused, none followed (a crash would end the test).
 TEST(HeapObjects, FuzzedHandlesAreAllRefused) {
   mproc::Lock real;

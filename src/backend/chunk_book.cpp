@@ -31,15 +31,25 @@ std::vector<Record> take_chunks_of(std::deque<Record>& queue, const JobBase& job
     }
     return taken;
   }
-  for (auto it = queue.begin(); it != queue.end();) {
-    if (of_job(*it)) {
+  // One pass: the other jobs' records move up over the taken ones, in order, and the tail goes.
+  auto out = std::find_if(queue.begin(), queue.end(), of_job);
+  for (auto it = out; it != queue.end(); ++it) {
+    if (of_job(*it))
       taken.push_back(std::move(*it));
-      it = queue.erase(it);
-    } else {
-      ++it;
-    }
+    else
+      *out++ = std::move(*it);
   }
+  queue.erase(out, queue.end());
   return taken;
+}
+
+void ChunkBook::fail_cancelled(std::span<Record> records) {
+  if (records.empty()) return;
+  auto error = cancelled_error();
+  for (auto& r : records) {
+    recycle(std::move(r.task));
+    r.job->fail(r.first, r.count, error);
+  }
 }
 
 Writer ChunkBook::take_buffer() {

@@ -3,14 +3,17 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -182,9 +185,65 @@ int poll_readable_once(std::span<PollFd> fds, std::optional<Nanos> timeout) {
   return n;
 }
 
-void close_fds_from(int first) noexcept {
-  if (::syscall(SYS_close_range, static_cast<unsigned>(first), UINT_MAX, 0) == 0) return;
-  for (int fd = first; fd < 65536; ++fd) ::close(fd);
+namespace {
+
+bool close_range_raw(unsigned first, unsigned last) noexcept {
+  if (injected_failure(Call::close_range)) return false;
+  return ::syscall(SYS_close_range, first, last, 0U) == 0;
+}
+
+// Linux's dirent64, as getdents64 fills it.
+struct LinuxDirent64 {
+  std::uint64_t ino;
+  std::int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[1];
+};
+
+// Without close_range (before Linux 5.9, or a seccomp profile that refuses it): the descriptors
+// /proc/self/fd lists, read with getdents64 into a stack buffer (opendir allocates). Listed again
+// from the start until a pass finds none to close, as closing while listing may skip entries.
+// false when /proc cannot be read.
+bool close_listed_fds(int first, int keep) noexcept {
+  const int dir = ::open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) return false;
+  for (bool closed = true; closed;) {
+    closed = false;
+    if (::lseek(dir, 0, SEEK_SET) != 0) break;
+    alignas(LinuxDirent64) char buf[4096];
+    for (long n; (n = ::syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0;) {
+      for (long at = 0; at < n;) {
+        const auto* d = reinterpret_cast<const LinuxDirent64*>(buf + at);
+        at += d->reclen;
+        int fd = 0;
+        const char* c = d->name;
+        for (; *c >= '0' && *c <= '9'; ++c) fd = fd * 10 + (*c - '0');
+        if (c == d->name || *c != '\0' || fd < first || fd == keep || fd == dir) continue;
+        ::close(fd);
+        closed = true;
+      }
+    }
+  }
+  ::close(dir);
+  return true;
+}
+
+}  // namespace
+
+void close_fds_from(int first, int keep) noexcept {
+  const bool split = keep >= first;
+  if ((!split || keep == first || close_range_raw(static_cast<unsigned>(first), static_cast<unsigned>(keep - 1))) &&
+      close_range_raw(static_cast<unsigned>(split ? keep + 1 : first), UINT_MAX))
+    return;
+  if (close_listed_fds(first, keep)) return;
+  // No /proc either: every number a descriptor may have.
+  rlimit files{};
+  const rlim_t limit = ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                           ? std::min<rlim_t>(files.rlim_cur, rlim_t{1} << 20)
+                           : rlim_t{1} << 20;
+  for (rlim_t fd = static_cast<rlim_t>(first); fd < limit; ++fd)
+    if (static_cast<int>(fd) != keep) ::close(static_cast<int>(fd));
 }
 
 void redirect_std_to_devnull() noexcept {

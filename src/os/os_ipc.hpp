@@ -49,7 +49,11 @@ int pidfd_poll(int pidfd, std::optional<Nanos> timeout);  // 1 when the process 
 int poll_readable_once(std::span<PollFd> fds, std::optional<Nanos> timeout);
 
 // --- async-signal-safe, for a child forked from a process that may run threads ---------------
-void close_fds_from(int first) noexcept;  // closes every fd >= first
+// Closes every fd >= first but keep (-1: none): close_range, or where it fails (ENOSYS before
+// Linux 5.9, EPERM under a seccomp profile) each one /proc/self/fd lists, else every number up
+// to RLIMIT_NOFILE. For a child that needs nothing else of its parent's, and must not keep a
+// pipe or socket of the parent's open for as long as it lives.
+void close_fds_from(int first, int keep = -1) noexcept;
 void redirect_std_to_devnull() noexcept;
 long read_raw(int fd, void* data, std::size_t size) noexcept;  // -1 on error (EINTR retried)
 void shm_unlink_quiet(const char* name) noexcept;

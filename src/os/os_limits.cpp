@@ -4,12 +4,10 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -176,11 +174,6 @@ bool readable_within(int fd, Nanos timeout) noexcept {
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
   const timespec ts{static_cast<time_t>(secs.count()), static_cast<long>((timeout - secs).count())};
   return ::ppoll(&p, 1, &ts, nullptr) > 0;
-}
-
-void close_all_but(int keep) noexcept {
-  if (keep > 3) ::syscall(SYS_close_range, 3U, static_cast<unsigned>(keep - 1), 0U);
-  ::syscall(SYS_close_range, static_cast<unsigned>(keep + 1), UINT_MAX, 0U);
 }
 
 }  // namespace mproc::detail::os

@@ -1,6 +1,5 @@
 // os_limits.hpp: the os wrappers of a worker's memory limit — RLIMIT_DATA and what it counts, and
-// cgroup v2 groups with memory.max — and of the pool's guard process (closing every descriptor
-// but one). Same rules as os.hpp.
+// cgroup v2 groups with memory.max — and the pool's guard process's wait. Same rules as os.hpp.
 #pragma once
 
 #include <cstddef>
@@ -58,8 +57,5 @@ class MemoryGroup {
 // --- the pool's guard process ----------------------------------------------------------------
 // Whether fd becomes readable (or hung up) within timeout; false on timeout or error. Allocates nothing.
 bool readable_within(int fd, Nanos timeout) noexcept;
-// Closes every descriptor above 2 but keep (close_range): for a child that needs nothing else
-// of its parent's, and must not keep a pipe or socket of the parent's open for as long as it lives.
-void close_all_but(int keep) noexcept;
 
 }  // namespace mproc::detail::os

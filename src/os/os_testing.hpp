@@ -16,8 +16,19 @@ namespace mproc::detail::os {
 namespace testing {
 
 // The calls that can be made to fail. fork also covers the tracker's raw fork; mmap covers both
-// map_shared_anonymous and map_fd.
-enum class Call : unsigned { fork, pidfd_open, mmap, memfd_create, pipe, shm_open, ftruncate, socketpair, count };
+// map_shared_anonymous and map_fd; close_range, close_fds_from's first way (its fallbacks are tested).
+enum class Call : unsigned {
+  fork,
+  pidfd_open,
+  mmap,
+  memfd_create,
+  pipe,
+  shm_open,
+  ftruncate,
+  socketpair,
+  close_range,
+  count
+};
 
 // Lets `after` calls succeed, then makes the next `times` calls fail with err. Any thread's
 // calls count. Replaces what was armed for that call before.

@@ -89,6 +89,9 @@ class ChunkBook {
   // And results that a job wants in the heap (TypedJob::destination) are written there by the
   // workers themselves.
   void spill_tasks_to_heap() noexcept { spill_tasks_ = true; }
+  // Chunks a cancel took out before they were sent: their buffers kept, their items failed with
+  // CancelledError. Outside the core's lock: their jobs' completions may run callbacks.
+  void fail_cancelled(std::span<Record> records);
 
   // --- under the core's lock ---
   void check_running() const;   // throws PoolNotRunning: closed, terminated, or broken
@@ -147,10 +150,10 @@ class ChunkBook {
 // The error of each chunk terminate() drops.
 [[nodiscard]] std::exception_ptr terminated_error();
 
-// A future's cancel, on a backend's queue of chunks not yet sent: takes out job's, in order. A
-// job of one chunk (submit, apply_async) is looked for from both ends of the queue at once, so
-// that cancelling many futures in the order they were made (or the reverse) costs no walk
-// through the rest.
+// A future's cancel, on a backend's queue of chunks not yet sent: takes out job's, in order, in
+// one pass that keeps the order of the rest. A job of one chunk (submit, apply_async) is looked
+// for from both ends of the queue at once, so that cancelling many futures in the order they
+// were made (or the reverse) costs no walk through the rest.
 [[nodiscard]] std::vector<Record> take_chunks_of(std::deque<Record>& queue, const JobBase& job);
 
 // A backend's shutdown(), for destructors: close() and join(), or terminate() when join throws.

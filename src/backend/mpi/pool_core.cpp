@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -343,31 +344,23 @@ bool MpiPoolCore::cancel(JobBase& job) {
     job.mark_cancelled();
     if (book_.ended(dropped.size())) changed_.notify_all();
   }
-  fail_cancelled(dropped);
+  book_.fail_cancelled(dropped);
   return true;
 }
 
 void MpiPoolCore::cancel_queued() {
-  std::deque<Record> dropped;
+  std::vector<Record> dropped;
   {
     std::lock_guard lock(mu_);
-    dropped.swap(queued_);
+    dropped.assign(std::make_move_iterator(queued_.begin()), std::make_move_iterator(queued_.end()));
+    queued_.clear();
     for (auto& r : dropped) {
       r.job->request_cancel();
       r.job->mark_cancelled();
     }
     if (book_.ended(dropped.size())) changed_.notify_all();
   }
-  fail_cancelled(dropped);
-}
-
-template <class Records>
-void MpiPoolCore::fail_cancelled(Records& records) {
-  auto error = cancelled_error();
-  for (auto& r : records) {
-    book_.recycle(std::move(r.task));
-    r.job->fail(r.first, r.count, error);
-  }
+  book_.fail_cancelled(dropped);
 }
 
 void MpiPoolCore::stop_threads() {

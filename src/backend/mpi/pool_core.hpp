@@ -84,8 +84,6 @@ class MpiPoolCore final : public JobHost, public ChunkSink {
   void handle_result(Worker& w);
   void abandon();
   void finished(std::size_t records);
-  template <class Records>
-  void fail_cancelled(Records& records);  // outside mu_: their jobs' completions may run callbacks
 
   void callback_loop();
   void stop_threads();

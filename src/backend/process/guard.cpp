@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "os/os_ipc.hpp"
 #include "os/os_limits.hpp"
 
 namespace mproc::detail {
@@ -19,7 +20,7 @@ constexpr std::chrono::milliseconds kParentCheck{250};
 // malloc's lock at the fork (ASan's allocator, unlike glibc's, is not made safe for that).
 [[noreturn]] void guard_main(int read_fd, pid_t parent, const std::vector<SlotShared*>& workers) noexcept {
   // Nothing of the program's but the pipe: no descriptor of its kept open by the guard.
-  os::close_all_but(read_fd);
+  os::close_fds_from(3, read_fd);
   // Signals meant for the program's process group are not for the guard: it must outlive the
   // program to act.
   for (int sig : {SIGINT, SIGQUIT, SIGHUP, SIGTERM, SIGPIPE}) os::ignore_signal(sig);

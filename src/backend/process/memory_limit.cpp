@@ -65,21 +65,26 @@ int MemoryLimiter::prepare(const Slot& slot) {
   return groups_[slot.id]->procs_fd();
 }
 
-std::exception_ptr MemoryLimiter::verdict(const Slot& slot, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
-                                          int attempts) {
+MemoryLimiter::Remains MemoryLimiter::remains_of(const Slot& slot) {
+  Remains remains;
+  if (mechanism_ == Mechanism::none) return remains;
+  if (slot.id < groups_.size()) remains.group = std::move(groups_[slot.id]);
+  remains.failed_seq = slot.shared->memory_failed_seq.load(std::memory_order_acquire);
+  remains.used = slot.shared->memory_used.load(std::memory_order_relaxed);
+  return remains;
+}
+
+std::exception_ptr MemoryLimiter::verdict(Remains remains, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
+                                          int attempts) const {
   if (mechanism_ == Mechanism::none) return nullptr;
   const int sig = status.signaled ? status.signal : 0;
   const int code = status.signaled ? 0 : status.code;
   std::exception_ptr error;
-  std::unique_ptr<os::MemoryGroup> group;
-  if (slot.id < groups_.size()) group = std::move(groups_[slot.id]);
-  if (seq && group && group->oom_killed()) {
-    error = std::make_exception_ptr(MemoryLimitError(pid, sig, code, *limit_, group->peak(), attempts));
-  } else if (seq && slot.shared->memory_failed_seq.load(std::memory_order_acquire) == seq) {
-    const std::size_t used = slot.shared->memory_used.load(std::memory_order_relaxed);
-    error = std::make_exception_ptr(MemoryLimitError(pid, sig, code, *limit_, used, attempts));
-  }
-  return error;  // group: removed here, after whatever a task left in it is killed
+  if (seq && remains.group && remains.group->oom_killed())
+    error = std::make_exception_ptr(MemoryLimitError(pid, sig, code, *limit_, remains.group->peak(), attempts));
+  else if (seq && remains.failed_seq == seq)
+    error = std::make_exception_ptr(MemoryLimitError(pid, sig, code, *limit_, remains.used, attempts));
+  return error;  // the group: removed here, after whatever a task left in it is killed
 }
 
 void limit_worker_memory(SlotShared& shared, std::size_t limit, int cgroup_fd) noexcept {

@@ -38,17 +38,28 @@ class MemoryLimiter {
   // the child enters it through, or -1 (no group: the child sets its RLIMIT_DATA). Throws what
   // making the group throws.
   int prepare(const Slot& slot);
-  // After the worker of slot ended, reaped, while it lost the chunk with sequence seq (0: none):
-  // a MemoryLimitError when it ran out of memory, else null. Then drops the slot's group.
-  std::exception_ptr verdict(const Slot& slot, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
-                             int attempts);
+  // What a worker that ended leaves for verdict(): its group, and what it noted of a failed
+  // allocation.
+  struct Remains {
+    std::unique_ptr<os::MemoryGroup> group;
+    std::uint64_t failed_seq = 0;
+    std::size_t used = 0;
+  };
+  // After the worker of slot ended, reaped, before the slot gets a new worker (and group):
+  // quick, under PoolState::mu, which guards the groups of the slots.
+  Remains remains_of(const Slot& slot);
+  // Then, outside the lock (the group's files are read, and its removal may wait up to 100 ms for
+  // what is left in it to die): a MemoryLimitError when the worker ran out of memory while it ran
+  // the chunk with sequence seq (0: none), else null. Removes the group.
+  std::exception_ptr verdict(Remains remains, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
+                             int attempts) const;
 
  private:
   std::optional<std::size_t> limit_;
   Mechanism mechanism_ = Mechanism::none;
   std::string cgroup_dir_;
   std::string group_prefix_;                              // "mproc-PID-POOL-": unique per pool
-  std::vector<std::unique_ptr<os::MemoryGroup>> groups_;  // by slot id
+  std::vector<std::unique_ptr<os::MemoryGroup>> groups_;  // by slot id; guarded by PoolState::mu
   unsigned long spawned_ = 0;                             // makes each group's name unique
 };
 

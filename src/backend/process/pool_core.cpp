@@ -183,11 +183,7 @@ bool ProcessPoolCore::cancel(JobBase& job) {
     job.mark_cancelled();
     if (book_.outstanding() == 0) state_.changed.notify_all();
   }
-  auto error = cancelled_error();
-  for (auto& r : dropped) {
-    book_.recycle(std::move(r.task));
-    r.job->fail(r.first, r.count, error);
-  }
+  book_.fail_cancelled(dropped);
   return true;
 }
 
@@ -211,11 +207,7 @@ bool ProcessPoolCore::terminate(JobBase& job) {
     if (!dropped.empty()) job.mark_cancelled();
     if (book_.outstanding() == 0) state_.changed.notify_all();
   }
-  auto error = cancelled_error();
-  for (auto& r : dropped) {
-    book_.recycle(std::move(r.task));
-    r.job->fail(r.first, r.count, error);
-  }
+  book_.fail_cancelled(dropped);
   return killed || !dropped.empty();
 }
 
@@ -232,11 +224,7 @@ void ProcessPoolCore::cancel_queued() {
     }
     if (book_.outstanding() == 0) state_.changed.notify_all();
   }
-  auto error = cancelled_error();
-  for (auto& r : dropped) {
-    book_.recycle(std::move(r.task));
-    r.job->fail(r.first, r.count, error);
-  }
+  book_.fail_cancelled(dropped);
 }
 
 bool ProcessPoolCore::running(JobBase& job) {

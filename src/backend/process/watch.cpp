@@ -173,10 +173,10 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
 
 // --- deaths and replacements ----------------------------------------------------------------
 
-std::exception_ptr Watcher::out_of_memory(const Slot& slot, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
-                                          int attempts) {
+std::exception_ptr Watcher::out_of_memory(MemoryLimiter::Remains remains, std::uint64_t seq, pid_t pid,
+                                          const os::ExitStatus& status, int attempts) {
   if (!options_.memory_limit) return nullptr;
-  return spawner_.memory().verdict(slot, seq, pid, status, attempts);
+  return spawner_.memory().verdict(std::move(remains), seq, pid, status, attempts);
 }
 
 std::vector<Record> Watcher::fail_if_no_workers() {
@@ -215,7 +215,9 @@ void Watcher::on_exit(Slot& slot) {
   const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;
   bool timed_out = false;
-  std::exception_ptr memory_error;
+  MemoryLimiter::Remains remains;
+  std::uint64_t lost_seq = 0;
+  int attempts = 1;         // of the lost chunk, counting this one
   bool terminated = false;  // by its future's terminate(): the chunk is cancelled, not lost
   std::vector<Record> unrunnable;
   collector_.drain_dead(slot);  // results it finished before dying still count
@@ -227,8 +229,10 @@ void Watcher::on_exit(Slot& slot) {
     slot.pidfd.reset();
     lost = dispatcher_.take_started(slot);
     timed_out = lost && lost->seq == slot.timed_out_seq;
-    // Before spawn() below gives the slot a new worker (and a new cgroup); counting this attempt.
-    memory_error = out_of_memory(slot, lost ? lost->seq : 0, dead_pid, status, lost ? lost->attempts + 1 : 1);
+    // Before spawn() below gives the slot a new worker (and a new cgroup); read out of the lock.
+    if (options_.memory_limit) remains = spawner_.memory().remains_of(slot);
+    lost_seq = lost ? lost->seq : 0;
+    attempts = lost ? lost->attempts + 1 : 1;
     terminated = lost && lost->seq == slot.terminated_seq;
     if (insights_) record_exit(slot.id, dead_pid, status, timed_out);
     // Chunks it had not started go to the other workers, ahead of newer work.
@@ -250,6 +254,9 @@ void Watcher::on_exit(Slot& slot) {
     dispatcher_.dispatch();
     state_.changed.notify_all();
   }
+  // Its group's files, out of the lock: removing the group kills what is left in it and may wait
+  // up to 100 ms for that to die. Even for a chunk that runs again, whose error goes unused.
+  const std::exception_ptr memory_error = out_of_memory(std::move(remains), lost_seq, dead_pid, status, attempts);
   if (lost && terminated) lost->job->mark_cancelled();
   if (lost)
     lost->job->fail(lost->first, lost->count,

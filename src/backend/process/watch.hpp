@@ -44,9 +44,10 @@ class Watcher {
 
  private:
   void on_exit(Slot& slot);
-  // A MemoryLimitError for the chunk seq the worker of slot lost, if it ran out of memory.
-  std::exception_ptr out_of_memory(const Slot& slot, std::uint64_t seq, pid_t pid, const os::ExitStatus& status,
-                                   int attempts);
+  // A MemoryLimitError for the chunk seq a worker lost, if it ran out of memory, from what it left
+  // (MemoryLimiter::remains_of); removes its group. Outside PoolState::mu: it reads and removes files.
+  std::exception_ptr out_of_memory(MemoryLimiter::Remains remains, std::uint64_t seq, pid_t pid,
+                                   const os::ExitStatus& status, int attempts);
   void record_exit(unsigned lane, pid_t pid, const os::ExitStatus& status, bool timed_out);  // under PoolState::mu
   std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
   std::optional<os::Nanos> check_stalls();         // rescue_stalled() and more; returns the next check

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -94,18 +95,34 @@ void BM_SubmitAsCompleted100k(benchmark::State& state) {
 }
 BENCHMARK(BM_SubmitAsCompleted100k)->Unit(benchmark::kMillisecond)->UseRealTime();
 
+// Both workers held, each by a block() task, until release(): what is submitted meanwhile queues.
+class BlockedWorkers {
+ public:
+  explicit BlockedWorkers(mproc::Pool& pool) {
+    Shared& s = shared();
+    s.release = 0;
+    s.started = 0;
+    s.runs = 0;
+    a_.emplace(pool.submit(block, 0));
+    b_.emplace(pool.submit(block, 1));
+    while (s.started.load() < 2) std::this_thread::sleep_for(100us);
+  }
+  void release() {
+    shared().release = 1;
+    (void)a_->result();
+    (void)b_->result();
+  }
+
+ private:
+  std::optional<mproc::Future<int>> a_, b_;
+};
+
 // Both workers blocked, 100000 tasks queued behind them, then every one cancelled: the time
 // reported is the cancels' alone (manual time); ran counts any task that ran (must stay 0).
 void BM_Cancel100kQueued(benchmark::State& state) {
   auto& pool = started_pool();
   for (auto _ : state) {
-    Shared& s = shared();
-    s.release = 0;
-    s.started = 0;
-    s.runs = 0;
-    auto a = pool.submit(block, 0);
-    auto b = pool.submit(block, 1);
-    while (s.started.load() < 2) std::this_thread::sleep_for(100us);
+    BlockedWorkers blocked(pool);
     std::vector<mproc::Future<int>> futures;
     futures.reserve(kTasks);
     for (int i = 0; i < kTasks; ++i) futures.push_back(pool.submit(counted, i));
@@ -113,11 +130,9 @@ void BM_Cancel100kQueued(benchmark::State& state) {
     long cancelled = 0;
     for (auto& f : futures) cancelled += f.cancel();
     state.SetIterationTime(seconds_since(t0));
-    s.release = 1;
-    (void)a.result();
-    (void)b.result();
+    blocked.release();
     state.counters["cancelled"] = static_cast<double>(cancelled);
-    state.counters["ran"] = static_cast<double>(s.runs.load());
+    state.counters["ran"] = static_cast<double>(shared().runs.load());
   }
 }
 BENCHMARK(BM_Cancel100kQueued)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(3);
@@ -132,27 +147,19 @@ void BM_CancelMap100kQueued(benchmark::State& state) {
   for (int i = 0; i < kTasks; ++i) xs[static_cast<std::size_t>(i)] = i;
   const std::vector<int> others(10000, 3);
   for (auto _ : state) {
-    Shared& s = shared();
-    s.release = 0;
-    s.started = 0;
-    s.runs = 0;
-    auto a = pool.submit(block, 0);
-    auto b = pool.submit(block, 1);
-    while (s.started.load() < 2) std::this_thread::sleep_for(100us);
+    BlockedWorkers blocked(pool);
     auto before = pool.map_async(sqr, others, 1);
     auto r = pool.map_async(counted, xs, 1);
     auto after = pool.map_async(sqr, others, 1);
     auto t0 = std::chrono::steady_clock::now();
     const bool cancelled = r.cancel();
     state.SetIterationTime(seconds_since(t0));
-    s.release = 1;
-    (void)a.result();
-    (void)b.result();
+    blocked.release();
     benchmark::DoNotOptimize(before.get());
     benchmark::DoNotOptimize(after.get());
     r.wait();
     state.counters["cancelled"] = cancelled ? 1 : 0;
-    state.counters["ran"] = static_cast<double>(s.runs.load());
+    state.counters["ran"] = static_cast<double>(shared().runs.load());
   }
 }
 BENCHMARK(BM_CancelMap100kQueued)->Unit(benchmark::kMillisecond)->UseManualTime()->Iterations(3);

@@ -69,9 +69,15 @@ JobExtras& JobBase::extras() {
 }
 
 bool JobBase::close_gate() noexcept {
-  const std::uint32_t old = gate_.fetch_or(kCancelRequested, std::memory_order_acq_rel);
-  if (old & kCancelRequested) return cancelled();
-  if (old / kStarted >= chunks()) return false;  // every chunk started: nothing was kept
+  // One atomic step on the word begin_chunk() counts in, as before: a chunk starts either before
+  // the gate closes (the exchange fails and sees it) or after (and never runs). The gate closes
+  // only if some chunk has not started, so a cancel that keeps nothing leaves no mark.
+  std::uint32_t old = gate_.load(std::memory_order_acquire);
+  do {
+    if (old & kCancelRequested) return cancelled();
+    if (old / kStarted >= chunks()) return false;  // every chunk started: nothing to keep
+  } while (
+      !gate_.compare_exchange_weak(old, old | kCancelRequested, std::memory_order_acq_rel, std::memory_order_acquire));
   mark_cancelled();
   on_cancelled();
   return true;

@@ -118,7 +118,8 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   [[nodiscard]] std::uint32_t chunks_started() const noexcept {
     return gate_.load(std::memory_order_acquire) / kStarted;
   }
-  // Asks for a cancel; false when one was asked before (which decided).
+  // Asks for a cancel; false when one was asked before (which decided). A cancel that keeps
+  // nothing from running must not ask: the mark refuses a chunk lost with its worker its retry.
   bool request_cancel() noexcept {
     return !(gate_.fetch_or(kCancelRequested, std::memory_order_acq_rel) & kCancelRequested);
   }
@@ -130,6 +131,7 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   [[nodiscard]] bool cancelled() const noexcept { return gate_.load(std::memory_order_acquire) & kCancelledOk; }
   // The run gate's cancel, for hosts that use begin_chunk(): closes the gate; true when a chunk
   // had not started (it never will). A job of one task then fails with CancelledError at once.
+  // When every chunk started already, the gate stays open and unmarked: the cancel did nothing.
   bool close_gate() noexcept;
   // A chunk the gate kept from running: its items fail with CancelledError; a one-task job
   // already failed in close_gate().

@@ -3,12 +3,14 @@
 // tiny tasks against apply_async then get(); cancel() of 100000 queued tasks (counted: none may
 // run), and of one map_async of 100000 queued chunks between two others; terminate() of a running
 // task: until its future throws CancelledError, then a map of 1000 squares on the replaced worker
-// and the other.
+// and the other. On ThreadPool(1): a loop of wait(FIRST_COMPLETED) over 2000 futures that finish
+// one per round.
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <optional>
+#include <semaphore>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -60,6 +62,39 @@ void BM_SubmitResultRoundTrip(benchmark::State& state) {
 BENCHMARK(BM_SubmitResultRoundTrip)->MinTime(1.0);
 
 constexpr int kTasks = 100000;
+
+// The usual loop over wait(FIRST_COMPLETED) on ThreadPool(1), 2000 futures that finish one per
+// round: each task waits for a permit, and each round gives one (the pool runs them in any order).
+// Each round leaves a done callback on every future still pending unless wait() takes them
+// back; callbacks_on_last: those the last future held before its round.
+void BM_WaitFirstCompletedLoop2000(benchmark::State& state) {
+  constexpr int kFutures = 2000;
+  mproc::ThreadPool pool(1);
+  double left = 0;
+  for (auto _ : state) {
+    std::counting_semaphore<> permits(0);
+    std::vector<mproc::Future<int>> pending;
+    pending.reserve(kFutures);
+    for (int i = 0; i < kFutures; ++i)
+      pending.push_back(pool.submit(
+          [&permits](int n) {
+            permits.acquire();
+            return n;
+          },
+          i));
+    long sum = 0;
+    while (!pending.empty()) {
+      if (pending.size() == 1) left = static_cast<double>(mproc::detail::FutureAccess::job(pending[0]).on_done_count());
+      permits.release();
+      auto [done, not_done] = mproc::wait(std::move(pending), mproc::FIRST_COMPLETED);
+      for (auto& f : done) sum += f.result();
+      pending = std::move(not_done);
+    }
+    benchmark::DoNotOptimize(sum);
+  }
+  state.counters["callbacks_on_last"] = left;
+}
+BENCHMARK(BM_WaitFirstCompletedLoop2000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_ApplyAsyncGet100k(benchmark::State& state) {
   auto& pool = started_pool();

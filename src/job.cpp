@@ -1,5 +1,6 @@
 #include "mproc/detail/job.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <typeinfo>
 
@@ -69,21 +70,27 @@ JobExtras& JobBase::extras() {
 }
 
 bool JobBase::close_gate() noexcept {
-  const std::uint32_t old = gate_.fetch_or(kCancelRequested, std::memory_order_acq_rel);
-  if (old & kCancelRequested) return cancelled();
-  if (old / kStarted >= chunks()) return false;  // every chunk started: nothing was kept
+  // One atomic step on the word begin_chunk() counts in, as before: a chunk starts either before
+  // the gate closes (the exchange fails and sees it) or after (and never runs). The gate closes
+  // only if some chunk has not started, so a cancel that keeps nothing leaves no mark.
+  std::uint32_t old = gate_.load(std::memory_order_acquire);
+  do {
+    if (old & kCancelRequested) return cancelled();
+    if (old / kStarted >= chunks()) return false;  // every chunk started: nothing to keep
+  } while (
+      !gate_.compare_exchange_weak(old, old | kCancelRequested, std::memory_order_acq_rel, std::memory_order_acquire));
   mark_cancelled();
   on_cancelled();
   return true;
 }
 
-void JobBase::add_on_done(std::function<void()> fn) {
+std::uint64_t JobBase::add_on_done(std::function<void()> fn) {
   JobExtras& x = extras();
   {
     std::lock_guard lock(x.mu);
     if (!x.done && state_.load(std::memory_order_seq_cst) != kDone) {
-      x.on_done.push_back(std::move(fn));
-      return;
+      x.on_done.emplace_back(++x.last_key, std::move(fn));
+      return x.last_key;
     }
   }
   try {
@@ -91,6 +98,27 @@ void JobBase::add_on_done(std::function<void()> fn) {
   } catch (...) {
     report_done_callback_error(std::current_exception());
   }
+  return 0;
+}
+
+void JobBase::remove_on_done(std::uint64_t key) noexcept {
+  JobExtras* x = extras_.load(std::memory_order_acquire);
+  if (!x || key == 0) return;
+  std::function<void()> removed;  // destroyed after the lock: it may hold the last reference to anything
+  std::lock_guard lock(x->mu);
+  // Keys grow as they are added, so the entries are sorted by key.
+  auto it = std::lower_bound(x->on_done.begin(), x->on_done.end(), key,
+                             [](const auto& entry, std::uint64_t k) { return entry.first < k; });
+  if (it == x->on_done.end() || it->first != key) return;  // it runs or ran
+  removed = std::move(it->second);
+  x->on_done.erase(it);
+}
+
+std::size_t JobBase::on_done_count() const noexcept {
+  JobExtras* x = extras_.load(std::memory_order_acquire);
+  if (!x) return 0;
+  std::lock_guard lock(x->mu);
+  return x->on_done.size();
 }
 
 void JobBase::set_stop(std::function<bool()> stop) {
@@ -111,15 +139,15 @@ bool JobBase::request_stop() {
 }
 
 void JobBase::run_done_callbacks(JobExtras& x) noexcept {
-  std::vector<std::function<void()>> fns;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> fns;
   {
     std::lock_guard lock(x.mu);
     x.done = true;
     fns.swap(x.on_done);
   }
-  for (auto& fn : fns) {
+  for (auto& entry : fns) {
     try {
-      fn();
+      entry.second();
     } catch (...) {
       report_done_callback_error(std::current_exception());
     }

@@ -846,6 +846,37 @@ TYPED_TEST(behaviour, WaitReturnsWhenAsked) {
   EXPECT_TRUE(mproc::wait(std::vector<mproc::Future<int>>{}).done.empty());
 }
 
+// A wait or as_completed that returns takes back the done callbacks it left on the futures not
+// yet done: a loop of wait(FIRST_COMPLETED) calls over the same pending futures leaves none behind.
+TYPED_TEST(behaviour, WaitAndAsCompletedTakeBackTheirCallbacks) {
+  Shared& s = fresh_shared();
+  TypeParam pool(2);
+  auto blocked = pool.submit(block, 1);
+  auto quick = pool.submit(sqr, 3);
+  quick.wait();
+  mproc::detail::JobBase& job = mproc::detail::FutureAccess::job(blocked);
+  for (int i = 0; i < 100; ++i) {
+    auto [done, not_done] = mproc::wait(std::vector{blocked, quick}, mproc::FIRST_COMPLETED);
+    ASSERT_EQ(done.size(), 1U);
+    ASSERT_EQ(not_done.size(), 1U);
+  }
+  EXPECT_EQ(job.on_done_count(), 0U);
+  for (int i = 0; i < 100; ++i) {
+    for (auto& f : mproc::as_completed(std::vector{blocked, quick})) {
+      EXPECT_EQ(f.result(), 9);
+      break;  // the range goes with its callback on blocked
+    }
+  }
+  EXPECT_EQ(job.on_done_count(), 0U);
+  int seen = 0;
+  blocked.add_done_callback([&seen](const mproc::Future<int>& f) { seen = f.result(); });
+  EXPECT_EQ(job.on_done_count(), 1U);  // a user's callback stays until it runs
+  s.release = 1;
+  EXPECT_EQ(blocked.result(10s), 1);
+  EXPECT_EQ(seen, 1);
+  EXPECT_EQ(job.on_done_count(), 0U);
+}
+
 TYPED_TEST(behaviour, FuturesOutliveTheirPool) {
   std::vector<mproc::Future<int>> futures;
   {

@@ -29,6 +29,26 @@ std::atomic<int>* g_calls = [] {
   return new (p) std::atomic<int>(0);
 }();
 
+// Where dies_when_told's first run says it began (started), and waits to be told to die (die).
+struct Signals {
+  std::atomic<int> started;
+  std::atomic<int> die;
+};
+Signals* g_signals = [] {
+  void* p = ::mmap(nullptr, sizeof(Signals), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  return new (p) Signals{};
+}();
+
+// Its first run says it began, then kills its worker when told; a later run returns x.
+int dies_when_told(int x) {
+  if (g_calls->fetch_add(1) == 0) {
+    g_signals->started.store(1);
+    while (!g_signals->die.load()) std::this_thread::sleep_for(1ms);
+    std::abort();
+  }
+  return x;
+}
+
 // Kills its worker on its first `deaths` calls, then returns x * 2.
 int dies_first(int deaths) {
   if (g_calls->fetch_add(1) < deaths) std::abort();
@@ -54,7 +74,11 @@ int item_seven_dies_once(int x) {
 
 class Retries : public ::testing::Test {
  protected:
-  void SetUp() override { g_calls->store(0); }
+  void SetUp() override {
+    g_calls->store(0);
+    g_signals->started.store(0);
+    g_signals->die.store(0);
+  }
 };
 
 }  // namespace
@@ -63,6 +87,20 @@ TEST_F(Retries, ALostTaskRunsAgainAndSucceeds) {
   mproc::Pool pool(mproc::PoolOptions{.processes = 2, .retries = 2});
   EXPECT_EQ(pool.apply(dies_first, std::tuple{2}), 4);  // lost twice, third attempt succeeds
   EXPECT_EQ(g_calls->load(), 3);
+  mproc::test::expect_full_pool_works(pool, 2);
+}
+
+// A cancel that fails (the task runs) changes nothing: the task lost with its worker afterwards
+// still gets its retry.
+TEST_F(Retries, ACancelThatFailedLeavesTheRetry) {
+  mproc::Pool pool(mproc::PoolOptions{.processes = 2, .retries = 1});
+  auto r = pool.apply_async(dies_when_told, std::tuple{21});
+  while (!g_signals->started.load()) std::this_thread::sleep_for(1ms);
+  EXPECT_FALSE(r.cancel());  // it runs
+  g_signals->die.store(1);
+  EXPECT_EQ(r.get(30s), 21);
+  EXPECT_FALSE(r.cancelled());
+  EXPECT_EQ(g_calls->load(), 2);
   mproc::test::expect_full_pool_works(pool, 2);
 }
 

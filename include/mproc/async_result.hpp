@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <stdexcept>
-#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -143,11 +142,11 @@ class AsyncResult {
 template <class T>
 T detail::take_apply_value(AsyncResult<T>&& result) {
   result.job_->wait(std::nullopt);
-  // The thread that completed the job may still be letting it go: a moment's wait is cheaper
-  // than copying a large value, and bounded (then it is copied).
-  for (int i = 0; i < 1000 && result.job_.use_count() != 1; ++i) std::this_thread::yield();
-  if (result.job_.use_count() != 1) return result.value();
   if (!result.job_->successful()) std::rethrow_exception(result.job_->error());
+  // The value is ours to move, though the thread that completed the job may still hold it: apply
+  // hands out no future of the job and gives it no callbacks, so nobody else reads the value; a
+  // backend sets it before it completes the job and afterwards only lets the job go. The write
+  // came before the job was ready (wait()'s acquire).
   return static_cast<ValueJob<T>&>(*result.job_).take();  // apply's job is always a ValueJob
 }
 

@@ -430,7 +430,14 @@ class ImapRange {
   ImapRange& operator=(ImapRange&&) noexcept = default;
   /// Dropped before its end: the chunks it read ahead and that have not started never run.
   ~ImapRange() {
-    if (job_) job_->cancel();
+    if (!job_) return;
+    // A pool's cancel may throw (std::bad_alloc taking chunks back, std::system_error from a
+    // lock), and a destructor that throws ends the program. Uncancelled, the chunks just run
+    // and their results go unread.
+    try {
+      job_->cancel();
+    } catch (...) {
+    }
   }
 
   /// Starts the iteration; call once.

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -150,28 +151,20 @@ JobHost* collecting_host(const std::vector<Future<T>>& futures) {
   return host && host->waiter_collects() ? host : nullptr;
 }
 
-/// Has each future push its index to queue once done: those done already at once, together (no
-/// callback to make, and one lock), the others from a done callback.
-template <class T>
-void report_to(const std::vector<Future<T>>& futures, const std::shared_ptr<CompletionQueue>& queue) {
-  std::vector<std::size_t> done;
-  for (std::size_t i = 0; i < futures.size(); ++i) {
-    JobBase& job = FutureAccess::job(futures[i]);
-    if (job.ready())
-      done.push_back(i);
-    else
-      job.add_on_done([queue, i] { queue->push(i); });
-  }
-  if (!done.empty()) queue->push(done);
-}
-
 /// The indices of a call's futures as they finish, taken from its CompletionQueue a batch at a time.
+/// The futures must outlive it: when it goes, it takes back the done callbacks it left on those
+/// not yet done, so that a loop of wait(FIRST_COMPLETED) calls leaves one per future, not one per call.
 class CompletionOrder {
  public:
   template <class T>
   explicit CompletionOrder(const std::vector<Future<T>>& futures)
       : queue_(std::make_shared<CompletionQueue>(collecting_host(futures))) {
-    report_to(futures, queue_);
+    report_to(futures);
+  }
+  CompletionOrder(CompletionOrder&&) noexcept = default;  // the moved-from one's waiting_ is empty
+  CompletionOrder& operator=(CompletionOrder&&) = delete;
+  ~CompletionOrder() {
+    for (auto& [job, key] : waiting_) job->remove_on_done(key);
   }
   /// The next index; nullopt when none came by the deadline. Throws Interrupted.
   std::optional<std::size_t> next(const Deadline& deadline) {
@@ -184,7 +177,25 @@ class CompletionOrder {
   }
 
  private:
+  /// Has each future push its index to the queue once done: those done already at once, together
+  /// (no callback to make, and one lock), the others from a done callback.
+  template <class T>
+  void report_to(const std::vector<Future<T>>& futures) {
+    std::vector<std::size_t> done;
+    for (std::size_t i = 0; i < futures.size(); ++i) {
+      JobBase& job = FutureAccess::job(futures[i]);
+      if (job.ready()) {
+        done.push_back(i);
+      } else if (const std::uint64_t key = job.add_on_done([queue = queue_, i] { queue->push(i); })) {
+        if (waiting_.empty()) waiting_.reserve(futures.size() - i);
+        waiting_.emplace_back(&job, key);
+      }
+    }
+    if (!done.empty()) queue_->push(done);
+  }
+
   std::shared_ptr<CompletionQueue> queue_;  // shared with the futures' callbacks, which may outlive this
+  std::vector<std::pair<JobBase*, std::uint64_t>> waiting_;  // each callback left, by its job and key
   std::vector<std::size_t> batch_;
   std::size_t at_ = 0;
 };
@@ -272,13 +283,15 @@ namespace detail {
 template <class T>
 WaitResult<T> wait_until(std::vector<Future<T>> futures, const Deadline& deadline, ReturnWhen when) {
   futures = without_repeats(std::move(futures));
-  CompletionOrder order(futures);
-  for (std::size_t finished = 0; finished < futures.size(); ++finished) {
-    std::optional<std::size_t> i = order.next(deadline);
-    if (!i) break;
-    const Future<T>& f = futures[*i];
-    if (when == ReturnWhen::first_completed) break;
-    if (when == ReturnWhen::first_exception && !f.cancelled() && !f.successful()) break;
+  {
+    CompletionOrder order(futures);  // gone, and its callbacks with it, before the futures move
+    for (std::size_t finished = 0; finished < futures.size(); ++finished) {
+      std::optional<std::size_t> i = order.next(deadline);
+      if (!i) break;
+      const Future<T>& f = futures[*i];
+      if (when == ReturnWhen::first_completed) break;
+      if (when == ReturnWhen::first_exception && !f.cancelled() && !f.successful()) break;
+    }
   }
   WaitResult<T> out;
   for (auto& f : futures) (f.done() ? out.done : out.not_done).push_back(std::move(f));

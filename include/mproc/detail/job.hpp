@@ -41,9 +41,11 @@ struct JobExtras {
   std::optional<std::chrono::nanoseconds> task_timeout;  // written before the job's first task is submitted
   std::int16_t retries = -1;                             // likewise; -1: the pool's
   std::mutex mu;
-  bool done = false;                           // the callbacks below ran; guarded by mu
-  std::vector<std::function<void()>> on_done;  // guarded by mu
-  std::function<bool()> stop;                  // asks a running task to stop (std::stop_token); guarded by mu
+  bool done = false;  // the callbacks below ran; guarded by mu
+  // Each with its key (add_on_done's), so that a waiter that returns first can take its own back.
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> on_done;  // guarded by mu
+  std::uint64_t last_key = 0;                                            // guarded by mu
+  std::function<bool()> stop;  // asks a running task to stop (std::stop_token); guarded by mu
 };
 
 // The error of a task or chunk that cancel() or terminate() kept from running or stopped.
@@ -118,7 +120,8 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   [[nodiscard]] std::uint32_t chunks_started() const noexcept {
     return gate_.load(std::memory_order_acquire) / kStarted;
   }
-  // Asks for a cancel; false when one was asked before (which decided).
+  // Asks for a cancel; false when one was asked before (which decided). A cancel that keeps
+  // nothing from running must not ask: the mark refuses a chunk lost with its worker its retry.
   bool request_cancel() noexcept {
     return !(gate_.fetch_or(kCancelRequested, std::memory_order_acq_rel) & kCancelRequested);
   }
@@ -130,6 +133,7 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   [[nodiscard]] bool cancelled() const noexcept { return gate_.load(std::memory_order_acquire) & kCancelledOk; }
   // The run gate's cancel, for hosts that use begin_chunk(): closes the gate; true when a chunk
   // had not started (it never will). A job of one task then fails with CancelledError at once.
+  // When every chunk started already, the gate stays open and unmarked: the cancel did nothing.
   bool close_gate() noexcept;
   // A chunk the gate kept from running: its items fail with CancelledError; a one-task job
   // already failed in close_gate().
@@ -144,7 +148,13 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   bool terminate() { return !ready() && host_ && host_->terminate(*this); }
   // Runs fn once the job is done: at once, here, when it is already; else on the thread that
   // completes it. An exception from fn is reported (report_done_callback_error), never thrown.
-  void add_on_done(std::function<void()> fn);
+  // Returns 0 when fn ran here, else a key for remove_on_done.
+  std::uint64_t add_on_done(std::function<void()> fn);
+  // Takes back fn of add_on_done's key, unless it runs or ran already (then nothing happens). For
+  // a waiter that stops waiting (as_completed, wait): its callbacks must not pile up on the job.
+  void remove_on_done(std::uint64_t key) noexcept;
+  // The done callbacks registered and not yet run; for tests.
+  [[nodiscard]] std::size_t on_done_count() const noexcept;
   // For a task given a std::stop_token: how terminate() asks it to stop.
   void set_stop(std::function<bool()> stop);
   // Asks the task to stop; false when it cannot be asked (no std::stop_token) or was already.

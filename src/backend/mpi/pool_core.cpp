@@ -338,9 +338,10 @@ bool MpiPoolCore::cancel(JobBase& job) {
   {
     std::lock_guard lock(mu_);
     if (job.ready()) return false;
-    if (!job.request_cancel()) return job.cancelled();  // an earlier cancel decided
+    if (job.cancel_requested()) return job.cancelled();  // an earlier cancel decided
     dropped = take_chunks_of(queued_, job);
-    if (dropped.empty()) return false;
+    if (dropped.empty()) return false;  // it did nothing: no mark, as on the other pools
+    job.request_cancel();
     job.mark_cancelled();
     if (book_.ended(dropped.size())) changed_.notify_all();
   }

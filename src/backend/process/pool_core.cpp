@@ -177,9 +177,12 @@ bool ProcessPoolCore::cancel(JobBase& job) {
   {
     std::lock_guard lock(state_.mu);
     if (job.ready()) return false;
-    if (!job.request_cancel()) return job.cancelled();  // an earlier cancel decided
+    if (job.cancel_requested()) return job.cancelled();  // an earlier cancel decided
     dropped = dispatcher_.cancel(job);
+    // Every chunk started: the cancel did nothing, and leaves no mark, which would refuse a chunk
+    // lost with its worker the retry it is owed. Marked under the lock the watcher reads it in.
     if (dropped.empty()) return false;
+    job.request_cancel();
     job.mark_cancelled();
     if (book_.outstanding() == 0) state_.changed.notify_all();
   }

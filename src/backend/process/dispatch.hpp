@@ -53,6 +53,7 @@ class Dispatcher {
 
  private:
   bool send(Slot& slot, Record& record);
+  static void prefetch(const Record& record) noexcept;  // a chunk about to be sent, or whose result comes next
 
   const Slots& slots_;
   ChunkBook& book_;

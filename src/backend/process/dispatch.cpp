@@ -56,7 +56,9 @@ void Dispatcher::prefetch(const Record& record) noexcept {
 
 bool Dispatcher::send(Slot& slot, Record& record) {
   book_.number(record);
-  if (slot.inflight.empty()) slot.progress_ns = now_ns();
+  // An idle worker given work counts its progress from the watcher's next look at it
+  // (Watcher::stamp_progress), not from here: a round trip at a time reads no clock to send.
+  if (slot.inflight.empty()) slot.progress_ns = kUnstamped;
   SpillNote note;
   const std::span<const std::byte> message = ring_message(record.task, note);
   if (!slot.tasks.try_send(message, {})) {

@@ -81,9 +81,8 @@ std::optional<Record> Dispatcher::complete(Slot& slot, const ResultHeader& heade
   slot.inflight.pop_front();
   if (!slot.inflight.empty()) prefetch(slot.inflight.front());  // the result that comes next
   record.job->note_started();
-  // Only a slot with work left has its progress read (Watcher::rescue_stalled); an emptied one
-  // is stamped by the send that gives it work again. A round trip at a time reads no clock here.
-  if (!slot.inflight.empty()) slot.progress_ns = now_ns();
+  // Progress, stamped at the watcher's next look (Watcher::stamp_progress): a result reads no clock.
+  slot.progress_ns = kUnstamped;
   slot.stalled = false;
   book_.chunk_took(header.took_ns);
   dispatch();

@@ -48,7 +48,8 @@ class Dispatcher {
   [[nodiscard]] bool queue_empty() const noexcept { return pending_.empty(); }
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
   // often, or when all the work in hand should be done within budget_ns (from the chunks'
-  // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
+  // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers. Reads only
+  // ChunkBook's estimates and the number of slots: any thread, without the lock.
   [[nodiscard]] bool spin_worthwhile(Nanos budget) const;
 
  private:

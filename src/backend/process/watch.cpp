@@ -116,8 +116,14 @@ void Watcher::rescue_stalled() {
 }
 
 void Watcher::stamp_progress(std::int64_t now) {
-  for (auto& s : slots_)
-    if (s->progress_ns == kUnstamped) s->progress_ns = now;
+  for (auto& s : slots_) {
+    if (s->progress_ns != kUnstamped) continue;
+    // Its oldest chunk in flight, or one after it, started: then (the worker's clock, read to
+    // start it). Else it has not begun what it was given: from this look on.
+    const bool started = !s->inflight.empty() &&
+                         s->shared->started_seq.load(std::memory_order_acquire) >= s->inflight.front().seq;
+    s->progress_ns = started ? s->shared->started_ns.load(std::memory_order_relaxed) : now;
+  }
 }
 
 void Watcher::revoke(Slot& slot) {

@@ -96,14 +96,16 @@ void ChunkBook::number(Record& record) {
 
 void ChunkBook::chunk_took(std::int64_t ns) noexcept {
   const auto took = static_cast<double>(ns);
-  avg_chunk_ns_ = avg_chunk_ns_ <= 0 ? took : 0.9 * avg_chunk_ns_ + 0.1 * took;
+  const double avg = avg_chunk_ns();
+  avg_chunk_ns_.store(avg <= 0 ? took : 0.9 * avg + 0.1 * took, std::memory_order_relaxed);
 }
 
 std::size_t ChunkBook::window() const noexcept {
   // Long chunks go few at a time, as Python's workers pull them, so none waits behind a slow
   // one while another worker idles; short ones are queued ahead, to hide the round trip.
-  if (avg_chunk_ns_ <= 0) return pace_.first_window;
-  return std::clamp<std::size_t>(static_cast<std::size_t>(pace_.queue_ahead_ns / avg_chunk_ns_), pace_.min_window,
+  const double avg = avg_chunk_ns();
+  if (avg <= 0) return pace_.first_window;
+  return std::clamp<std::size_t>(static_cast<std::size_t>(pace_.queue_ahead_ns / avg), pace_.min_window,
                                  pace_.max_window);
 }
 

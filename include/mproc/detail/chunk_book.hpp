@@ -5,6 +5,7 @@
 // average run time). ChunkSink is the one thing a backend's core adds: where a chunk goes.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -51,7 +52,8 @@ class ChunkSink {
 // submit() and recycle() from any thread (the spare buffers have their own mutex); the phase and
 // the count under the core's lock (PoolState::mu; MpiPoolCore::mu_); number(), chunk_took() and
 // window() by whoever matches results to chunks, serialised by the core (under PoolState::mu; the
-// MPI communication thread).
+// MPI communication thread). outstanding() and avg_chunk_ns() may also be read from any thread
+// without the lock, as estimates (a waiter deciding whether to spin).
 class ChunkBook {
  public:
   // How many chunks a worker is given ahead of the one it runs: enough to cover queue_ahead_ns
@@ -102,23 +104,28 @@ class ChunkBook {
   [[nodiscard]] const std::string& broken() const noexcept { return broken_; }
   [[nodiscard]] bool running() const noexcept { return phase_ == Phase::running; }
   [[nodiscard]] bool terminated() const noexcept { return phase_ == Phase::terminated; }
-  void opened() noexcept { ++outstanding_; }  // a chunk taken in
+  void opened() noexcept { set_outstanding(outstanding() + 1); }  // a chunk taken in
   // Chunks ended (results read, or failed); returns whether none is outstanding now.
-  bool ended(std::size_t chunks = 1) noexcept { return (outstanding_ -= chunks) == 0; }
-  [[nodiscard]] std::size_t outstanding() const noexcept { return outstanding_; }
+  bool ended(std::size_t chunks = 1) noexcept {
+    set_outstanding(outstanding() - chunks);
+    return outstanding() == 0;
+  }
+  [[nodiscard]] std::size_t outstanding() const noexcept { return outstanding_.load(std::memory_order_relaxed); }
   // What join() waits for: every chunk ended, or the pool terminated.
-  [[nodiscard]] bool settled() const noexcept { return outstanding_ == 0 || terminated(); }
+  [[nodiscard]] bool settled() const noexcept { return outstanding() == 0 || terminated(); }
 
   // --- by whoever matches results to chunks ---
   void number(Record& record);  // the next seq, in the record and its task frame
   void chunk_took(std::int64_t ns) noexcept;
   [[nodiscard]] std::size_t window() const noexcept;
-  [[nodiscard]] double avg_chunk_ns() const noexcept { return avg_chunk_ns_; }
+  [[nodiscard]] double avg_chunk_ns() const noexcept { return avg_chunk_ns_.load(std::memory_order_relaxed); }
 
  private:
   enum class Phase { running, closed, terminated };
 
   Writer take_buffer();
+  // Written under the core's lock only, so a plain store (no atomic read-modify-write) suffices.
+  void set_outstanding(std::size_t n) noexcept { outstanding_.store(n, std::memory_order_relaxed); }
   // Where the workers write the results of job's items from first on themselves, or nullptr.
   template <class R>
   R* destination(TypedJob<R>& job, std::size_t first) noexcept {
@@ -141,10 +148,10 @@ class ChunkBook {
 
   Phase phase_ = Phase::running;  // under the core's lock
   std::string broken_;            // why the pool cannot run work, if it cannot; under the core's lock
-  std::size_t outstanding_ = 0;   // chunks taken in and not yet ended; under the core's lock
+  std::atomic<std::size_t> outstanding_{0};  // chunks taken in and not yet ended; written under the core's lock
 
   std::uint64_t next_seq_ = 1;  // by whoever matches results
-  double avg_chunk_ns_ = 0;     // moving average of a chunk's run time; by whoever matches results
+  std::atomic<double> avg_chunk_ns_{0};  // moving average of a chunk's run time; written by whoever matches results
 };
 
 // The error of each chunk terminate() drops.

@@ -97,6 +97,7 @@ void Collector::drain_dead(Slot& slot) {
   os::futex_wake(watcher_wants_, INT_MAX, false);
   t_collecting = true;
   drain_slot(slot);
+  host_.settle();
   t_collecting = false;
 }
 
@@ -113,6 +114,7 @@ void Collector::receive_hello(Slot& slot) {
 void Collector::release_role() noexcept {
   // The result thread may be asleep: from now on a worker with a result must wake it.
   pool_.doorbell.arm();
+  host_.settle();
   t_collecting = false;
   role_mu_.unlock();
   if (any_results() || has_deferred_.load()) wake();
@@ -158,17 +160,20 @@ bool Collector::collect_until(JobBase& job, const Deadline& deadline) {
       pool_.doorbell.disarm();
       continue;
     }
+    host_.settle();
     t_collecting = false;
     role.unlock();
     pool_.doorbell.sleep(slice);
     role.lock();
     t_collecting = true;
   }
+  host_.settle();
   t_collecting = false;
   return job.satisfied();
 }
 
 void Collector::yield_to_watcher(std::unique_lock<std::mutex>& role) {
+  host_.settle();
   t_collecting = false;
   role.unlock();
   // Until the watcher has the role: retaken at once, the mutex would go to this thread again.
@@ -217,6 +222,7 @@ void Collector::run() {
     if (watcher_waits()) yield_to_watcher(role);
     if (has_deferred_.load()) {
       // Callbacks run without the role, so that one may wait on the pool like any caller.
+      host_.settle();
       t_collecting = false;
       role.unlock();
       run_deferred();
@@ -235,6 +241,7 @@ void Collector::run() {
       pool_.doorbell.disarm();
       continue;
     }
+    host_.settle();
     t_collecting = false;
     role.unlock();
     heap::release_idle();  // free heap blocks left idle go back to the kernel, for every process
@@ -243,6 +250,7 @@ void Collector::run() {
     t_collecting = true;
     idle.restart();
   }
+  host_.settle();
   t_collecting = false;
 }
 

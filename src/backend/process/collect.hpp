@@ -3,7 +3,9 @@
 // Results are read by whichever thread holds the collecting role (role_mu_): the pool's result
 // thread, or a caller waiting for a result, which then needs no wake-up from another thread. A
 // result that completes a job with callbacks is deferred to the result thread, which runs the
-// callbacks without the role, one at a time.
+// callbacks without the role, one at a time. The chunks whose results the role's holder read
+// count as ended (the pool's join() waits for that) at its next result or before it lets the role
+// go or sleeps (CollectorHost::settle): a stream of results takes the pool's lock once a result.
 //
 // States of the role and their transitions:
 //   result thread collects  the result thread holds the role and drains the rings, spinning for
@@ -58,7 +60,12 @@ class CollectorHost {
   virtual void on_hello(const std::exception_ptr& error) = 0;  // null: the initializer ran
   // The chunk a result is for (nullopt: it was dropped); its results are read next.
   virtual std::optional<Record> on_result(Slot& slot, const ResultHeader& header) = 0;
+  // Its results were read. The chunk counts as ended at the next on_result() or settle(), under
+  // one lock with it: a stream of results takes the pool's lock once a result, not twice.
   virtual void on_results_read(Record record) = 0;
+  // Counts the chunks read since as ended. The role's holder calls it before it stops collecting
+  // (sleeps, hands the role over or lets it go): join() waits for the count.
+  virtual void settle() = 0;
   // What the worker measured of a chunk, before its results are read (insights only).
   virtual void on_chunk_timing(Slot& slot, const Record& record, const ChunkTiming& timing) = 0;
   [[nodiscard]] virtual bool spin_worthwhile(Nanos budget) = 0;

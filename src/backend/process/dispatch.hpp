@@ -48,11 +48,13 @@ class Dispatcher {
   [[nodiscard]] bool queue_empty() const noexcept { return pending_.empty(); }
   // Whether a wait is better spent spinning than asleep: when chunks are short, so results come
   // often, or when all the work in hand should be done within budget_ns (from the chunks'
-  // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers.
+  // average run time). Otherwise a waiter sleeps, and leaves the cores to the workers. Reads only
+  // ChunkBook's estimates and the number of slots: any thread, without the lock.
   [[nodiscard]] bool spin_worthwhile(Nanos budget) const;
 
  private:
   bool send(Slot& slot, Record& record);
+  static void prefetch(const Record& record) noexcept;  // a chunk about to be sent, or whose result comes next
 
   const Slots& slots_;
   ChunkBook& book_;

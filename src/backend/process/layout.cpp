@@ -58,7 +58,7 @@ void Spawner::spawn(Slot& slot) {
   slot.dead.store(false);
   slot.chunks_sent = 0;
   slot.stalled = false;
-  slot.progress_ns = 0;
+  slot.progress_ns = kUnstamped;
   WorkerContext ctx{&slot, &pool_, &options_, parent_, watchdog_read_.get(), memory_.prepare(slot)};
   OutputRelay::WorkerEnds ends;  // the parent's copies close when this returns
   if (relay_) ends = relay_->open(slot.id);

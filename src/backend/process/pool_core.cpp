@@ -8,6 +8,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "mproc/detail/process_backend.hpp"
 #include "mproc/errors.hpp"
@@ -161,6 +162,7 @@ void ProcessPoolCore::on_hello(const std::exception_ptr& error) {
 
 std::optional<Record> ProcessPoolCore::on_result(Slot& slot, const ResultHeader& header) {
   std::lock_guard lock(state_.mu);
+  count_read_chunks();
   std::optional<Record> record = dispatcher_.complete(slot, header);
   if (record && slot.inflight.empty() && dispatcher_.queue_empty()) watcher_.rescue_stalled();
   return record;
@@ -168,8 +170,17 @@ std::optional<Record> ProcessPoolCore::on_result(Slot& slot, const ResultHeader&
 
 void ProcessPoolCore::on_results_read(Record record) {
   book_.recycle(std::move(record.task));
+  ++read_chunks_;
+}
+
+void ProcessPoolCore::settle() {
+  if (read_chunks_ == 0) return;
   std::lock_guard lock(state_.mu);
-  if (book_.ended()) state_.changed.notify_all();
+  count_read_chunks();
+}
+
+void ProcessPoolCore::count_read_chunks() {
+  if (read_chunks_ != 0 && book_.ended(std::exchange(read_chunks_, 0))) state_.changed.notify_all();
 }
 
 bool ProcessPoolCore::cancel(JobBase& job) {
@@ -241,8 +252,7 @@ void ProcessPoolCore::on_chunk_timing(Slot& slot, const Record& record, const Ch
 }
 
 bool ProcessPoolCore::spin_worthwhile(Nanos budget) {
-  std::lock_guard lock(state_.mu);
-  return dispatcher_.spin_worthwhile(budget);
+  return dispatcher_.spin_worthwhile(budget);  // estimates, read without the lock
 }
 
 std::vector<int> ProcessPoolCore::worker_pids() {

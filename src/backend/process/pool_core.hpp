@@ -65,6 +65,8 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   void on_hello(const std::exception_ptr& error) override;
   std::optional<Record> on_result(Slot& slot, const ResultHeader& header) override;
   void on_results_read(Record record) override;
+  void settle() override;
+  void count_read_chunks();  // under state_.mu: read_chunks_ counted as ended
   void on_chunk_timing(Slot& slot, const Record& record, const ChunkTiming& timing) override;
   bool spin_worthwhile(Nanos budget) override;
 
@@ -82,6 +84,7 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   Spawner spawner_;
   PoolState state_;
   Dispatcher dispatcher_;  // guarded by state_.mu
+  std::size_t read_chunks_ = 0;  // results read, not yet counted as ended; by the collecting role's holder
   Collector collector_;
   Watcher watcher_;
   // Last, as the spare buffers were, away from state_.mu: the pieces above only keep a reference

@@ -57,6 +57,7 @@ struct SlotShared {
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
 constexpr std::uint64_t kControlSeq = 0;
 constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::claim
+constexpr std::int64_t kUnstamped = 0;                       // Slot::progress_ns not yet read from a clock
 
 // The worker's side of SlotShared::claim: whether it may run chunk seq.
 bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;
@@ -74,8 +75,9 @@ struct Slot {
   std::atomic<bool> dead{false};     // set by the watcher as soon as it sees the exit
   std::uint64_t timed_out_seq = 0;   // the chunk it was killed for running too long; guarded by PoolState::mu
   std::uint64_t terminated_seq = 0;  // the chunk a future's terminate() killed it for; guarded by PoolState::mu
-  std::int64_t progress_ns = 0;      // while it has work: its last result, or the work given to
-                                     // it idle; guarded by PoolState::mu
+  std::int64_t progress_ns = 0;      // while it has work: when it started its current chunk,
+                                     // or was given work idle; kUnstamped until the watcher's
+                                     // next look (Watcher::stamp_progress); guarded by PoolState::mu
   bool stalled = false;              // its unstarted chunks were taken back: no more until it
                                      // shows progress; guarded by PoolState::mu
   Writer inbox;                      // used only by the thread holding the collecting role

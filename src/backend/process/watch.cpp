@@ -108,10 +108,22 @@ void Watcher::rescue_stalled() {
       std::none_of(slots_.begin(), slots_.end(), busy))
     return;  // without a clock reading: after every result of a round trip at a time, none is busy
   const std::int64_t now = now_ns();
+  stamp_progress(now);
   const auto stall_ns = std::max(kStallMinNs, static_cast<std::int64_t>(kStallChunks * book_.avg_chunk_ns()));
   for (auto& s : slots_)
     if (busy(s) && now - s->progress_ns > stall_ns) revoke(*s);
   dispatcher_.dispatch();
+}
+
+void Watcher::stamp_progress(std::int64_t now) {
+  for (auto& s : slots_) {
+    if (s->progress_ns != kUnstamped) continue;
+    // Its oldest chunk in flight, or one after it, started: then (the worker's clock, read to
+    // start it). Else it has not begun what it was given: from this look on.
+    const bool started = !s->inflight.empty() &&
+                         s->shared->started_seq.load(std::memory_order_acquire) >= s->inflight.front().seq;
+    s->progress_ns = started ? s->shared->started_ns.load(std::memory_order_relaxed) : now;
+  }
 }
 
 void Watcher::revoke(Slot& slot) {
@@ -138,8 +150,9 @@ std::optional<os::Nanos> Watcher::check_stalls() {
   // stuck at birth (forked while another thread held a lock it needs): replace it. On its own,
   // taking its work back is not enough when every worker is stuck so.
   const std::int64_t now = now_ns();
+  stamp_progress(now);
   for (auto& s : slots_)
-    if (s->alive && !options_.initializer && s->progress_ns && now - s->progress_ns > kStuckStartNs &&
+    if (s->alive && !options_.initializer && s->progress_ns != kUnstamped && now - s->progress_ns > kStuckStartNs &&
         s->shared->started_seq.load(std::memory_order_acquire) == 0 && s->tasks.free_space() != s->tasks.capacity())
       kill_worker(*s);
   // Without this, a stopped or stuck worker's queue would wait for a result that never comes.

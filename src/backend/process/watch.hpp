@@ -52,6 +52,11 @@ class Watcher {
   std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
   std::optional<os::Nanos> check_stalls();         // rescue_stalled() and more; returns the next check
   void revoke(Slot& slot);                         // under PoolState::mu
+  // Stamps the workers whose progress since the last look is unstamped (a result came, or work
+  // was given to them idle: Dispatcher reads no clock for it): from when the worker started the
+  // chunk it runs now, or, when it has not started what it was given yet, from now. Under
+  // PoolState::mu.
+  void stamp_progress(std::int64_t now);
   // When no worker is left: the pool is broken, and the queued chunks can never run.
   std::vector<Record> fail_if_no_workers();  // under PoolState::mu
 

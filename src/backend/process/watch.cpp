@@ -120,8 +120,8 @@ void Watcher::stamp_progress(std::int64_t now) {
     if (s->progress_ns != kUnstamped) continue;
     // Its oldest chunk in flight, or one after it, started: then (the worker's clock, read to
     // start it). Else it has not begun what it was given: from this look on.
-    const bool started = !s->inflight.empty() &&
-                         s->shared->started_seq.load(std::memory_order_acquire) >= s->inflight.front().seq;
+    const bool started =
+        !s->inflight.empty() && s->shared->started_seq.load(std::memory_order_acquire) >= s->inflight.front().seq;
     s->progress_ns = started ? s->shared->started_ns.load(std::memory_order_relaxed) : now;
   }
 }

@@ -57,7 +57,7 @@ struct SlotShared {
 // Message sequence numbers: 0 is a control message (the worker's hello; the parent's stop).
 constexpr std::uint64_t kControlSeq = 0;
 constexpr std::uint64_t kRevoked = std::uint64_t{1} << 63;  // in SlotShared::claim
-constexpr std::int64_t kUnstamped = 0;                       // Slot::progress_ns not yet read from a clock
+constexpr std::int64_t kUnstamped = 0;                      // Slot::progress_ns not yet read from a clock
 
 // The worker's side of SlotShared::claim: whether it may run chunk seq.
 bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept;

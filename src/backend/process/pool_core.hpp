@@ -83,7 +83,7 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   PoolMemory memory_;
   Spawner spawner_;
   PoolState state_;
-  Dispatcher dispatcher_;  // guarded by state_.mu
+  Dispatcher dispatcher_;        // guarded by state_.mu
   std::size_t read_chunks_ = 0;  // results read, not yet counted as ended; by the collecting role's holder
   Collector collector_;
   Watcher watcher_;

@@ -146,11 +146,11 @@ class ChunkBook {
   std::vector<Writer> buffers_;  // spare chunk buffers; guarded by buffers_mu_
   bool spill_tasks_ = false;     // set once, before the first submit
 
-  Phase phase_ = Phase::running;  // under the core's lock
-  std::string broken_;            // why the pool cannot run work, if it cannot; under the core's lock
+  Phase phase_ = Phase::running;             // under the core's lock
+  std::string broken_;                       // why the pool cannot run work, if it cannot; under the core's lock
   std::atomic<std::size_t> outstanding_{0};  // chunks taken in and not yet ended; written under the core's lock
 
-  std::uint64_t next_seq_ = 1;  // by whoever matches results
+  std::uint64_t next_seq_ = 1;           // by whoever matches results
   std::atomic<double> avg_chunk_ns_{0};  // moving average of a chunk's run time; written by whoever matches results
 };
 

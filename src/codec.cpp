@@ -84,7 +84,12 @@ void set_heap_spill_bytes(std::size_t bytes) noexcept {
   spill_bytes_now.store(bytes ? bytes : kHeapSpillBytes, std::memory_order_relaxed);
 }
 
-void advise_fresh_buffer(void* p, std::size_t bytes) noexcept { os::advise_huge_pages(p, bytes); }
+void advise_fresh_buffer(void* p, std::size_t bytes) noexcept {
+  os::advise_huge_pages(p, bytes);
+  // Then committed in one call, before the copy: on a VM here, 64 MB copied into fresh huge pages
+  // took 19-55 ms faulted in by the copy itself, 3.3 ms populated and then 6.7 ms copied.
+  os::populate_pages(p, bytes);
+}
 
 void map_for_reading(const void* p, std::size_t bytes) noexcept {
   if (in_shared_heap(p, bytes)) heap::populate(p, bytes);

@@ -198,8 +198,9 @@ void encode(Writer& w, const T& value) {
   }
 }
 
-/// Large buffers about to be filled for the first time get huge pages when the system allows
-/// (advice only): a fresh 64 MB vector then costs a few ms of first touches rather than hundreds.
+/// Large buffers about to be filled for the first time get huge pages when the system allows,
+/// committed in one call (advice only): a fresh 64 MB vector then costs a few ms rather than
+/// hundreds of first touches.
 inline constexpr std::size_t kFreshBufferAdvice = std::size_t{4} << 20;
 void advise_fresh_buffer(void* p, std::size_t bytes) noexcept;
 /// Big bytes about to be read from the shared heap are mapped into this process in one call, not

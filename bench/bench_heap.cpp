@@ -20,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <benchmark/benchmark.h>
@@ -204,6 +205,38 @@ void BM_FirstTouch64MB(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_FirstTouch64MB)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The reference for BM_ApplyBig's first call: every fresh byte that call must fault in, touched
+// for the first time page by page. That is the argument's frame and the result's, each a fresh
+// 64 MB of the heap (memfd pages: shmem, no huge pages), the worker's decoded argument and the
+// parent's result, each a fresh 64 MB std::vector<char>. Mapping pages the other process made
+// (each frame, on the reading side) is not counted.
+void BM_FirstTouchApplyBigFresh(benchmark::State& state) {
+  constexpr std::size_t kBytes = std::size_t{64} << 20;
+  auto touch = [](char* p) {
+    for (std::size_t i = 0; i < kBytes; i += 4096) p[i] = 1;
+    benchmark::DoNotOptimize(p);
+  };
+  for (auto _ : state) {
+    for (int frame = 0; frame < 2; ++frame) {
+      const int fd = ::memfd_create("bench-first-touch", MFD_CLOEXEC);
+      if (fd < 0 || ::ftruncate(fd, kBytes) != 0) state.SkipWithError("memfd");
+      void* p = ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      ::close(fd);
+      if (p == MAP_FAILED) {
+        state.SkipWithError("mmap");
+        break;
+      }
+      touch(static_cast<char*>(p));
+      ::munmap(p, kBytes);
+    }
+    for (int vector = 0; vector < 2; ++vector) {
+      std::unique_ptr<char[]> fresh(new char[kBytes]);
+      touch(fresh.get());
+    }
+  }
+}
+BENCHMARK(BM_FirstTouchApplyBigFresh)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Minor page faults so far of this process (all its threads) and of its children (the pool's
 // workers), from /proc.

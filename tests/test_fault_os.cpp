@@ -18,6 +18,8 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -400,5 +402,31 @@ TEST(FaultOs, CloseFdsFromClosesEveryDescriptorWhenCloseRangeFails) {
     for (int fd : {900, 901, 903, 1500}) EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "fd " << fd << " errno " << err;
     EXPECT_NE(::fcntl(902, F_GETFD), -1) << "errno " << err;
     ::close(902);
+  }
+}
+
+namespace {
+
+std::vector<char> echo_bytes(std::vector<char> v) { return v; }
+
+}  // namespace
+
+// MADV_POPULATE_WRITE refused (EINVAL: a kernel before 5.14; ENOMEM; EINTR: a signal pending):
+// big payloads, which the heap populates before they are written and read, still cross whole,
+// their pages faulted in one by one. Armed before the pool forks, so its workers' calls fail too.
+// Each size its own: a range populated once is not populated again.
+TEST(FaultOs, BigPayloadsCrossWhenPopulateFails) {
+  std::size_t bytes = std::size_t{6} << 20;
+  for (int err : {EINVAL, ENOMEM, EINTR}) {
+    bytes += std::size_t{5} << 20;
+    ScopedFailure failing(Call::populate, err, 0, 1'000'000);
+    std::vector<char> sent(bytes);
+    for (std::size_t i = 0; i < bytes; ++i) sent[i] = static_cast<char>(i * 7 + i / 4096);
+    {
+      mproc::Pool pool(1);
+      for (int call = 0; call < 2; ++call)
+        ASSERT_EQ(pool.apply(echo_bytes, std::tuple{sent}), sent) << "errno " << err << ", call " << call;
+    }
+    EXPECT_GE(failing.failed(), 1u) << "errno " << err << ": nothing was populated";
   }
 }

@@ -198,10 +198,14 @@ void encode(Writer& w, const T& value) {
   }
 }
 
-/// Large buffers about to be filled for the first time get huge pages when the system allows
-/// (advice only): a fresh 64 MB vector then costs a few ms of first touches rather than hundreds.
+/// Large buffers about to be filled for the first time get huge pages when the system allows,
+/// committed in one call (advice only): a fresh 64 MB vector then costs a few ms rather than
+/// hundreds of first touches.
 inline constexpr std::size_t kFreshBufferAdvice = std::size_t{4} << 20;
 void advise_fresh_buffer(void* p, std::size_t bytes) noexcept;
+/// Big bytes about to be read from the shared heap are mapped into this process in one call, not
+/// by a fault per page (advice only).
+void map_for_reading(const void* p, std::size_t bytes) noexcept;
 
 /// Big buffers kept for reuse: a worker that decodes a 64 MB argument, call after call, decodes
 /// it into the buffer its last result left (keep_spare), whose pages are already there, rather
@@ -281,13 +285,15 @@ void decode_sequence(Reader& r, T& value) {
     value.reserve(count);
     if (bytes >= kFreshBufferAdvice) advise_fresh_buffer(value.data(), bytes);
   }
+  const std::byte* from = r.take(bytes);
+  if (bytes >= kFreshBufferAdvice) map_for_reading(from, bytes);
   if constexpr (std::is_integral_v<E> && sizeof(E) == 1) {
     // Byte-sized elements may be read from the frame's bytes as they are.
-    const auto* p = reinterpret_cast<const E*>(r.take(bytes));
+    const auto* p = reinterpret_cast<const E*>(from);
     value.assign(p, p + count);
   } else {
     value.resize(count);
-    r.read(value.data(), bytes);
+    if (bytes) std::memcpy(value.data(), from, bytes);  // an empty vector's data() may be null
   }
 }
 

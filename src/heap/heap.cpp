@@ -86,6 +86,7 @@ struct Header {
   std::size_t cached = 0;                         // resident bytes of free large blocks; under mu
   std::atomic<std::size_t> mapped{0};
   std::atomic<std::size_t> in_use{0};
+  std::atomic<std::uint64_t> releases{0};  // how many times pages went back to the kernel
 };
 
 struct Heap {
@@ -173,6 +174,12 @@ struct Free {
   [[nodiscard]] std::size_t end() const noexcept { return g + (std::size_t{1} << k); }
 };
 
+// Gives [p, p + bytes) back to the kernel, which unmaps it in every process (see populate). Under mu.
+void release_pages(Header& h, void* p, std::size_t bytes) noexcept {
+  os::release_shared_pages(p, bytes);
+  h.releases.fetch_add(1, std::memory_order_release);
+}
+
 // Merges the free large blocks that lie side by side (the heap is carved in power-of-two blocks
 // that are never joined otherwise: a heap cut into small blocks and freed could not hand out a
 // large one). Each run of two or more gives its pages back and is listed again as the fewest
@@ -200,7 +207,7 @@ void coalesce(Heap& heap) {
       continue;
     }
     for (std::size_t m = i; m < j; ++m) {
-      os::release_shared_pages(h.base + blocks[m].g * kGranule, blocks[m].resident);
+      release_pages(h, h.base + blocks[m].g * kGranule, blocks[m].resident);
       h.mapped.fetch_sub(blocks[m].resident, std::memory_order_relaxed);
       heap.kinds[blocks[m].g] = 0;  // inside a larger block now
     }
@@ -339,12 +346,58 @@ void release_idle() noexcept {
       if (b->resident <= page || now - b->freed_ns < kIdleNs) continue;
       // Pages first, then the count: a death in between leaves a block counted as resident
       // that is not, which the next look releases again (harmless).
-      os::release_shared_pages(reinterpret_cast<std::byte*>(b) + page, b->resident - page);
+      release_pages(h, reinterpret_cast<std::byte*>(b) + page, b->resident - page);
       h.cached -= b->resident - page;
       h.mapped.fetch_sub(b->resident - page, std::memory_order_relaxed);
       b->resident = page;
     }
   }
+}
+
+namespace {
+
+// The ranges of the heap this process populated lately. They stay mapped here while the heap
+// gives no pages back (that unmaps them in every process) and in this process only: a child
+// forked since maps none of its shared pages until it touches them. Guarded by
+// populated_holder, the pid of the process whose thread holds it (0: none); a pid not this
+// process's was held by another thread at a fork, and the child takes it over.
+struct Populated {
+  pid_t pid = 0;
+  std::uint64_t releases = 0;
+  std::array<std::pair<std::uintptr_t, std::uintptr_t>, 8> ranges{};
+  unsigned next = 0;
+};
+Populated populated;
+std::atomic<pid_t> populated_holder{0};
+
+// Whether [lo, hi) is to be populated: not when it lies in a range populated lately. Remembered
+// as populated when it is to be.
+bool populate_wanted(Header& h, std::uintptr_t lo, std::uintptr_t hi) noexcept {
+  const pid_t pid = os::getpid();
+  pid_t holder = 0;
+  // A failed exchange leaves the holder seen in holder: 0 after a spurious failure, or a pid not
+  // this process's, which the next exchange takes it over from.
+  while (!populated_holder.compare_exchange_weak(holder, pid, std::memory_order_acquire))
+    if (holder == pid) return true;  // another thread of this process looks: populate, unremembered
+  const std::uint64_t releases = h.releases.load(std::memory_order_acquire);
+  if (populated.pid != pid || populated.releases != releases) populated = Populated{pid, releases, {}, 0};
+  bool wanted = true;
+  for (const auto& [from, to] : populated.ranges) wanted = wanted && !(from <= lo && hi <= to);
+  if (wanted) {
+    populated.ranges[populated.next] = {lo, hi};
+    populated.next = (populated.next + 1) % populated.ranges.size();
+  }
+  populated_holder.store(0, std::memory_order_release);
+  return wanted;
+}
+
+}  // namespace
+
+void populate(const void* p, std::size_t bytes) noexcept {
+  Heap* heap = mapped_heap.load(std::memory_order_acquire);
+  const auto lo = reinterpret_cast<std::uintptr_t>(p);
+  if (heap && bytes && populate_wanted(*heap->h, lo, lo + bytes))
+    os::populate_pages(const_cast<void*>(p), bytes);  // writable: a block read now may be written next
 }
 
 void* allocate(std::size_t size, std::size_t align) {
@@ -381,7 +434,7 @@ void deallocate(void* p) noexcept {
     std::size_t resident = bytes;
     if (h.cached + bytes > kCacheBound) {
       const std::size_t page = os::page_size();
-      os::release_shared_pages(reinterpret_cast<std::byte*>(b) + page, bytes - page);
+      release_pages(h, reinterpret_cast<std::byte*>(b) + page, bytes - page);
       resident = page;
     }
     b->resident = resident;

@@ -16,5 +16,12 @@ void deallocate(void* p) noexcept;
 // keeps up to 512 MiB of free blocks' pages for reuse, and none once idle). Cheap when there is
 // nothing to do, and looks at most ten times a second: for a pool's idle moments.
 void release_idle() noexcept;
+// Maps [p, p + bytes), part of a block about to be written or read whole, into this process's
+// page tables now, in one call (os::populate_pages) rather than by a fault per page: on the VM
+// here 64 MB of a fresh memfd took 29 ms populated (190 ms touched page by page), and 64 MB that
+// another process made 6 ms (100 ms read page by page). Skips a range this process populated
+// lately, unless the heap has given pages back to the kernel since: populating what is mapped
+// already still costs 2.5-5 ms per 64 MB. Advice only.
+void populate(const void* p, std::size_t bytes) noexcept;
 
 }  // namespace mproc::detail::heap

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "os/os.hpp"
+#include "os/os_testing.hpp"
 
 namespace mproc::detail::os {
 
@@ -34,7 +35,11 @@ std::pair<void*, std::size_t> map_memfd_reserved(const char* label, std::size_t 
 
 void populate_pages(void* addr, std::size_t size) noexcept {
 #ifdef MADV_POPULATE_WRITE
-  (void)::madvise(addr, size, MADV_POPULATE_WRITE);
+  if (size == 0 || injected_failure(testing::Call::populate)) return;
+  const auto page = static_cast<std::uintptr_t>(page_size());
+  const auto lo = reinterpret_cast<std::uintptr_t>(addr) & ~(page - 1);  // madvise wants it aligned
+  const auto hi = reinterpret_cast<std::uintptr_t>(addr) + size;
+  (void)::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_POPULATE_WRITE);
 #else
   (void)addr;
   (void)size;

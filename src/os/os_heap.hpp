@@ -14,9 +14,10 @@ namespace mproc::detail::os {
 // start and the size mapped.
 std::pair<void*, std::size_t> map_memfd_reserved(const char* label, std::size_t size, std::size_t min_size);
 
-// Commits the pages of [addr, addr + size) writable now (MADV_POPULATE_WRITE): one call instead
-// of a fault per page, for memory about to be written page after page. Advice only: where the
-// kernel cannot, the pages fault in on first touch as usual.
+// Commits the pages of [addr, addr + size) writable now (MADV_POPULATE_WRITE), the partial pages
+// at either end included: one call instead of a fault per page, for memory about to be written
+// or read page after page. Advice only: where the kernel cannot (before Linux 5.14: EINVAL) or
+// will not (short of memory, a signal pending), the pages fault in on first touch as usual.
 void populate_pages(void* addr, std::size_t size) noexcept;
 
 // Asks for huge pages in the 2 MiB-aligned part of [addr, addr + size) of private anonymous

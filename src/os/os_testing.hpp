@@ -16,7 +16,8 @@ namespace mproc::detail::os {
 namespace testing {
 
 // The calls that can be made to fail. fork also covers the tracker's raw fork; mmap covers both
-// map_shared_anonymous and map_fd; close_range, close_fds_from's first way (its fallbacks are tested).
+// map_shared_anonymous and map_fd; close_range, close_fds_from's first way (its fallbacks are tested);
+// populate, populate_pages (advice: a failure leaves the pages to fault in on first touch).
 enum class Call : unsigned {
   fork,
   pidfd_open,
@@ -27,6 +28,7 @@ enum class Call : unsigned {
   ftruncate,
   socketpair,
   close_range,
+  populate,
   count
 };
 

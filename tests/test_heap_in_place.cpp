@@ -2,7 +2,8 @@
 // pool cross as their addresses only (HeapStats::maps_in_place says so), with the same results
 // as the serial loop; items that are not all in the heap are copied (maps_copied). map_into
 // into memory in the heap has the workers write each result there themselves (results_placed);
-// into other memory, results are copied back; a wrong size, a failed item and ThreadPool too.
+// into other memory, results are copied back; a wrong size, a failed item and ThreadPool too. A
+// map of many rows in the heap has its results written in a block of the heap likewise.
 #include <unistd.h>
 
 #include <algorithm>
@@ -220,6 +221,46 @@ TEST(HeapInPlace, MapIntoAFailedItemKeepsItsNeighboursValuesAndThrowsItsType) {
   std::ranges::fill(out, -1);
   pool.map_into(count_row, make_rows(40), out);  // the pool goes on
   EXPECT_EQ(std::ranges::count(out, -1), 0);
+}
+
+// A map of many rows in the heap has its results written there by the workers, then copied once
+// into the vector it returns (results_placed counts it); the block is the heap's again after.
+TEST(HeapInPlace, AMapOfManyRowsInTheHeapHasTheWorkersWriteItsResults) {
+  mproc::Pool pool(2);
+  auto rows = make_rows(30000);  // 120 KB of results: enough to be written in the heap
+  std::vector<int> serial;
+  for (const auto& r : rows) serial.push_back(count_row(r));
+  auto before = mproc::heap_stats();
+  EXPECT_EQ(pool.map(count_row, rows), serial);
+  EXPECT_EQ(pool.map(count_row, rows, 7), serial);  // many small chunks, each to its place
+  std::vector<int> called_back;
+  EXPECT_EQ(pool.map_async(count_row, rows, 0, [&](const std::vector<int>& v) { called_back = v; }).get(), serial);
+  auto after = mproc::heap_stats();
+  EXPECT_EQ(after.results_placed, before.results_placed + 3);
+  EXPECT_EQ(called_back, serial);
+  // Each block goes with its job, which the pool's thread may hold a moment after the call returns.
+  for (int i = 0; i < 1000 && mproc::heap_stats().in_use != before.in_use; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(mproc::heap_stats().in_use, before.in_use);
+  // A few results cross as before.
+  EXPECT_EQ(pool.map(count_row, std::span<const Row>(rows).first(100)),
+            std::vector<int>(serial.begin(), serial.begin() + 100));
+  EXPECT_EQ(mproc::heap_stats().results_placed, after.results_placed);
+}
+
+TEST(HeapInPlace, AMapWhoseResultsAreInTheHeapThrowsAFailedItemsType) {
+  mproc::Pool pool(2);
+  std::pmr::vector<Row> rows(mproc::shared_resource());
+  for (int i = 0; i < 40000; ++i) rows.emplace_back(static_cast<std::size_t>(i == 25000 ? 13 : 3));
+  auto before = mproc::heap_stats();
+  EXPECT_THROW((void)pool.map(throws_at_13, rows), std::out_of_range);
+  std::exception_ptr error;
+  auto failed = pool.map_async(throws_at_13, rows, 100, {}, [&](std::exception_ptr e) { error = e; });
+  EXPECT_THROW((void)failed.get(), std::out_of_range);
+  EXPECT_TRUE(error);
+  rows[25000].resize(3);
+  EXPECT_EQ(pool.map(throws_at_13, rows), std::vector<int>(rows.size(), 3));  // the pool goes on
+  EXPECT_EQ(mproc::heap_stats().results_placed, before.results_placed + 3);
 }
 
 // A map that fails early leaves before its other items ran, but not while a worker still reads

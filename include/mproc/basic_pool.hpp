@@ -375,6 +375,18 @@ class BasicPool {
   template <detail::Style S, bool InPlace, class Job, class Fn, class Item>
   void submit(const std::shared_ptr<Job>& job, const Fn& fn, std::span<const Item> items, std::size_t first,
               std::size_t chunksize, const std::shared_ptr<const void>& keep_alive, bool heap_checked = false);
+  // A map's results of at least these many bytes are written by a process pool's workers into a
+  // block of the shared heap (see start_list).
+  static constexpr std::size_t kResultsInHeapMin = std::size_t{64} << 10;
+  // A block of the heap for n values of R, or nullptr when the heap is full.
+  template <class R>
+  static R* heap_block(std::size_t n) noexcept {
+    try {
+      return static_cast<R*>(shared_resource()->allocate(n * sizeof(R), alignof(R)));
+    } catch (const std::bad_alloc&) {
+      return nullptr;
+    }
+  }
   [[nodiscard]] std::size_t default_chunksize(std::size_t n) const noexcept {
     std::size_t per = std::size_t{4} * backend_.size();
     return std::max<std::size_t>(1, (n + per - 1) / per);
@@ -671,8 +683,28 @@ template <detail::Style S, bool Sync, class F, class Range, class R>
 std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
     F&& f, Range&& range, std::size_t chunksize, Limit limit, typename detail::ListJob<R>::Callback callback,
     std::function<void(std::exception_ptr)> error_callback) {
+  // The results of a map whose workers read its items in place are kept in the heap when many:
+  // the workers write them there, and the parent copies them once, into the vector it returns,
+  // rather than zero-fill that vector and copy each chunk's results out of a ring twice. (Not
+  // when the items are copied: the caller, busy encoding them while results come in, would then
+  // copy them all at the end.)
+  [[maybe_unused]] bool in_place = false;
+  if constexpr (detail::placeable_v<R> && detail::ListJob<R>::can_use_block) in_place = reads_in_place(range);
   return start_items<S, Sync>(std::forward<F>(f), std::forward<Range>(range), chunksize, [&](std::size_t n) {
-    auto job = std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback));
+    std::shared_ptr<detail::ListJob<R>> job;
+    if constexpr (detail::placeable_v<R> && detail::ListJob<R>::can_use_block) {
+      if (R* block = in_place && n >= kResultsInHeapMin / sizeof(R) ? heap_block<R>(n) : nullptr) {
+        try {
+          job = std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback),
+                                                     shared_resource(), block);
+        } catch (...) {
+          shared_resource()->deallocate(block, n * sizeof(R), alignof(R));
+          throw;
+        }
+      }
+    }
+    if (!job)
+      job = std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback));
     job->set_task_timeout(limit.timeout);
     job->set_retries(limit.retries);
     return job;

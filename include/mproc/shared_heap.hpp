@@ -60,7 +60,9 @@ struct HeapStats {
   /// be read in place).
   std::uint64_t maps_copied = 0;
   /// map_into/starmap_into calls of a process Pool in this process whose results its workers
-  /// wrote straight into the caller's memory in the heap (nothing crossed back).
+  /// wrote straight into the caller's memory in the heap (nothing crossed back), and map/starmap
+  /// calls read in place whose many results its workers wrote into a block of the heap, which
+  /// the call copied into the vector it returns.
   std::uint64_t results_placed = 0;
 };
 
@@ -85,7 +87,7 @@ namespace detail {
 void ensure_heap();
 /// Counts a process pool's map as read in place or copied (HeapStats::maps_in_place, maps_copied).
 void note_map(bool in_place) noexcept;
-/// Counts a process pool's map_into whose results the workers write in place (results_placed).
+/// Counts a process pool's call whose results the workers write in place (results_placed).
 void note_results_placed() noexcept;
 
 /// Whether a value of type T whose own bytes lie in the heap can be read in place by another

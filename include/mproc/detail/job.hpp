@@ -19,6 +19,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -305,17 +306,48 @@ class ListJob final : public TypedJob<R> {
   using Callback = typename Callbacks<std::vector<R>>::OnValue;
   using ErrorCallback = typename Callbacks<std::vector<R>>::OnError;
 
+  // Whether its results can be kept in a block of the shared heap, where a process pool's workers
+  // write them themselves.
+  static constexpr bool can_use_block = std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>;
+
   ListJob(JobHost* host, std::size_t n, Callback callback, ErrorCallback error_callback)
       : TypedJob<R>(host, n), slots_(n), callbacks_(std::move(callback), std::move(error_callback)), total_(n) {}
+  // Keeps its results in block (can_use_block), n of them, allocated from heap, which it frees:
+  // no result vector is zero-filled, and destination() lets workers that map the heap write each
+  // result there, so that only take() copies them, once.
+  ListJob(JobHost* host, std::size_t n, Callback callback, ErrorCallback error_callback,
+          std::pmr::memory_resource* heap, R* block)
+      : TypedJob<R>(host, n),
+        callbacks_(std::move(callback), std::move(error_callback)),
+        total_(n),
+        heap_(heap),
+        block_(block) {
+    static_assert(can_use_block);
+  }
+  ~ListJob() override {
+    if (block_) heap_->deallocate(block_, total_ * sizeof(R), alignof(R));
+  }
 
-  void set_value(std::size_t index, R&& value) override { slots_[index] = std::move(value); }
+  void set_value(std::size_t index, R&& value) override {
+    if constexpr (can_use_block) {
+      if (block_) {
+        block_[index] = std::move(value);
+        return;
+      }
+    }
+    slots_[index] = std::move(value);
+  }
   void set_error(std::size_t, const std::exception_ptr& e) override { this->record_error(e); }
   void set_values(std::size_t first, std::size_t count, const std::byte* bytes) override {
-    if constexpr (std::is_same_v<ResultSlot<R>, R> && std::is_trivially_copyable_v<R>) {
-      if (count) std::memcpy(slots_.data() + first, bytes, count * sizeof(R));  // no items: data() may be null
+    if constexpr (can_use_block) {
+      R* to = block_ ? block_ : slots_.data();
+      if (count) std::memcpy(to + first, bytes, count * sizeof(R));  // no items: data() may be null
     } else {
       TypedJob<R>::set_values(first, count, bytes);
     }
+  }
+  [[nodiscard]] R* destination(std::size_t first) noexcept override {
+    return block_ && first < total_ ? block_ + first : nullptr;
   }
 
   [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
@@ -325,10 +357,16 @@ class ListJob final : public TypedJob<R> {
     meter_ = std::move(meter);
     this->watched();
   }
-  [[nodiscard]] std::size_t size() const noexcept { return slots_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept { return total_; }
 
-  [[nodiscard]] std::vector<R> value() const { return gather(slots_); }
+  [[nodiscard]] std::vector<R> value() const {
+    if constexpr (can_use_block)
+      if (block_) return std::vector<R>(block_, block_ + total_);
+    return gather(slots_);
+  }
   [[nodiscard]] std::vector<R> take() {
+    if constexpr (can_use_block)
+      if (block_) return std::vector<R>(block_, block_ + total_);
     if constexpr (std::is_same_v<ResultSlot<R>, R>)
       return std::move(slots_);
     else
@@ -360,9 +398,11 @@ class ListJob final : public TypedJob<R> {
   // On a worker, maybe after another finished the job and its caller took slots_: total_, not slots_.
   void progressed() noexcept override { report_progress(*meter_, total_ - this->remaining()); }
 
-  std::vector<ResultSlot<R>> slots_;
+  std::vector<ResultSlot<R>> slots_;  // its results, unless in block_
   Callbacks<std::vector<R>> callbacks_;
-  const std::size_t total_;               // its items
+  const std::size_t total_;  // its items
+  std::pmr::memory_resource* heap_ = nullptr;
+  R* block_ = nullptr;  // its results when kept in the heap; freed with the job, after every worker wrote
   std::atomic<std::size_t> chunks_{0};    // submitted so far (add_chunks)
   std::shared_ptr<ProgressMeter> meter_;  // set once by watch()
 };

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <iterator>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -310,14 +311,20 @@ void ProcessPoolCore::terminate() {
   // From a callback, this thread holds the collecting role, which the watcher needs to reap the
   // workers: they are killed, and reaped once the callback returns; join() or the destructor
   // waits for them and stops the pool's threads.
-  if (std::this_thread::get_id() == result_thread_id_) return;
+  if (std::this_thread::get_id() == result_thread_id_) {
+    std::lock_guard lock(state_.mu);
+    std::move(dropped.begin(), dropped.end(), std::back_inserter(dropped_while_dying_));
+    return;
+  }
   await_all_gone();
   stop_threads();
 }
 
 void ProcessPoolCore::await_all_gone() {
+  std::vector<Record> dropped;  // released once the lock is
   std::unique_lock lock(state_.mu);
   state_.changed.wait(lock, [this] { return none_alive(slots_); });
+  dropped.swap(dropped_while_dying_);
 }
 
 void ProcessPoolCore::stop_threads() {

@@ -96,6 +96,11 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   std::thread watch_thread_;
   std::thread::id result_thread_id_;         // set before anything can run a callback
   std::unique_ptr<ProcessPoolCore> orphan_;  // set by outlive_callback(); read by the result thread
+  // What terminate() dropped from the workers' flights when it could not wait for them to die (on
+  // the result thread): kept, with their jobs, until they are gone, for a worker killed in the
+  // midst of a chunk may still be writing into its job's results in the heap. Guarded by
+  // state_.mu.
+  std::vector<Record> dropped_while_dying_;
 };
 
 }  // namespace mproc::detail

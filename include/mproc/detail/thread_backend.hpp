@@ -104,7 +104,8 @@ void release_shared(std::shared_ptr<JobBase>& job) noexcept;
 // there, out of ThreadSanitizer's sight. Always inlined: called from three loops below, it was
 // not, and a map of small items paid a call per item (ThreadPool's article map 25% slower).
 template <Style S, class Fn, class Item, class Job>
-[[gnu::always_inline]] inline void run_thread_item(const Fn& fn, const Item* items, std::size_t first, Job& job, std::size_t i) noexcept {
+[[gnu::always_inline]] inline void run_thread_item(const Fn& fn, const Item* items, std::size_t first, Job& job,
+                                                   std::size_t i) noexcept {
   std::exception_ptr error;
   try {
     job.set_value(first + i, call<S>(fn, items[i]));

@@ -105,7 +105,8 @@ void expect_clean_failure(Call call, int err, unsigned after, const std::string&
   expect_unchanged(before);
 }
 
-// --- Pool(2) construction: mmap, pipe, pipe, then fork and pidfd_open per worker -----------------
+// --- Pool(2) construction: mmap; pipe, mmap and two clones for its guard; pipe; then fork and
+// pidfd_open per worker ------------------------------------------------------------------------
 
 // One system call of Pool(2)'s construction that fails.
 struct PoolFault {
@@ -139,6 +140,9 @@ INSTANTIATE_TEST_SUITE_P(
                       PoolFault{"PidfdOpenForTheFirstWorker", Call::pidfd_open, EMFILE, 0, "pidfd_open"},
                       PoolFault{"PidfdOpenForTheSecondWorker", Call::pidfd_open, EMFILE, 1, "pidfd_open"},
                       PoolFault{"MmapOfItsSharedMemory", Call::mmap, ENOMEM, 0, "mmap"},
+                      PoolFault{"MmapOfItsGuardsStacks", Call::mmap, ENOMEM, 1, "mmap"},
+                      PoolFault{"CloneOfItsGuardsFirstStep", Call::clone, EAGAIN, 0, "clone"},
+                      PoolFault{"CloneOfItsGuard", Call::clone, ENOMEM, 1, "clone"},
                       PoolFault{"FirstPipe", Call::pipe, EMFILE, 0, "pipe2"},
                       PoolFault{"SecondPipe", Call::pipe, EMFILE, 1, "pipe2"}),
     fault_name);

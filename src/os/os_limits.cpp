@@ -2,8 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,7 +16,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <sstream>
+
+#include "os/os_ipc.hpp"
+#include "os/os_testing.hpp"
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace mproc::detail::os {
 namespace {
@@ -169,11 +181,106 @@ std::size_t MemoryGroup::peak() const noexcept {
   return 0;
 }
 
-bool readable_within(int fd, Nanos timeout) noexcept {
-  pollfd p{fd, POLLIN, 0};
-  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
-  const timespec ts{static_cast<time_t>(secs.count()), static_cast<long>((timeout - secs).count())};
-  return ::ppoll(&p, 1, &ts, nullptr) > 0;
+// --- the pool's guard process ----------------------------------------------------------------
+namespace {
+
+constexpr std::size_t kGuardStack = std::size_t{64} << 10;  // each step's; touched only as used
+constexpr long kParentCheckNs = 250'000'000;                // for a pipe whose end does not come (see guard_main)
+
+// What the guard reads, after the two stacks in GuardProcess's mapping; the groups follow it.
+struct GuardFrame {
+  int read_fd;
+  pid_t parent;
+  std::size_t count;
+  void* guard_stack;  // its top: stacks grow down
+  pid_t guard;        // written by the first step: the guard's pid, or -1
+  int error;          // and then clone's errno
+
+  [[nodiscard]] const std::atomic<pid_t>* const* groups() const noexcept {
+    return reinterpret_cast<const std::atomic<pid_t>* const*>(this + 1);
+  }
+};
+
+// The guard. Raw calls only, and no sanitizer instrumentation: see the header.
+[[gnu::no_sanitize("address")]] int guard_main(void* arg) {
+  const auto& f = *static_cast<const GuardFrame*>(arg);
+  for (;;) {
+    pollfd p{f.read_fd, POLLIN, 0};  // nothing is ever written: readable at the pipe's end
+    timespec every{0, kParentCheckNs};
+    if (::syscall(SYS_ppoll, &p, 1, &every, nullptr, 0) > 0) break;
+    // A child the program forked by hand may keep the write end open past the program's end.
+    if (::syscall(SYS_getppid) != f.parent) break;
+  }
+  const auto* const* groups = f.groups();
+  for (std::size_t i = 0; i < f.count; ++i)
+    if (const pid_t group = groups[i]->load(std::memory_order_acquire); group > 0) ::syscall(SYS_kill, -group, SIGKILL);
+  ::syscall(SYS_exit_group, 0);
+  return 0;
+}
+
+// The first step: runs while the creating thread is stopped, as that thread would.
+int guard_setup(void* arg) {
+  auto& f = *static_cast<GuardFrame*>(arg);
+  const int saved_errno = errno;  // the creating thread's
+  close_fds_from(3, f.read_fd);
+  // Signals meant for the program or its process group are not for the guard, which must outlive
+  // the program to act; and no handler of the program's may run on the guard's stack.
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_IGN);
+  f.guard = injected_failure(testing::Call::clone)
+                ? -1
+                : ::clone(guard_main, f.guard_stack, CLONE_VM | CLONE_PARENT | SIGCHLD, arg);
+  f.error = f.guard < 0 ? errno : 0;
+  errno = saved_errno;
+  return 0;
+}
+
+}  // namespace
+
+GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups)
+    : size_((2 * kGuardStack + sizeof(GuardFrame) + groups.size_bytes() + 4095) / 4096 * 4096) {
+  void* area = injected_failure(testing::Call::mmap)
+                   ? MAP_FAILED
+                   : ::mmap(nullptr, size_, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (area == MAP_FAILED) throw_error(errno, "mmap", "the guard process's stacks");
+  area_ = area;
+  auto* base = static_cast<std::byte*>(area_);
+  auto* f = new (base + 2 * kGuardStack) GuardFrame{read_fd, ::getpid(), groups.size(), base + 2 * kGuardStack, -1, 0};
+  std::memcpy(f + 1, groups.data(), groups.size_bytes());
+  // No handler of the program's may run in the first step before it ignores every signal.
+  sigset_t all;
+  sigset_t old;
+  ::sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  const pid_t setup = injected_failure(testing::Call::clone)
+                          ? -1
+                          : ::clone(guard_setup, base + kGuardStack, CLONE_VM | CLONE_VFORK | SIGCHLD, f);
+  const int err = errno;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  if (setup > 0) reap(setup);  // it has exited: CLONE_VFORK returns then
+  if (setup < 0 || f->guard < 0) {
+    const int failed = setup < 0 ? err : f->error;
+    end();
+    throw_error(failed, "clone", "the guard process");
+  }
+  pid_ = f->guard;
+}
+
+void GuardProcess::end() noexcept {
+  if (pid_ > 0) {
+    // Our unreaped child, so its number cannot be another's.
+    ::kill(pid_, SIGKILL);
+    reap(pid_);
+  }
+  pid_ = 0;
+  if (!area_) return;
+#ifdef __SANITIZE_ADDRESS__
+  // The first step ran instrumented code on its stack: no poison may outlive the mapping.
+  __asan_unpoison_memory_region(area_, size_);
+#endif
+  ::munmap(area_, size_);
+  area_ = nullptr;
 }
 
 }  // namespace mproc::detail::os

@@ -1,9 +1,13 @@
 // os_limits.hpp: the os wrappers of a worker's memory limit — RLIMIT_DATA and what it counts, and
-// cgroup v2 groups with memory.max — and the pool's guard process's wait. Same rules as os.hpp.
+// cgroup v2 groups with memory.max — and the pool's guard process. Same rules as os.hpp.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstddef>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "os/os.hpp"
@@ -55,7 +59,34 @@ class MemoryGroup {
 };
 
 // --- the pool's guard process ----------------------------------------------------------------
-// Whether fd becomes readable (or hung up) within timeout; false on timeout or error. Allocates nothing.
-bool readable_within(int fd, Nanos timeout) noexcept;
+// A process that kills the process groups in `groups` once the program that made it is gone: when
+// read_fd (the read end of a pipe whose write end only the program holds) reaches its end, or
+// when its parent is not the program any more. It reads each group only then; 0 is skipped.
+//
+// It shares the program's memory (clone with CLONE_VM, as posix_spawn's child does), so it reads
+// the groups where the program writes them, and it starts and ends in tens of microseconds where
+// a fork copies the page tables and its end tears them down (a fork-made guard was 1.5 ms of a
+// Pool's start and stop on the reference machine). What sharing the memory demands:
+// - It is made in two steps. First a child during which the creating thread is stopped
+//   (CLONE_VFORK): it closes every descriptor but read_fd, ignores every signal it can, makes
+//   the guard (CLONE_PARENT: the program's child, not its own) and exits. Only this step uses the
+//   creating thread's thread-local storage (errno, a sanitizer's fake stack), as that thread would.
+// - The guard makes raw system calls that do not fail while the program lives, in code built
+//   without sanitizer instrumentation: no thread-local storage that a thread of the program uses.
+class GuardProcess {
+ public:
+  // Throws std::system_error naming mmap or clone, leaving nothing behind.
+  GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups);
+  GuardProcess(const GuardProcess&) = delete;
+  GuardProcess& operator=(const GuardProcess&) = delete;
+  ~GuardProcess() { end(); }
+  // Kills the guard and reaps it. Idempotent; not concurrent with itself.
+  void end() noexcept;
+
+ private:
+  void* area_ = nullptr;  // the two steps' stacks, then what the guard reads (GuardFrame)
+  std::size_t size_ = 0;
+  pid_t pid_ = 0;
+};
 
 }  // namespace mproc::detail::os

@@ -16,8 +16,9 @@ namespace mproc::detail::os {
 namespace testing {
 
 // The calls that can be made to fail. fork also covers the tracker's raw fork; mmap covers both
-// map_shared_anonymous and map_fd; close_range, close_fds_from's first way (its fallbacks are tested);
-// populate, populate_pages (advice: a failure leaves the pages to fault in on first touch).
+// map_shared_anonymous and map_fd, and the guard process's stacks; close_range, close_fds_from's
+// first way (its fallbacks are tested); populate, populate_pages (advice: a failure leaves the
+// pages to fault in on first touch); clone, the guard process's two steps.
 enum class Call : unsigned {
   fork,
   pidfd_open,
@@ -29,6 +30,7 @@ enum class Call : unsigned {
   socketpair,
   close_range,
   populate,
+  clone,
   count
 };
 

@@ -18,6 +18,7 @@
 #include <fstream>
 #include <new>
 #include <sstream>
+#include <stdexcept>
 
 #include "os/os_ipc.hpp"
 #include "os/os_testing.hpp"
@@ -186,8 +187,9 @@ namespace {
 
 constexpr std::size_t kGuardStack = std::size_t{64} << 10;  // each step's; touched only as used
 constexpr long kParentCheckNs = 250'000'000;                // for a pipe whose end does not come (see guard_main)
+constexpr std::size_t kMaxGroups = 4096;                    // a pool's most workers (checked_pool_size)
 
-// What the guard reads, after the two stacks in GuardProcess's mapping; the groups follow it.
+// What the guard reads, after the two stacks in its memory; the groups follow it.
 struct GuardFrame {
   int read_fd;
   pid_t parent;
@@ -201,7 +203,35 @@ struct GuardFrame {
   }
 };
 
-// The guard. Raw calls only, and no sanitizer instrumentation: see the header.
+constexpr std::size_t kAreaBytes =
+    (2 * kGuardStack + sizeof(GuardFrame) + kMaxGroups * sizeof(void*) + 4095) / 4096 * 4096;
+
+// One guard's memory is kept for the next, its pages warm: a fresh page costs a fault at its first
+// touch, and an unmap a TLB flush on every CPU the guard ran on. A forked child inherits its copy.
+std::atomic<void*> g_spare_area{nullptr};
+
+void* take_area() {
+  if (void* area = g_spare_area.exchange(nullptr, std::memory_order_acquire)) return area;
+  void* area = injected_failure(testing::Call::mmap)
+                   ? MAP_FAILED
+                   : ::mmap(nullptr, kAreaBytes, PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (area == MAP_FAILED) throw_error(errno, "mmap", "the guard process's stacks");
+  return area;
+}
+
+void give_back(void* area) noexcept {
+#ifdef __SANITIZE_ADDRESS__
+  // The first step ran instrumented code on its stack: no poison may outlive its frames.
+  __asan_unpoison_memory_region(area, kAreaBytes);
+#endif
+  void* none = nullptr;
+  if (!g_spare_area.compare_exchange_strong(none, area, std::memory_order_release)) ::munmap(area, kAreaBytes);
+}
+
+// The guard. Raw calls only, and no sanitizer instrumentation: see the header. Every signal is
+// blocked (inherited from the first step, which inherited it from the creating thread): none but
+// SIGKILL and SIGSTOP reaches it, and no handler of the program's runs on its stack.
 [[gnu::no_sanitize("address")]] int guard_main(void* arg) {
   const auto& f = *static_cast<const GuardFrame*>(arg);
   for (;;) {
@@ -223,10 +253,6 @@ int guard_setup(void* arg) {
   auto& f = *static_cast<GuardFrame*>(arg);
   const int saved_errno = errno;  // the creating thread's
   close_fds_from(3, f.read_fd);
-  // Signals meant for the program or its process group are not for the guard, which must outlive
-  // the program to act; and no handler of the program's may run on the guard's stack.
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) ::signal(sig, SIG_IGN);
   f.guard = injected_failure(testing::Call::clone)
                 ? -1
                 : ::clone(guard_main, f.guard_stack, CLONE_VM | CLONE_PARENT | SIGCHLD, arg);
@@ -237,18 +263,15 @@ int guard_setup(void* arg) {
 
 }  // namespace
 
-GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups)
-    : size_((2 * kGuardStack + sizeof(GuardFrame) + groups.size_bytes() + 4095) / 4096 * 4096) {
-  void* area = injected_failure(testing::Call::mmap)
-                   ? MAP_FAILED
-                   : ::mmap(nullptr, size_, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (area == MAP_FAILED) throw_error(errno, "mmap", "the guard process's stacks");
-  area_ = area;
+GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups) {
+  if (groups.size() > kMaxGroups)
+    throw std::length_error("mproc: a guard process for " + std::to_string(groups.size()) + " process groups (at most " +
+                            std::to_string(kMaxGroups) + ")");
+  area_ = take_area();
   auto* base = static_cast<std::byte*>(area_);
   auto* f = new (base + 2 * kGuardStack) GuardFrame{read_fd, ::getpid(), groups.size(), base + 2 * kGuardStack, -1, 0};
   std::memcpy(f + 1, groups.data(), groups.size_bytes());
-  // No handler of the program's may run in the first step before it ignores every signal.
+  // Every signal blocked in the first step, and so in the guard: see guard_main.
   sigset_t all;
   sigset_t old;
   ::sigfillset(&all);
@@ -267,19 +290,17 @@ GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* cons
   pid_ = f->guard;
 }
 
+void GuardProcess::kill() noexcept {
+  if (pid_ > 0) ::kill(pid_, SIGKILL);  // our unreaped child, so its number cannot be another's
+}
+
 void GuardProcess::end() noexcept {
   if (pid_ > 0) {
-    // Our unreaped child, so its number cannot be another's.
-    ::kill(pid_, SIGKILL);
+    kill();
     reap(pid_);
   }
   pid_ = 0;
-  if (!area_) return;
-#ifdef __SANITIZE_ADDRESS__
-  // The first step ran instrumented code on its stack: no poison may outlive the mapping.
-  __asan_unpoison_memory_region(area_, size_);
-#endif
-  ::munmap(area_, size_);
+  if (area_) give_back(area_);
   area_ = nullptr;
 }
 

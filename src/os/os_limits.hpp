@@ -68,24 +68,28 @@ class MemoryGroup {
 // a fork copies the page tables and its end tears them down (a fork-made guard was 1.5 ms of a
 // Pool's start and stop on the reference machine). What sharing the memory demands:
 // - It is made in two steps. First a child during which the creating thread is stopped
-//   (CLONE_VFORK): it closes every descriptor but read_fd, ignores every signal it can, makes
-//   the guard (CLONE_PARENT: the program's child, not its own) and exits. Only this step uses the
-//   creating thread's thread-local storage (errno, a sanitizer's fake stack), as that thread would.
+//   (CLONE_VFORK) closes every descriptor but read_fd, makes the guard (CLONE_PARENT: the
+//   program's child, not its own) and exits. Only this step uses the creating thread's
+//   thread-local storage (errno, a sanitizer's fake stack), as that thread would.
 // - The guard makes raw system calls that do not fail while the program lives, in code built
 //   without sanitizer instrumentation: no thread-local storage that a thread of the program uses.
+//   Every signal is blocked in both (SIGKILL and SIGSTOP aside): a handler of the program's never
+//   runs there, and a signal meant for the program or its process group does not end the guard.
 class GuardProcess {
  public:
-  // Throws std::system_error naming mmap or clone, leaving nothing behind.
+  // Throws std::system_error naming mmap or clone, leaving nothing behind; std::length_error past
+  // 4096 groups.
   GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups);
   GuardProcess(const GuardProcess&) = delete;
   GuardProcess& operator=(const GuardProcess&) = delete;
   ~GuardProcess() { end(); }
+  // Sends the guard SIGKILL, so that end() finds it gone or going.
+  void kill() noexcept;
   // Kills the guard and reaps it. Idempotent; not concurrent with itself.
   void end() noexcept;
 
  private:
   void* area_ = nullptr;  // the two steps' stacks, then what the guard reads (GuardFrame)
-  std::size_t size_ = 0;
   pid_t pid_ = 0;
 };
 

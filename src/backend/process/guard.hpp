@@ -22,7 +22,11 @@ class PoolGuard {
   PoolGuard(const PoolGuard&) = delete;
   PoolGuard& operator=(const PoolGuard&) = delete;
   // Once the pool's workers are gone for good (join, terminate): kills the guard, which has
-  // nothing left to do, and reaps it. Idempotent; not concurrent with itself.
+  // nothing left to do, and reaps it. Idempotent; not concurrent with itself. kill() only sends
+  // the signal, so that end() finds it gone after other work.
+  void kill() noexcept {
+    if (process_) process_->kill();
+  }
   void end() noexcept;
   ~PoolGuard() { end(); }
 

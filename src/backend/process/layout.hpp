@@ -51,7 +51,9 @@ class Spawner {
   // Resets the slot and forks a worker into it; throws what fork or pidfd_open throws, with no
   // child left behind.
   void spawn(Slot& slot);
-  // Once no worker will be spawned again and all are gone: the guard ends too (guard.hpp).
+  // Once no worker will be spawned again and all are gone: the guard ends too (guard.hpp), told
+  // first and reaped after the caller's other work.
+  void kill_guard() noexcept { guard_.kill(); }
   void end_guard() noexcept { guard_.end(); }
   // For the watcher, after a worker's end: whether it ran out of memory (memory_limit.hpp).
   [[nodiscard]] MemoryLimiter& memory() noexcept { return memory_; }

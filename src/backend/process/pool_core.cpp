@@ -328,12 +328,13 @@ void ProcessPoolCore::await_all_gone() {
 }
 
 void ProcessPoolCore::stop_threads() {
+  spawner_.kill_guard();  // the workers are gone for good: nothing left to guard
   watcher_.stop();
   collector_.stop();
   std::lock_guard lock(join_mu_);
   for (std::thread* t : {&watch_thread_, &result_thread_})
     if (t->joinable()) t->join();
-  spawner_.end_guard();  // the workers are gone for good: nothing left to guard
+  spawner_.end_guard();  // gone by now, or nearly
 }
 
 void ProcessPoolCore::outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept {

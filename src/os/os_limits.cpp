@@ -265,8 +265,8 @@ int guard_setup(void* arg) {
 
 GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups) {
   if (groups.size() > kMaxGroups)
-    throw std::length_error("mproc: a guard process for " + std::to_string(groups.size()) + " process groups (at most " +
-                            std::to_string(kMaxGroups) + ")");
+    throw std::length_error("mproc: a guard process for " + std::to_string(groups.size()) +
+                            " process groups (at most " + std::to_string(kMaxGroups) + ")");
   area_ = take_area();
   auto* base = static_cast<std::byte*>(area_);
   auto* f = new (base + 2 * kGuardStack) GuardFrame{read_fd, ::getpid(), groups.size(), base + 2 * kGuardStack, -1, 0};

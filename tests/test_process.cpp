@@ -294,3 +294,25 @@ TEST(process_Process, ThrowingCallableReportsTheDemangledType) {
   EXPECT_NE(err.find("std::runtime_error: boom"), std::string::npos) << err;
   EXPECT_EQ(err.find("St13runtime_error"), std::string::npos) << err;
 }
+
+int cube(int x) { return x * x * x; }
+
+// A Pool made in a Process child, after one in the parent has come and gone, guards its own
+// workers: what the parent's guard kept for the next (its stacks, not inherited) is not the child's.
+TEST(process_Process, ChildMakesAPoolAfterTheParentsEnded) {
+  {
+    mproc::Pool pool(2);
+    EXPECT_EQ(pool.apply(cube, std::tuple{2}), 8);
+  }
+  mproc::Value<int> got(0);
+  mproc::Process child([&] {
+    mproc::Pool pool(2);
+    got.set(pool.apply(cube, std::tuple{3}));
+  });
+  child.start();
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
+  EXPECT_EQ(got.get(), 27);
+  mproc::Pool again(2);
+  EXPECT_EQ(again.apply(cube, std::tuple{4}), 64);
+}

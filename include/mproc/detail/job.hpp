@@ -349,6 +349,13 @@ class ListJob final : public TypedJob<R> {
   [[nodiscard]] R* destination(std::size_t first) noexcept override {
     return block_ && first < total_ ? block_ + first : nullptr;
   }
+  // Where the results of items from first on go, for a worker of this process that stores each
+  // itself (ThreadPool's), looking once per task where they are rather than once per item.
+  [[nodiscard]] R* results_at(std::size_t first) noexcept requires std::is_same_v<ResultSlot<R>, R> {
+    if constexpr (can_use_block)
+      if (block_) return block_ + first;
+    return slots_.data() + first;
+  }
 
   [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
   void add_chunks(std::size_t n) noexcept { chunks_.fetch_add(n, std::memory_order_acq_rel); }
@@ -429,6 +436,8 @@ class IntoJob final : public TypedJob<R> {
   [[nodiscard]] R* destination(std::size_t first) noexcept override {
     return workers_write_ && first < out_.size() ? out_.data() + first : nullptr;
   }
+  // As ListJob::results_at.
+  [[nodiscard]] R* results_at(std::size_t first) noexcept { return out_.data() + first; }
 
   [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
   void add_chunks(std::size_t n) noexcept { chunks_.fetch_add(n, std::memory_order_acq_rel); }

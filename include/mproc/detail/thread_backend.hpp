@@ -98,17 +98,31 @@ class ThreadBackend {
 void release_shared(std::exception_ptr& error) noexcept;
 void release_shared(std::shared_ptr<JobBase>& job) noexcept;
 
-// Runs item i of a task, reporting its result or exception to job. An exception is recorded
-// after its handler has ended and this thread's own reference is dropped in release_shared():
-// the job may hand it to the caller at once (imap), and the end of a handler frees the exception
-// there, out of ThreadSanitizer's sight. Always inlined: called from three loops below, it was
-// not, and a map of small items paid a call per item (ThreadPool's article map 25% slower).
-template <Style S, class Fn, class Item, class Job>
+// Where a task's results go when its job lets a worker store them itself (ListJob, IntoJob:
+// results_at), else nullptr: the job is told each one (set_value).
+template <class Job>
+auto results_of(Job& job, std::size_t first) noexcept {
+  if constexpr (requires { job.results_at(first); })
+    return job.results_at(first);
+  else
+    return nullptr;
+}
+
+// Runs item i of a task, storing its result at out[i] (or reporting it to job when out is
+// nullptr) and reporting its exception to job. An exception is recorded after its handler has
+// ended and this thread's own reference is dropped in release_shared(): the job may hand it to
+// the caller at once (imap), and the end of a handler frees the exception there, out of
+// ThreadSanitizer's sight. Always inlined: called from three loops below, it was not, and a map
+// of small items paid a call per item (ThreadPool's article map 25% slower).
+template <Style S, class Fn, class Item, class Job, class Out>
 [[gnu::always_inline]] inline void run_thread_item(const Fn& fn, const Item* items, std::size_t first, Job& job,
-                                                   std::size_t i) noexcept {
+                                                   std::size_t i, Out out) noexcept {
   std::exception_ptr error;
   try {
-    job.set_value(first + i, call<S>(fn, items[i]));
+    if constexpr (std::is_null_pointer_v<Out>)
+      job.set_value(first + i, call<S>(fn, items[i]));
+    else
+      out[i] = call<S>(fn, items[i]);
     return;
   } catch (...) {
     error = std::current_exception();
@@ -129,16 +143,17 @@ void run_thread_task(ThreadTask& task) noexcept {
                             : static_cast<const Item*>(task.items);
   auto& job = static_cast<Job&>(*task.job);
   const std::size_t first = task.first;
+  const auto out = results_of(job, first);
   if (ItemClock* clock = t_item_clock) [[unlikely]] {
-    auto one = [&](std::size_t i) { run_thread_item<S>(fn, items, first, job, i); };
+    auto one = [&](std::size_t i) { run_thread_item<S>(fn, items, first, job, i, out); };
     auto block = [&](std::size_t from, std::size_t end) {
-      for (std::size_t i = from; i < end; ++i) run_thread_item<S>(fn, items, first, job, i);
+      for (std::size_t i = from; i < end; ++i) run_thread_item<S>(fn, items, first, job, i, out);
     };
     clock->run(
         0, task.count, [](std::size_t) {}, one, block);
     if (clock->ran) clock->ran(*clock, job, call_kind<S>(job));
   } else {
-    for (std::size_t i = 0; i < task.count; ++i) run_thread_item<S>(fn, items, first, job, i);
+    for (std::size_t i = 0, n = task.count; i < n; ++i) run_thread_item<S>(fn, items, first, job, i, out);
   }
   job.done(task.count);
 }

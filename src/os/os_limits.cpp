@@ -238,7 +238,7 @@ void give_back(void* area) noexcept {
 // The guard. Raw calls only, and no sanitizer instrumentation: see the header. Every signal is
 // blocked (inherited from the first step, which inherited it from the creating thread): none but
 // SIGKILL and SIGSTOP reaches it, and no handler of the program's runs on its stack.
-[[gnu::no_sanitize("address")]] int guard_main(void* arg) {
+__attribute__((no_sanitize("address"))) int guard_main(void* arg) {
   const auto& f = *static_cast<const GuardFrame*>(arg);
   for (;;) {
     pollfd p{f.read_fd, POLLIN, 0};  // nothing is ever written: readable at the pipe's end

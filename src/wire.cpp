@@ -48,6 +48,11 @@ void set_task_seq(Writer& task, std::uint64_t seq) {
   std::memcpy(task.data() + offsetof(TaskHeader, seq), &seq, sizeof seq);
 }
 
+void set_task_batch(Writer& task, std::uint64_t batch) {
+  (void)read_task_header(task.bytes());
+  std::memcpy(task.data() + offsetof(TaskHeader, batch), &batch, sizeof batch);
+}
+
 std::span<const std::byte> task_chunk(std::span<const std::byte> task) {
   (void)read_task_header(task);
   return task.subspan(sizeof(TaskHeader));

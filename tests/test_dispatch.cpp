@@ -2,6 +2,8 @@
 // over one slot whose ring lies in this process, and the worker's side played here, chunk by
 // chunk, with the worker's own claim_chunk. So each interleaving is forced, not hoped for.
 //
+// The batch tests check what the worker is told to tell the parent at once (tell_later).
+//
 // The defect these tests keep fixed: a revocation could lower the bound of an earlier one. The
 // earlier one had taken back chunks that still waited in the worker's ring; after the later one
 // (made when the flight held only the claimed chunk) the worker claimed them and ran them,
@@ -47,12 +49,16 @@ class OneSlot : public ::testing::Test {
   // A one-task job's chunk, sent (or queued) at once.
   std::shared_ptr<JobBase> add() {
     auto job = std::make_shared<ValueJob<int>>(nullptr, nullptr, nullptr);
+    add(job);
+    return job;
+  }
+  // One more chunk of job.
+  void add(const std::shared_ptr<JobBase>& job) {
     Record r;
     r.job = job;
     r.count = 1;
     write_task_header<int (*)(int)>(r.task);
     dispatcher_.add(std::move(r));
-    return job;
   }
 
   // The worker reads its next message and claims the chunk, as run_worker does: the chunk's seq
@@ -61,8 +67,8 @@ class OneSlot : public ::testing::Test {
     if (!slot().tasks.has_message()) return std::nullopt;
     Writer inbox;
     slot().tasks.receive(inbox, waits::kProcessWorker, nullptr);
-    const std::uint64_t seq = read_task_header(inbox.bytes()).seq;
-    return claim_chunk(shared_.claim, seq) ? seq : 0;
+    last_ = read_task_header(inbox.bytes());
+    return claim_chunk(shared_.claim, last_.seq) ? last_.seq : 0;
   }
 
   // What the worker would run of what its ring still holds.
@@ -76,11 +82,60 @@ class OneSlot : public ::testing::Test {
   NoSink sink_;
   ChunkBook book_;
   PoolOptions options_;
+  PoolShared pool_;
   SlotShared shared_;
   alignas(64) std::array<std::byte, kRingBytes> ring_{};
   Slots slots_;
-  Dispatcher dispatcher_{slots_, book_, options_};
+  Dispatcher dispatcher_{pool_, slots_, book_, options_};
+  TaskHeader last_;  // of the chunk worker_next() read last
 };
+
+// --- batches --------------------------------------------------------------------------------
+
+TEST_F(OneSlot, AChunkFollowedInTheRingByOneOfItsCallIsToldLater) {
+  auto job = std::make_shared<ListJob<int>>(nullptr, 3, nullptr, nullptr);
+  for (int i = 0; i < 3; ++i) add(job);
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));
+  EXPECT_NE(last_.batch, 0u);
+  EXPECT_TRUE(tell_later(slot(), pool_, last_.batch));
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(2));
+  EXPECT_TRUE(tell_later(slot(), pool_, last_.batch));
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(3));
+  EXPECT_FALSE(tell_later(slot(), pool_, last_.batch)) << "the call's last chunk here: its result wakes the parent";
+}
+
+TEST_F(OneSlot, AChunkFollowedByAnotherCallsIsToldAtOnce) {
+  auto a = add();
+  auto b = add();
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));
+  EXPECT_FALSE(tell_later(slot(), pool_, last_.batch)) << "a's completion must not wait for b's chunk";
+}
+
+TEST_F(OneSlot, ChunksWaitingForRoomHaveEveryResultToldAtOnce) {
+  auto job = std::make_shared<ListJob<int>>(nullptr, 10, nullptr, nullptr);
+  for (int i = 0; i < 10; ++i) add(job);  // the window is 8: two wait in the dispatcher
+  ASSERT_EQ(slot().inflight.size(), 8u);
+  EXPECT_EQ(pool_.backlog.load(), 1u);
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));
+  EXPECT_FALSE(tell_later(slot(), pool_, last_.batch)) << "the parent sends the rest as results come";
+  (void)dispatcher_.complete(slot(), ResultHeader{.seq = 1});  // sends one more; one still waits
+  EXPECT_EQ(pool_.backlog.load(), 1u);
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(2));
+  (void)dispatcher_.complete(slot(), ResultHeader{.seq = 2});  // sends the last
+  EXPECT_EQ(pool_.backlog.load(), 0u);
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(3));
+  EXPECT_TRUE(tell_later(slot(), pool_, last_.batch));
+}
+
+TEST_F(OneSlot, AStreamsResultsAreEachToldAtOnce) {
+  auto job = std::make_shared<StreamJob<int>>(nullptr, true);
+  for (int i = 0; i < 2; ++i) add(job);
+  ASSERT_EQ(worker_next(), std::optional<std::uint64_t>(1));
+  EXPECT_EQ(last_.batch, 0u);
+  EXPECT_FALSE(tell_later(slot(), pool_, last_.batch)) << "imap's reader takes each result as it comes";
+}
+
+// --- claim and revoke -----------------------------------------------------------------------
 
 TEST_F(OneSlot, ATakenBackChunkNeverRunsAfterALaterRevocationWithLessInFlight) {
   auto c = add();

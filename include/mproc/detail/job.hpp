@@ -141,6 +141,9 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   virtual void skip_chunk(std::size_t first, std::size_t count) noexcept { fail(first, count, cancelled_error()); }
   // Chunks submitted so far (set by the front end before it submits them).
   [[nodiscard]] virtual std::size_t chunks() const noexcept { return 1; }
+  // Whether each chunk's results are wanted as soon as they are done (a stream's reader, a
+  // progress meter), not only all of them at the end: a process pool then reads each at once.
+  [[nodiscard]] virtual bool wants_each_result() const noexcept { return watched_.load(std::memory_order_acquire); }
   // The host's cancel, running and terminate (JobHost); false once done: a host may be gone then
   // (a future outlives its pool, which finished its work first).
   // A cancelled job says so again, as Python's cancel() does.
@@ -468,6 +471,7 @@ class StreamJob final : public TypedJob<R> {
     return first;
   }
   [[nodiscard]] std::size_t chunks() const noexcept override { return chunks_.load(std::memory_order_acquire); }
+  [[nodiscard]] bool wants_each_result() const noexcept override { return true; }  // its reader takes each as it comes
   void add_chunks(std::size_t n) noexcept { chunks_.fetch_add(n, std::memory_order_acq_rel); }
   // The input ended: no item is announced after those so far (the meter's total).
   void end_input() {

@@ -440,6 +440,10 @@ struct TaskHeader {
   // the entry point's module and the function's. kNoFunction: the chunk carries no function.
   std::uint32_t entry_module = 0;
   std::uint32_t function_module = 0;
+  // Chunks a worker may run one after another without the parent told of each result: the
+  // same nonzero value for the chunks of one call (its job's address, set when sent), 0 when
+  // every result is wanted as it comes (a stream, a progress meter). Process pools only.
+  std::uint64_t batch = 0;
 };
 
 // A task frame's header, before its chunk (seq 0: set_task_seq numbers it when it is sent).
@@ -468,6 +472,7 @@ void encode_task_in_place(Writer& w, const F& f, std::span<const Item> items, re
 // Throw SerializationError when task is too short for what they read.
 [[nodiscard]] TaskHeader read_task_header(std::span<const std::byte> task);
 void set_task_seq(Writer& task, std::uint64_t seq);
+void set_task_batch(Writer& task, std::uint64_t batch);
 // The chunk in a task frame, for run_chunk.
 [[nodiscard]] std::span<const std::byte> task_chunk(std::span<const std::byte> task);
 

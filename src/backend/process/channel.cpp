@@ -45,7 +45,7 @@ std::size_t Ring::free_space() const noexcept {
          static_cast<std::size_t>(h_->head.load(std::memory_order_relaxed) - h_->tail.load(std::memory_order_acquire));
 }
 
-bool Ring::try_send(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+bool Ring::try_send(std::span<const std::byte> a, std::span<const std::byte> b, Wake wake) noexcept {
   std::uint64_t length = a.size() + b.size();
   if (sizeof length + length > free_space()) return false;
   std::uint64_t head = h_->head.load(std::memory_order_relaxed);
@@ -53,7 +53,7 @@ bool Ring::try_send(std::span<const std::byte> a, std::span<const std::byte> b) 
   copy_in(head + sizeof length, a.data(), a.size());
   copy_in(head + sizeof length + a.size(), b.data(), b.size());
   h_->head.store(head + sizeof length + length, std::memory_order_release);
-  data_bell_->ring();
+  if (wake == Wake::now) data_bell_->ring();
   return true;
 }
 
@@ -68,8 +68,8 @@ std::size_t Ring::put_some(std::span<const std::byte>& src) noexcept {
   return n;
 }
 
-void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up) {
-  if (try_send(a, b)) return;
+void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up, Wake wake) {
+  if (try_send(a, b, wake)) return;
   std::uint64_t length = a.size() + b.size();
   std::span<const std::byte> parts[3] = {{reinterpret_cast<const std::byte*>(&length), sizeof length}, a, b};
   for (auto& part : parts) {
@@ -83,6 +83,16 @@ void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, cons
 
 bool Ring::has_message() const noexcept {
   return h_->head.load(std::memory_order_acquire) != h_->tail.load(std::memory_order_relaxed);
+}
+
+bool Ring::peek(std::span<std::byte> out) const noexcept {
+  const std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
+  std::uint64_t length = 0;
+  if (h_->head.load(std::memory_order_acquire) - tail < sizeof length + out.size()) return false;
+  copy_out(tail, reinterpret_cast<std::byte*>(&length), sizeof length);
+  if (length < out.size()) return false;
+  copy_out(tail + sizeof length, out.data(), out.size());
+  return true;
 }
 
 void Ring::receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up) {

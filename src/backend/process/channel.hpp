@@ -41,6 +41,11 @@ using GiveUp = std::function<bool()>;
 // Thrown when a wait is abandoned through GiveUp.
 struct RingAbandoned {};
 
+// Whether a message that fits wakes the consumer (rings its data bell) or leaves it asleep, for
+// a producer that knows the consumer will be woken by a later message. One that streams through
+// the ring always rings: the consumer must read for the producer to go on.
+enum class Wake : bool { later, now };
+
 class Ring {
  public:
   Ring() = default;
@@ -49,13 +54,16 @@ class Ring {
       : h_(header), data_(data), mask_(capacity - 1), data_bell_(data_bell) {}
 
   // Producer: sends [a][b] as one message if it fits now, without waiting.
-  bool try_send(std::span<const std::byte> a, std::span<const std::byte> b) noexcept;
+  bool try_send(std::span<const std::byte> a, std::span<const std::byte> b, Wake wake = Wake::now) noexcept;
   // Producer: sends [a][b], streaming through the ring and waiting for space as needed.
   // Throws RingAbandoned when give_up() says so (the message is then partly sent).
-  void send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up);
+  void send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up, Wake wake = Wake::now);
 
   // Consumer: whether a message has begun to arrive.
   [[nodiscard]] bool has_message() const noexcept;
+  // Consumer: copies the first out.size() bytes of the next message into out, leaving it in the
+  // ring; false when the message is shorter or that much of it has not arrived.
+  [[nodiscard]] bool peek(std::span<std::byte> out) const noexcept;
   // Consumer: reads the next whole message into out (cleared first), waiting for its bytes as
   // policy says, sleeping on the data bell. Throws RingAbandoned.
   void receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up);

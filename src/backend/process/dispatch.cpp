@@ -25,7 +25,7 @@ bool Dispatcher::spin_worthwhile(Nanos budget) const {
 
 void Dispatcher::dispatch() {
   // Called after every result: most often with nothing to send, which costs no window().
-  if (pending_.empty()) return;
+  if (pending_.empty()) return note_backlog();
   const std::size_t limit = book_.window();
   while (!pending_.empty()) {
     Slot* best = nullptr;
@@ -39,11 +39,18 @@ void Dispatcher::dispatch() {
            !s->shared->task_bell.word.load(std::memory_order_relaxed)))
         best = s.get();
     }
-    if (!best || !send(*best, pending_.front())) return;
+    if (!best || !send(*best, pending_.front())) break;
     best->inflight.push_back(std::move(pending_.front()));
     pending_.pop_front();
     if (!pending_.empty()) prefetch(pending_.front());
   }
+  note_backlog();
+}
+
+void Dispatcher::note_backlog() noexcept {
+  if (backlog_ == !pending_.empty()) return;
+  backlog_ = !pending_.empty();
+  pool_.backlog.store(backlog_ ? 1 : 0, std::memory_order_relaxed);
 }
 
 void Dispatcher::prefetch(const Record& record) noexcept {
@@ -56,6 +63,7 @@ void Dispatcher::prefetch(const Record& record) noexcept {
 
 bool Dispatcher::send(Slot& slot, Record& record) {
   book_.number(record);
+  set_task_batch(record.task, record.job->wants_each_result() ? 0 : reinterpret_cast<std::uintptr_t>(record.job.get()));
   // An idle worker given work counts its progress from the watcher's next look at it
   // (Watcher::stamp_progress), not from here: a round trip at a time reads no clock to send.
   if (slot.inflight.empty()) slot.progress_ns = kUnstamped;
@@ -105,11 +113,13 @@ void Dispatcher::take_back(Slot& slot, std::uint64_t after) {
   pending_.insert(pending_.begin(), std::make_move_iterator(first), std::make_move_iterator(slot.inflight.end()));
   slot.inflight.erase(first, slot.inflight.end());
   slot.chunks_sent -= static_cast<long>(taken);
+  note_backlog();
 }
 
 std::vector<Record> Dispatcher::drop(bool in_flight) {
   std::vector<Record> dropped(std::make_move_iterator(pending_.begin()), std::make_move_iterator(pending_.end()));
   pending_.clear();
+  note_backlog();
   if (in_flight)
     for (auto& s : slots_) {
       for (auto& r : s->inflight) dropped.push_back(std::move(r));
@@ -150,11 +160,18 @@ std::vector<Record> Dispatcher::cancel(const JobBase& job) {
 }
 
 bool Dispatcher::running(const JobBase& job) const {
-  for (auto& s : slots_)
-    if (s->alive && !s->inflight.empty() && s->inflight.front().job.get() == &job &&
-        s->shared->started_seq.load(std::memory_order_acquire) == s->inflight.front().seq)
-      return true;
+  for (auto& s : slots_) {
+    const Record* started = s->alive ? started_chunk(*s) : nullptr;
+    if (started && started->job.get() == &job) return true;
+  }
   return false;
+}
+
+const Record* started_chunk(const Slot& slot) noexcept {
+  const std::uint64_t seq = slot.shared->started_seq.load(std::memory_order_acquire);
+  for (const Record& r : slot.inflight)
+    if (r.seq == seq) return &r;
+  return nullptr;
 }
 
 }  // namespace mproc::detail

@@ -2,6 +2,11 @@
 // and those in flight on one. It picks the worker for the next chunk, feeds each worker as far
 // ahead of its work as the pool's ChunkBook allows (its window), has the book number the chunks,
 // and matches results to them. Every call is made under PoolState::mu.
+//
+// Chunks of one call queued on one worker form a batch (TaskHeader::batch): the worker tells the
+// parent of a result only when the next chunk in its ring is not of the same call, or chunks wait
+// here for room in a window (PoolShared::backlog). A map of 8 chunks on 2 workers then wakes the
+// parent twice, not 8 times: each wake-up takes a CPU from a worker for a while.
 #pragma once
 
 #include <cstddef>
@@ -19,8 +24,8 @@ namespace mproc::detail {
 
 class Dispatcher {
  public:
-  Dispatcher(const Slots& slots, ChunkBook& book, const PoolOptions& options)
-      : slots_(slots), book_(book), options_(options) {}
+  Dispatcher(PoolShared& pool, const Slots& slots, ChunkBook& book, const PoolOptions& options)
+      : pool_(pool), slots_(slots), book_(book), options_(options) {}
 
   // Queues a chunk (its time limit set) and sends what can be sent.
   void add(Record record);
@@ -55,11 +60,14 @@ class Dispatcher {
  private:
   bool send(Slot& slot, Record& record);
   static void prefetch(const Record& record) noexcept;  // a chunk about to be sent, or whose result comes next
+  void note_backlog() noexcept;                         // PoolShared::backlog, after pending_ changed
 
+  PoolShared& pool_;
   const Slots& slots_;
   ChunkBook& book_;
   const PoolOptions& options_;
   std::deque<Record> pending_;
+  bool backlog_ = false;  // what PoolShared::backlog says
 };
 
 }  // namespace mproc::detail

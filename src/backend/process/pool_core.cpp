@@ -52,7 +52,7 @@ ProcessPoolCore::ProcessPoolCore(PoolOptions options)
       insights_(options_.insights ? std::make_unique<InsightsRecorder>("process", size()) : nullptr),
       memory_(slots_),
       spawner_(memory_.shared(), slots_, options_),
-      dispatcher_(slots_, book_, options_),
+      dispatcher_(memory_.shared(), slots_, book_, options_),
       collector_(memory_.shared(), slots_, *this),
       watcher_(slots_, state_, book_, dispatcher_, spawner_, collector_, options_),
       book_(*this, kPace, "Pool") {

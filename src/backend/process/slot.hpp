@@ -28,6 +28,9 @@ namespace mproc::detail {
 // Shared with the workers: one per pool.
 struct PoolShared {
   alignas(64) Bell doorbell;  // the result thread sleeps here; workers ring it after a result
+  // 1 while chunks wait in the parent for room in a worker's window (Dispatcher): then every
+  // result is told at once, for the parent to send more. Written by the parent on a change only.
+  alignas(64) std::atomic<std::uint32_t> backlog{0};
 };
 
 // Shared with one worker: its bell, what it runs now, and its two rings' headers.
@@ -84,6 +87,16 @@ struct Slot {
 };
 
 using Slots = std::vector<std::unique_ptr<Slot>>;
+
+// The chunk in flight on slot that its worker runs now (or ran last), or nullptr when it has
+// started none of them. Not always the oldest: results of a batch (TaskHeader::batch) may wait
+// unread while the worker runs the next. Under PoolState::mu.
+const Record* started_chunk(const Slot& slot) noexcept;
+// The worker's side of a batch (TaskHeader::batch; Dispatcher): whether the parent may learn of
+// the result of the chunk of batch it ran later. The next chunk, already in its ring, is of the
+// same batch, and no work waits in the parent for a worker (PoolShared::backlog). The parent is
+// then told with the batch's last result here, or before the worker waits for work.
+bool tell_later(const Slot& slot, const PoolShared& pool, std::uint64_t batch) noexcept;
 
 inline bool none_alive(const Slots& slots) {
   return std::none_of(slots.begin(), slots.end(), [](const auto& s) { return s->alive; });

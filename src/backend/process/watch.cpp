@@ -117,12 +117,16 @@ void Watcher::rescue_stalled() {
 
 void Watcher::stamp_progress(std::int64_t now) {
   for (auto& s : slots_) {
-    if (s->progress_ns != kUnstamped) continue;
     // Its oldest chunk in flight, or one after it, started: then (the worker's clock, read to
-    // start it). Else it has not begun what it was given: from this look on.
+    // start it), looked at again each time: a batch's results are read only after its last
+    // chunk, so the worker moves on with none read. Else it has not begun what it was given:
+    // from the first look on.
     const bool started =
         !s->inflight.empty() && s->shared->started_seq.load(std::memory_order_acquire) >= s->inflight.front().seq;
-    s->progress_ns = started ? s->shared->started_ns.load(std::memory_order_relaxed) : now;
+    if (started)
+      s->progress_ns = s->shared->started_ns.load(std::memory_order_relaxed);
+    else if (s->progress_ns == kUnstamped)
+      s->progress_ns = now;
   }
 }
 
@@ -169,13 +173,11 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
   std::int64_t next = 10'000'000;
   const std::int64_t now = now_ns();
   for (auto& s : slots_) {
-    if (!s->alive || s->inflight.empty()) continue;
-    const Record& running = s->inflight.front();
-    if (!running.limit_ns || s->timed_out_seq == running.seq) continue;
-    if (s->shared->started_seq.load(std::memory_order_acquire) != running.seq) continue;
-    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running.limit_ns - now;
+    const Record* running = s->alive ? started_chunk(*s) : nullptr;
+    if (!running || !running->limit_ns || s->timed_out_seq == running->seq) continue;
+    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running->limit_ns - now;
     if (left <= 0) {
-      s->timed_out_seq = running.seq;
+      s->timed_out_seq = running->seq;
       kill_worker(*s);
     } else {
       next = std::min(next, left);

@@ -35,9 +35,9 @@ void say_hello(Slot& slot, const PoolOptions& options, const GiveUp& parent_gone
 
 // Sends a result frame; one in the heap crosses as a spill note, and its block becomes the
 // parent's (out is empty afterwards, its next large frame takes a block of its own).
-void send_result(Slot& slot, Writer& out, const GiveUp& parent_gone) {
+void send_result(Slot& slot, Writer& out, const GiveUp& parent_gone, Wake wake) {
   SpillNote note;
-  slot.results.send(ring_message(out, note), {}, parent_gone);
+  slot.results.send(ring_message(out, note), {}, parent_gone, wake);
   out.release_heap();
 }
 
@@ -70,6 +70,12 @@ std::int64_t run_timed(Reader& in, Writer& out, std::uint64_t seq, TimedSpan spa
 }  // namespace
 
 void (*worker_start_hook)() noexcept = nullptr;
+
+bool tell_later(const Slot& slot, const PoolShared& pool, std::uint64_t batch) noexcept {
+  TaskHeader next;
+  return batch != 0 && pool.backlog.load(std::memory_order_relaxed) == 0 &&
+         slot.tasks.peek({reinterpret_cast<std::byte*>(&next), sizeof next}) && next.batch == batch;
+}
 
 bool claim_chunk(std::atomic<std::uint64_t>& claim, std::uint64_t seq) noexcept {
   std::uint64_t word = claim.load(std::memory_order_acquire);
@@ -111,10 +117,19 @@ void run_worker(const WorkerContext& ctx) noexcept {
       if (spares_held() && now_ns() - last_end > kSpareIdleNs) release_spares();
       return parent_gone();
     };
+    // Whether a result was sent without waking the parent, which must then be woken before this
+    // worker waits for work (the next chunk of its batch may have been taken back).
+    bool owe_wake = false;
     for (long done = 0;;) {
+      if (owe_wake && !slot.tasks.has_message()) {
+        ctx.pool->doorbell.ring();
+        owe_wake = false;
+      }
       slot.tasks.receive(inbox, waits::kProcessWorker, waiting);
       const std::optional<SpillNote> note = read_spill_note(inbox.bytes());
-      const std::uint64_t seq = note ? note->seq : read_task_header(inbox.bytes()).seq;
+      // A chunk whose frame lies in the heap is big: its result is told at once (batch 0).
+      const TaskHeader header = note ? TaskHeader{.seq = note->seq} : read_task_header(inbox.bytes());
+      const std::uint64_t seq = header.seq;
       if (seq == kControlSeq) break;
       // Claimed before a spilled frame is read: once taken back, its block may be another's.
       if (!claim_chunk(slot.shared->claim, seq)) continue;  // taken back for another worker
@@ -131,7 +146,8 @@ void run_worker(const WorkerContext& ctx) noexcept {
         last_end = now_ns();
         end_result_frame(out, ResultHeader{.seq = seq, .took_ns = last_end - start});
       }
-      send_result(slot, out, parent_gone);
+      owe_wake = tell_later(slot, *ctx.pool, header.batch);
+      send_result(slot, out, parent_gone, owe_wake ? Wake::later : Wake::now);
       if (max_tasks && ++done >= max_tasks) break;
       // Past its resident limit, it leaves between tasks, as at maxtasksperchild: the parent
       // sends what it had queued here to the others, and replaces it.

@@ -16,7 +16,8 @@
 //     -> callbacks run         a completion was deferred: it releases the role, runs them, and
 //                              takes the role back (a callback may wait like any caller).
 //   result thread asleep
-//     -> result thread collects  a worker rings the doorbell after a result, wake() rings it
+//     -> result thread collects  a worker rings the doorbell after a result (of a batch, its
+//                                last: dispatch.hpp), wake() rings it
 //                                (stop, a death, a deferred completion), or the sleep ends; it
 //                                takes the role back, blocking while a waiter holds it.
 //     -> waiter collects       a caller in wait() takes the role (try_lock: never waits for it)

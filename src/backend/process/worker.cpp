@@ -118,7 +118,7 @@ void run_worker(const WorkerContext& ctx) noexcept {
       return parent_gone();
     };
     // Whether a result was sent without waking the parent, which must then be woken before this
-    // worker waits for work (the next chunk of its batch may have been taken back).
+    // worker waits for work (the next chunk of its batch may have been taken back) or leaves.
     bool owe_wake = false;
     for (long done = 0;;) {
       if (owe_wake && !slot.tasks.has_message()) {
@@ -153,6 +153,9 @@ void run_worker(const WorkerContext& ctx) noexcept {
       // sends what it had queued here to the others, and replaces it.
       if (ctx.options->max_worker_rss && os::resident_bytes() > *ctx.options->max_worker_rss) break;
     }
+    // Leaving with chunks of its batch still queued (past its resident limit): the parent reads
+    // what it was not told of now, not only once the watcher sees the exit.
+    if (owe_wake) ctx.pool->doorbell.ring();
     os::flush_stdio();
     os::exit_now(0);
   } catch (...) {

@@ -16,6 +16,7 @@
 #include <benchmark/benchmark.h>
 
 #include "article_workload.hpp"
+#include "stats.hpp"
 
 #include "mproc/mproc.hpp"
 
@@ -25,6 +26,7 @@ int tiny(int x) { return x + 1; }
 
 using bench::article_rows;
 using bench::howmany_within_range;
+using bench::median;
 
 // The article's rows again, in an mproc::Array: shared memory made before the pool, which the
 // pool's workers read in place.
@@ -48,11 +50,6 @@ mproc::Pool& started_pool() {
   article_array();  // before the fork: the workers share it
   static mproc::Pool pool(2);
   return pool;
-}
-
-double median(std::vector<double>& v) {
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
-  return v[v.size() / 2];
 }
 
 // First, while this process is small: a fork copies the page tables of everything the process

@@ -1,8 +1,9 @@
 // No orphans when the program dies: a program (a fork of this test) builds a Pool whose task
 // starts `sleep 1000` in its worker, and is then SIGKILLed. Its workers end by themselves
-// (PR_SET_PDEATHSIG); the task's `sleep`, in its worker's process group, is ended by the pool's
-// guard process, which then exits. Within a second nothing is left. This process makes itself a
-// subreaper, so that every orphan becomes its child: their ends can be seen, and reaped.
+// (PR_SET_PDEATHSIG); the task's `sleep`, in its worker's process group, is ended by the
+// program's guard process, which then exits. Within a second nothing is left. This process makes
+// itself a subreaper, so that every orphan becomes its child (the guard at once: it is no one's
+// child from its start): their ends can be seen, and reaped.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +20,7 @@
 
 #include <gtest/gtest.h>
 
+#include "mproc/detail/process_backend.hpp"
 #include "mproc/mproc.hpp"
 #include "processes.hpp"
 
@@ -45,9 +49,18 @@ std::set<pid_t> reap_all(std::chrono::milliseconds timeout, std::set<pid_t>& lef
   return reaped;
 }
 
+// Whether pid runs (neither gone nor a zombie), from /proc/<pid>/stat's state after "(comm) ".
+bool running(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z' && stat[close + 2] != 'X';
+}
+
 struct Told {
   int workers[2];
   int sleep;
+  int guard;
 };
 
 }  // namespace
@@ -62,7 +75,7 @@ TEST(FaultOrphans, TaskChildrenWorkersAndGuardEndWithAKilledProgram) {
     ::close(fds[0]);
     mproc::Pool pool(2);
     auto pids = pool.backend().worker_pids();
-    Told told{{pids[0], pids[1]}, pool.apply(spawn_sleep, std::tuple{0})};
+    Told told{{pids[0], pids[1]}, pool.apply(spawn_sleep, std::tuple{0}), mproc::detail::program_guard_pid()};
     if (::write(fds[1], &told, sizeof told) != sizeof told) ::_exit(2);
     ::pause();
     ::_exit(0);
@@ -76,10 +89,11 @@ TEST(FaultOrphans, TaskChildrenWorkersAndGuardEndWithAKilledProgram) {
     ::waitpid(program, nullptr, 0);
     FAIL() << (told_whole ? "the task could not start sleep" : "the program did not say what it started");
   }
-  // The program's children: its two workers and its pool's guard.
+  // The program's children: its two workers. Its guard is no one's child, so it came to us.
   const std::set<pid_t> kids = mproc::test::children_of(program);
-  EXPECT_EQ(kids.size(), 3u);
+  EXPECT_EQ(kids.size(), 2u);
   for (int w : told.workers) EXPECT_TRUE(kids.count(w)) << "worker " << w << " is not the program's child";
+  EXPECT_TRUE(mproc::test::children_of().count(told.guard)) << "the program's guard " << told.guard << " is not ours";
 
   ASSERT_EQ(::kill(program, SIGKILL), 0);
   std::set<pid_t> left;
@@ -88,14 +102,26 @@ TEST(FaultOrphans, TaskChildrenWorkersAndGuardEndWithAKilledProgram) {
   EXPECT_TRUE(reaped.count(program));
   EXPECT_TRUE(reaped.count(told.sleep)) << "the task's sleep " << told.sleep << " outlived the program";
   for (pid_t k : kids) EXPECT_TRUE(reaped.count(k)) << "the program's child " << k << " outlived it";
+  EXPECT_TRUE(reaped.count(told.guard)) << "the program's guard " << told.guard << " outlived it";
 }
 
-TEST(FaultOrphans, APoolThatEndsReapsItsGuard) {
+// The first pool makes the program's guard, which is no one's child: a pool that ends leaves no
+// child to reap, and the guard, still running, serves the next pool.
+TEST(FaultOrphans, OneGuardServesEveryPoolAndIsNoOnesChild) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 0), 0);  // as in a program that is not one
+  EXPECT_EQ(mproc::detail::program_guard_pid(), 0) << "a guard before the first pool";
+  pid_t guard = 0;
   {
     mproc::Pool pool(2);
-    EXPECT_EQ(mproc::test::children_of().size(), 3u) << "two workers and a guard";
+    EXPECT_EQ(mproc::test::children_of().size(), 2u) << "two workers";
+    guard = mproc::detail::program_guard_pid();
+    ASSERT_GT(guard, 0);
     EXPECT_EQ(pool.apply([](int x) { return x + 1; }, std::tuple{1}), 2);
   }
   EXPECT_TRUE(mproc::test::children_of().empty());
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a child is left to reap";
+  EXPECT_TRUE(running(guard)) << "the guard ended with the pool";
+  mproc::Pool next(1);
+  EXPECT_EQ(next.apply([](int x) { return x + 1; }, std::tuple{2}), 3);
+  EXPECT_EQ(mproc::detail::program_guard_pid(), guard) << "the next pool made another guard";
 }

@@ -1,6 +1,6 @@
 // A program that builds a Pool and is then SIGKILLed: no worker survives it (within a second),
 // and /dev/shm holds nothing new. This process makes itself a subreaper, so the orphaned
-// workers (and the pool's guard process) become its children and their exits can be observed.
+// workers (and the program's guard process) become its children and their exits can be observed.
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -50,8 +50,8 @@ void run_parent_and_kill_it(bool busy) {
   ASSERT_EQ(::waitpid(parent, nullptr, 0), parent);
   for (int pid : pids)
     EXPECT_TRUE(mproc::test::reaped_within(pid, std::chrono::milliseconds(1000))) << "worker " << pid << " survived";
-  // The pool's guard process came to us too: it exits once it has killed the workers' groups.
-  EXPECT_TRUE(mproc::test::reaped_within(-1, std::chrono::milliseconds(1000))) << "the pool's guard survived";
+  // The program's guard process came to us too: it exits once it has killed the workers' groups.
+  EXPECT_TRUE(mproc::test::reaped_within(-1, std::chrono::milliseconds(1000))) << "the program's guard survived";
   EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1) << "a process is left";
   EXPECT_THAT(mproc::test::new_shm_entries(shm_before), ::testing::IsEmpty());
 }

@@ -189,8 +189,8 @@ TEST(InterruptDefault, SigintEndsTheProgramAndItsWorkersSilently) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
   for (int pid : pids) EXPECT_TRUE(mproc::test::reaped_within(pid, 1s)) << "worker " << pid << " outlived its parent";
-  // The pool's guard process comes to this subreaper too, and ends within a second of its
-  // parent (the leak check after the test fails on one left).
+  // The child's guard process came to this subreaper too, and ends within a second of the child
+  // (the leak check after the test fails on one left).
   (void)mproc::test::reap_children(1s);
   char buf[512];
   ssize_t n = ::read(err[0], buf, sizeof buf);

@@ -298,7 +298,7 @@ TEST(process_Process, ThrowingCallableReportsTheDemangledType) {
 int cube(int x) { return x * x * x; }
 
 // A Pool made in a Process child, after one in the parent has come and gone, guards its own
-// workers: what the parent's guard kept for the next (its stacks, not inherited) is not the child's.
+// workers: the parent's guard, whose memory the child does not inherit, is not the child's.
 TEST(process_Process, ChildMakesAPoolAfterTheParentsEnded) {
   {
     mproc::Pool pool(2);

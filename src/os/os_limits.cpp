@@ -181,74 +181,41 @@ std::size_t MemoryGroup::peak() const noexcept {
   return 0;
 }
 
-// --- the pool's guard process ----------------------------------------------------------------
+// --- the program's guard process -------------------------------------------------------------
 namespace {
 
 constexpr std::size_t kGuardStack = std::size_t{64} << 10;  // each step's; touched only as used
-constexpr long kParentCheckNs = 250'000'000;                // for a pipe whose end does not come (see guard_main)
-constexpr std::size_t kMaxGroups = 4096;                    // a pool's most workers (checked_pool_size)
 
-// What the guard reads, after the two stacks in its memory; the groups follow it.
+// What the guard reads, after the two stacks in its memory; the table of groups follows it.
 struct GuardFrame {
   int read_fd;
-  pid_t parent;
-  std::size_t count;
-  void* guard_stack;  // its top: stacks grow down
-  pid_t guard;        // written by the first step: the guard's pid, or -1
-  int error;          // and then clone's errno
+  pid_t program;
+  void* guard_stack;   // its top: stacks grow down
+  int program_fd;      // written by the first step: the program's pidfd
+  pid_t guard;         // and the guard's pid, or -1
+  int error;           // and then pidfd_open's or clone's errno
+  const char* failed;  // and which of the two failed
 
-  [[nodiscard]] const std::atomic<pid_t>* const* groups() const noexcept {
-    return reinterpret_cast<const std::atomic<pid_t>* const*>(this + 1);
-  }
+  [[nodiscard]] std::atomic<pid_t>* groups() noexcept { return reinterpret_cast<std::atomic<pid_t>*>(this + 1); }
 };
+static_assert(sizeof(std::atomic<pid_t>) == sizeof(pid_t) && alignof(GuardFrame) >= alignof(std::atomic<pid_t>));
 
 constexpr std::size_t kAreaBytes =
-    (2 * kGuardStack + sizeof(GuardFrame) + kMaxGroups * sizeof(void*) + 4095) / 4096 * 4096;
-
-// One guard's memory is kept for the next, its pages warm: a fresh page costs a fault at its first
-// touch, and an unmap a TLB flush on every CPU the guard ran on. Children do not inherit it
-// (MADV_DONTFORK): a fork would make its pages copy-on-write, one more fault each at the next use.
-std::atomic<void*> g_spare_area{nullptr};
-
-void* take_area() {
-  // A forked child has no spare: the parent's was not inherited.
-  static const bool forgets_at_fork =
-      (at_fork(nullptr, nullptr, [] { g_spare_area.store(nullptr, std::memory_order_relaxed); }), true);
-  (void)forgets_at_fork;
-  if (void* area = g_spare_area.exchange(nullptr, std::memory_order_acquire)) return area;
-  void* area = injected_failure(testing::Call::mmap)
-                   ? MAP_FAILED
-                   : ::mmap(nullptr, kAreaBytes, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (area == MAP_FAILED) throw_error(errno, "mmap", "the guard process's stacks");
-  ::madvise(area, kAreaBytes, MADV_DONTFORK);  // advice: without it, only slower
-  return area;
-}
-
-void give_back(void* area) noexcept {
-#ifdef __SANITIZE_ADDRESS__
-  // The first step ran instrumented code on its stack: no poison may outlive its frames.
-  __asan_unpoison_memory_region(area, kAreaBytes);
-#endif
-  void* none = nullptr;
-  if (!g_spare_area.compare_exchange_strong(none, area, std::memory_order_release)) ::munmap(area, kAreaBytes);
-}
+    (2 * kGuardStack + sizeof(GuardFrame) + GuardProcess::kGroups * sizeof(pid_t) + 4095) / 4096 * 4096;
 
 // The guard. Raw calls only, and no sanitizer instrumentation: see the header. Every signal is
 // blocked (inherited from the first step, which inherited it from the creating thread): none but
 // SIGKILL and SIGSTOP reaches it, and no handler of the program's runs on its stack.
 __attribute__((no_sanitize("address"))) int guard_main(void* arg) {
-  const auto& f = *static_cast<const GuardFrame*>(arg);
-  for (;;) {
-    pollfd p{f.read_fd, POLLIN, 0};  // nothing is ever written: readable at the pipe's end
-    timespec every{0, kParentCheckNs};
-    if (::syscall(SYS_ppoll, &p, 1, &every, nullptr, 0) > 0) break;
-    // A child the program forked by hand may keep the write end open past the program's end.
-    if (::syscall(SYS_getppid) != f.parent) break;
+  auto& f = *static_cast<GuardFrame*>(arg);
+  // Nothing is ever written to the pipe: readable at its end. The pidfd: readable once the
+  // program has ended.
+  pollfd watched[2] = {{f.read_fd, POLLIN, 0}, {f.program_fd, POLLIN, 0}};
+  while (::syscall(SYS_ppoll, watched, 2, nullptr, nullptr, 0) <= 0) {
   }
-  const auto* const* groups = f.groups();
-  for (std::size_t i = 0; i < f.count; ++i)
-    if (const pid_t group = groups[i]->load(std::memory_order_acquire); group > 0) ::syscall(SYS_kill, -group, SIGKILL);
+  const std::atomic<pid_t>* groups = f.groups();
+  for (std::size_t i = 0; i < GuardProcess::kGroups; ++i)
+    if (const pid_t group = groups[i].load(std::memory_order_acquire); group > 0) ::syscall(SYS_kill, -group, SIGKILL);
   ::syscall(SYS_exit_group, 0);
   return 0;
 }
@@ -258,24 +225,34 @@ int guard_setup(void* arg) {
   auto& f = *static_cast<GuardFrame*>(arg);
   const int saved_errno = errno;  // the creating thread's
   close_fds_from(3, f.read_fd);
-  f.guard = injected_failure(testing::Call::clone)
-                ? -1
-                : ::clone(guard_main, f.guard_stack, CLONE_VM | CLONE_PARENT | SIGCHLD, arg);
-  f.error = f.guard < 0 ? errno : 0;
+  f.program_fd =
+      injected_failure(testing::Call::pidfd_open) ? -1 : static_cast<int>(::syscall(SYS_pidfd_open, f.program, 0));
+  if (f.program_fd < 0) {
+    f.error = errno;
+    f.failed = "pidfd_open";
+  } else {
+    // Not CLONE_PARENT: the guard is this step's child, and no one's once it exits.
+    f.guard = injected_failure(testing::Call::clone) ? -1 : ::clone(guard_main, f.guard_stack, CLONE_VM | SIGCHLD, arg);
+    f.error = f.guard < 0 ? errno : 0;
+    f.failed = "clone";
+  }
   errno = saved_errno;
   return 0;
 }
 
 }  // namespace
 
-GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups) {
-  if (groups.size() > kMaxGroups)
-    throw std::length_error("mproc: a guard process for " + std::to_string(groups.size()) +
-                            " process groups (at most " + std::to_string(kMaxGroups) + ")");
-  area_ = take_area();
+GuardProcess::GuardProcess(int read_fd) {
+  area_ = injected_failure(testing::Call::mmap)
+              ? MAP_FAILED
+              : ::mmap(nullptr, kAreaBytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (area_ == MAP_FAILED) throw_error(errno, "mmap", "the guard process's stacks");
+  // A child forked later does not inherit it: its pages would turn copy-on-write, one more fault
+  // each for the guard, and the child has no use for another program's table.
+  ::madvise(area_, kAreaBytes, MADV_DONTFORK);  // advice: without it, only slower
   auto* base = static_cast<std::byte*>(area_);
-  auto* f = new (base + 2 * kGuardStack) GuardFrame{read_fd, ::getpid(), groups.size(), base + 2 * kGuardStack, -1, 0};
-  std::memcpy(f + 1, groups.data(), groups.size_bytes());
+  auto* f = new (base + 2 * kGuardStack) GuardFrame{read_fd, ::getpid(), base + 2 * kGuardStack, -1, -1, 0, nullptr};
   // Every signal blocked in the first step, and so in the guard: see guard_main.
   sigset_t all;
   sigset_t old;
@@ -287,26 +264,22 @@ GuardProcess::GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* cons
   const int err = errno;
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
   if (setup > 0) reap(setup);  // it has exited: CLONE_VFORK returns then
+#ifdef __SANITIZE_ADDRESS__
+  // The first step ran instrumented code on its stack: no poison may outlive its frames.
+  __asan_unpoison_memory_region(area_, 2 * kGuardStack);
+#endif
   if (setup < 0 || f->guard < 0) {
     const int failed = setup < 0 ? err : f->error;
-    end();
-    throw_error(failed, "clone", "the guard process");
+    const char* call = setup < 0 ? "clone" : f->failed;
+    ::munmap(area_, kAreaBytes);
+    throw_error(failed, call, "the guard process");
   }
   pid_ = f->guard;
 }
 
-void GuardProcess::kill() noexcept {
-  if (pid_ > 0) ::kill(pid_, SIGKILL);  // our unreaped child, so its number cannot be another's
-}
-
-void GuardProcess::end() noexcept {
-  if (pid_ > 0) {
-    kill();
-    reap(pid_);
-  }
-  pid_ = 0;
-  if (area_) give_back(area_);
-  area_ = nullptr;
+std::span<std::atomic<pid_t>> GuardProcess::groups() const noexcept {
+  auto* f = reinterpret_cast<GuardFrame*>(static_cast<std::byte*>(area_) + 2 * kGuardStack);
+  return {f->groups(), kGroups};
 }
 
 }  // namespace mproc::detail::os

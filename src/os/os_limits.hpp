@@ -58,38 +58,45 @@ class MemoryGroup {
   Fd procs_;
 };
 
-// --- the pool's guard process ----------------------------------------------------------------
-// A process that kills the process groups in `groups` once the program that made it is gone: when
-// read_fd (the read end of a pipe whose write end only the program holds) reaches its end, or
-// when its parent is not the program any more. It reads each group only then; 0 is skipped.
+// --- the program's guard process -------------------------------------------------------------
+// A process that kills the process groups noted in its table once the program that made it is
+// gone: when read_fd (the read end of a pipe whose write end only the program holds) reaches its
+// end, which the program's end or an exec brings, or when the program has ended (a pidfd, for a
+// child forked by hand that keeps the write end open). It reads its table only then; 0 is
+// skipped. It lives as long as the program: no one's child (its parent, the first step below,
+// exits at once), it ends by itself and is reaped by init or the nearest subreaper, as a
+// daemon's grandchild is.
 //
 // It shares the program's memory (clone with CLONE_VM, as posix_spawn's child does), so it reads
-// the groups where the program writes them, and it starts and ends in tens of microseconds where
-// a fork copies the page tables and its end tears them down (a fork-made guard was 1.5 ms of a
-// Pool's start and stop on the reference machine). What sharing the memory demands:
+// the table where the program writes it, and it starts in tens of microseconds where a fork
+// copies the page tables. What sharing the memory demands:
 // - It is made in two steps. First a child during which the creating thread is stopped
-//   (CLONE_VFORK) closes every descriptor but read_fd, makes the guard (CLONE_PARENT: the
-//   program's child, not its own) and exits. Only this step uses the creating thread's
-//   thread-local storage (errno, a sanitizer's fake stack), as that thread would.
+//   (CLONE_VFORK) closes every descriptor but read_fd, opens the program's pidfd, makes the guard
+//   and exits. Only this step uses the creating thread's thread-local storage (errno, a
+//   sanitizer's fake stack), as that thread would.
 // - The guard makes raw system calls that do not fail while the program lives, in code built
 //   without sanitizer instrumentation: no thread-local storage that a thread of the program uses.
 //   Every signal is blocked in both (SIGKILL and SIGSTOP aside): a handler of the program's never
 //   runs there, and a signal meant for the program or its process group does not end the guard.
+// - Its memory (stacks and table) is MADV_DONTFORK: a child forked later has none of it, and
+//   makes its own guard.
 class GuardProcess {
  public:
-  // Throws std::system_error naming mmap or clone, leaving nothing behind; std::length_error past
-  // 4096 groups.
-  GuardProcess(int read_fd, std::span<const std::atomic<pid_t>* const> groups);
+  static constexpr std::size_t kGroups = 65536;  // the table's entries: groups noted at once
+
+  // Throws std::system_error naming mmap, clone or pidfd_open, leaving nothing behind.
+  explicit GuardProcess(int read_fd);
   GuardProcess(const GuardProcess&) = delete;
   GuardProcess& operator=(const GuardProcess&) = delete;
-  ~GuardProcess() { end(); }
-  // Sends the guard SIGKILL, so that end() finds it gone or going.
-  void kill() noexcept;
-  // Kills the guard and reaps it. Idempotent; not concurrent with itself.
-  void end() noexcept;
+  // The guard goes on: it ends by itself once the program is gone.
+  ~GuardProcess() = default;
+
+  // Where the program notes the groups to kill, kGroups entries; 0 is nothing.
+  [[nodiscard]] std::span<std::atomic<pid_t>> groups() const noexcept;
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
  private:
-  void* area_ = nullptr;  // the two steps' stacks, then what the guard reads (GuardFrame)
+  void* area_ = nullptr;  // the two steps' stacks, then what the guard reads (GuardFrame, the table)
   pid_t pid_ = 0;
 };
 

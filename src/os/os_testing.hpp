@@ -16,9 +16,10 @@ namespace mproc::detail::os {
 namespace testing {
 
 // The calls that can be made to fail. fork also covers the tracker's raw fork; mmap covers both
-// map_shared_anonymous and map_fd, and the guard process's stacks; close_range, close_fds_from's
-// first way (its fallbacks are tested); populate, populate_pages (advice: a failure leaves the
-// pages to fault in on first touch); clone, the guard process's two steps.
+// map_shared_anonymous and map_fd, and the guard process's memory; pidfd_open also covers the
+// guard's pidfd of the program; close_range, close_fds_from's first way (its fallbacks are
+// tested); populate, populate_pages (advice: a failure leaves the pages to fault in on first
+// touch); clone, the guard process's two steps.
 enum class Call : unsigned {
   fork,
   pidfd_open,

@@ -9,6 +9,8 @@
 #include <string>
 #include <thread>
 
+#include "mproc/detail/process_backend.hpp"
+
 namespace mproc::test {
 namespace {
 
@@ -49,6 +51,8 @@ std::set<pid_t> children_of(pid_t pid) {
     std::ifstream in(tasks + tid + "/children");
     for (pid_t k = 0; in >> k;) kids.insert(k);
   });
+  // This program's guard, a subreaper's child for the program's life, is not a test's doing.
+  if (pid == ::getpid()) kids.erase(mproc::detail::program_guard_pid());
   return kids;
 }
 
@@ -81,7 +85,9 @@ std::set<pid_t> reap_children(std::chrono::steady_clock::duration timeout) {
       reaped.insert(r);
       continue;
     }
-    if ((r < 0 && errno == ECHILD) || std::chrono::steady_clock::now() >= deadline) return reaped;
+    // Only this program's guard left (a subreaper's child until the program ends): done.
+    if ((r < 0 && errno == ECHILD) || (r == 0 && children_of().empty()) || std::chrono::steady_clock::now() >= deadline)
+      return reaped;
     std::this_thread::sleep_for(kPoll);
   }
 }

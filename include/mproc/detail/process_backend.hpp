@@ -23,6 +23,10 @@ class ProcessPoolCore;
 // stand for a worker that never starts, as one forked while another thread held a lock it needs).
 extern void (*worker_start_hook)() noexcept;
 
+// For tests: the program's guard process, which every pool of this process shares and which is no
+// one's child (src/backend/process/guard.hpp); 0 until this process makes its first pool.
+[[nodiscard]] int program_guard_pid() noexcept;
+
 class ProcessBackend {
  public:
   static constexpr bool sends_functions = true;      // by address: valid in every forked worker

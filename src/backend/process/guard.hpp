@@ -1,39 +1,42 @@
-// guard.hpp: PoolGuard — one small process per pool that ends the workers' process groups when
-// the program dies, however it dies. A worker ends with its parent by itself (PR_SET_PDEATHSIG,
-// then its watchdog), but what its task started (a shell command, a `sleep`) would outlive both:
-// nobody is left to kill the worker's group. The guard is made when the pool is built, before
-// any worker; it holds the read end of a pipe whose write end only the program holds, and reads
-// each worker's group in SlotShared::group (written by the pool as workers are born and reaped:
-// one store, nothing added to a worker's start). At the pipe's end, or once its parent is not
-// the program any more, it kills every group noted there and exits (os::GuardProcess, which shares
-// the program's memory: no fork). A pool that ends kills it.
+// guard.hpp: the program's guard process, and each pool's entries in it. The guard ends the
+// workers' process groups when the program dies, however it dies. A worker ends with its parent
+// by itself (PR_SET_PDEATHSIG, then its watchdog), but what its task started (a shell command, a
+// `sleep`) would outlive both: nobody is left to kill the worker's group.
+//
+// One guard serves every pool of a process: the first pool makes it (os::GuardProcess, which
+// shares the program's memory: no fork), and it lives as long as the program, no one's child, as
+// the shared-memory tracker does. So a pool's start and end cost no process. Each pool claims an
+// entry of its table per slot, where the pool notes the slot's worker's group as the worker is
+// born and reaped (one store: nothing is added to a worker's start), and gives them back when it
+// ends. A child forked afterwards (a Process, a worker, a hand-made fork) has no guard and makes
+// its own with its first pool.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
+#include <vector>
+
 #include "backend/process/slot.hpp"
-#include "os/os.hpp"
-#include "os/os_limits.hpp"
 
 namespace mproc::detail {
 
+struct ProgramGuard;
+
 class PoolGuard {
  public:
-  // Makes the guard; throws what pipe, mmap or clone throws, leaving nothing behind.
+  // Claims an entry for each slot (Slot::group), making the program's guard first when this
+  // process has none: throws what pipe, mmap, clone or pidfd_open throws, leaving nothing behind,
+  // or std::length_error while the program's pools hold os::GuardProcess::kGroups slots.
   explicit PoolGuard(const Slots& slots);
   PoolGuard(const PoolGuard&) = delete;
   PoolGuard& operator=(const PoolGuard&) = delete;
-  // Once the pool's workers are gone for good (join, terminate): kills the guard, which has
-  // nothing left to do, and reaps it. Idempotent; not concurrent with itself. kill() only sends
-  // the signal, so that end() finds it gone after other work.
-  void kill() noexcept {
-    if (process_) process_->kill();
-  }
-  void end() noexcept;
-  ~PoolGuard() { end(); }
+  // The entries go back, zeroed: the pool's workers are gone by then.
+  ~PoolGuard();
 
  private:
-  // Only the program holds it (registered parent-only: mproc's children close it).
-  os::Fd write_;
-  std::optional<os::GuardProcess> process_;
+  ProgramGuard* owner_ = nullptr;  // the guard the entries are in
+  std::vector<std::size_t> entries_;
 };
 
 }  // namespace mproc::detail

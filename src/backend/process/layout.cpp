@@ -79,7 +79,7 @@ void Spawner::spawn(Slot& slot) {
     os::reap(pid);
     throw;
   }
-  slot.shared->group.store(pid, std::memory_order_release);  // for the guard: the group exists now
+  slot.group->store(pid, std::memory_order_release);  // for the guard: the group exists now
   slot.alive = true;
 }
 

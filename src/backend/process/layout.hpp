@@ -38,9 +38,9 @@ class PoolMemory {
 };
 
 // Forks workers for one pool. Owns the watchdog pipe: its write end, which only this process
-// holds, is the workers' second sign of the parent's death (its EOF); the pool's guard process,
-// forked first, which ends the workers' groups if the program dies; and the workers' memory
-// limits.
+// holds, is the workers' second sign of the parent's death (its EOF); the pool's entries in the
+// program's guard process, which ends the workers' groups if the program dies; and the workers'
+// memory limits.
 class Spawner {
  public:
   Spawner(PoolShared& pool, const Slots& slots, const PoolOptions& options);
@@ -51,10 +51,6 @@ class Spawner {
   // Resets the slot and forks a worker into it; throws what fork or pidfd_open throws, with no
   // child left behind.
   void spawn(Slot& slot);
-  // Once no worker will be spawned again and all are gone: the guard ends too (guard.hpp), told
-  // first and reaped after the caller's other work.
-  void kill_guard() noexcept { guard_.kill(); }
-  void end_guard() noexcept { guard_.end(); }
   // For the watcher, after a worker's end: whether it ran out of memory (memory_limit.hpp).
   [[nodiscard]] MemoryLimiter& memory() noexcept { return memory_; }
 
@@ -62,7 +58,7 @@ class Spawner {
   PoolShared& pool_;
   const PoolOptions& options_;
   pid_t parent_;
-  PoolGuard guard_;  // first: forked before any worker, and before the pipes below exist
+  PoolGuard guard_;  // first: the program's guard is made before any worker, and before the pipes below exist
   MemoryLimiter memory_;
   os::Fd watchdog_read_, watchdog_write_;
   std::unique_ptr<OutputRelay> relay_;  // Output::lines; outlives the workers

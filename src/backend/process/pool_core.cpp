@@ -125,7 +125,7 @@ void ProcessPoolCore::abandon_start(bool watching) {
   watch_thread_.join();
   for (auto& slot : slots_)
     if (slot->alive) {
-      slot->shared->group.store(0, std::memory_order_release);  // the guard must not kill its number once reaped
+      slot->group->store(0, std::memory_order_release);  // the guard must not kill its number once reaped
       if (os::wait_pidfd(slot->pidfd.get(), true)) slot->alive = false;
     }
 }
@@ -328,13 +328,11 @@ void ProcessPoolCore::await_all_gone() {
 }
 
 void ProcessPoolCore::stop_threads() {
-  spawner_.kill_guard();  // the workers are gone for good: nothing left to guard
   watcher_.stop();
   collector_.stop();
   std::lock_guard lock(join_mu_);
   for (std::thread* t : {&watch_thread_, &result_thread_})
     if (t->joinable()) t->join();
-  spawner_.end_guard();  // gone by now, or nearly
 }
 
 void ProcessPoolCore::outlive_callback(std::unique_ptr<ProcessPoolCore> self) noexcept {

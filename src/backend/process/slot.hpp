@@ -46,9 +46,6 @@ struct SlotShared {
   // allocation failed past the limit, and the memory the worker used then (memory_limit.hpp).
   std::atomic<std::uint64_t> memory_failed_seq{0};
   std::atomic<std::uint64_t> memory_used{0};
-  // The worker's process group while it lives (0 before, and once it is reaped), for the pool's
-  // guard process, which kills the groups when the program dies (guard.hpp).
-  std::atomic<pid_t> group{0};
   RingHeader task_header;
   RingHeader result_header;
   // The heap block holding the result frame the worker writes or has sent as a spill note and
@@ -72,6 +69,9 @@ struct Slot {
   Ring results;  // worker -> parent
   pid_t pid = 0;
   os::Fd pidfd;
+  // This slot's entry in the program's guard process: the worker's process group while it lives
+  // (0 before, and once it is reaped), which the guard kills when the program dies (guard.hpp).
+  std::atomic<pid_t>* group = nullptr;
   bool alive = false;                // guarded by PoolState::mu
   long chunks_sent = 0;              // since spawned; guarded by PoolState::mu
   std::deque<Record> inflight;       // sent, result not yet read, in order; guarded by PoolState::mu

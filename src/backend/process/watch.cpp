@@ -225,7 +225,7 @@ void Watcher::on_exit(Slot& slot) {
   // Its task's children end with it, whatever ended it; before the reaping, while its number
   // cannot be another's.
   os::kill_group(slot.pid, SIGKILL);
-  slot.shared->group.store(0, std::memory_order_release);  // the guard must not kill its number once reaped
+  slot.group->store(0, std::memory_order_release);  // the guard must not kill its number once reaped
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
   const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;

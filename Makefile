@@ -27,7 +27,8 @@ test: build
 stress: configure
 	@cmake --build $(BUILD) -j $(JOBS) --target mproc_stress
 	@[ -f $(ASAN_BUILD)/build.ninja ] || cmake -S . -B $(ASAN_BUILD) -G Ninja -Wno-dev -DCMAKE_BUILD_TYPE=Debug \
-	  -DCMAKE_CXX_FLAGS=-O1 -DMPROC_SANITIZE=address,undefined -DMPROC_WERROR=ON -DMPROC_BENCH=OFF -DMPROC_MPI=OFF >/dev/null
+	  -DCMAKE_CXX_FLAGS=-O1 -DCMAKE_CXX_FLAGS_DEBUG=-g1 -DMPROC_SANITIZE=address,undefined -DMPROC_WERROR=ON -DMPROC_BENCH=OFF \
+	  -DMPROC_MPI=OFF >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS) --target mproc_stress
 	tests/stress/run $(BUILD) $(ASAN_BUILD)
 

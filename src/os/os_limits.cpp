@@ -247,7 +247,7 @@ GuardProcess::GuardProcess(int read_fd) {
               ? MAP_FAILED
               : ::mmap(nullptr, kAreaBytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-  if (area_ == MAP_FAILED) throw_error(errno, "mmap", "the guard process's stacks");
+  if (area_ == MAP_FAILED) throw_error(errno, "mmap", "the guard process's memory");
   // A child forked later does not inherit it: its pages would turn copy-on-write, one more fault
   // each for the guard, and the child has no use for another program's table.
   ::madvise(area_, kAreaBytes, MADV_DONTFORK);  // advice: without it, only slower

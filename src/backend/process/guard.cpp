@@ -1,7 +1,9 @@
 #include "backend/process/guard.hpp"
 
-#include <memory>
+#include <bitset>
+#include <cstddef>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -17,14 +19,18 @@ namespace mproc::detail {
 struct ProgramGuard {
   os::Fd write;  // the pipe's write end: only the program holds it (registered parent-only)
   std::optional<os::GuardProcess> process;
-  std::vector<bool> taken;  // by entry: claimed by a live pool
-  std::size_t next = 0;     // where the search for free entries starts
+  std::bitset<os::GuardProcess::kGroups> taken;  // by entry: claimed by a live pool
+  std::size_t next = 0;                          // where the search for free entries starts
+  pid_t program = 0;                             // the process that made it
 };
 
 namespace {
 
 std::mutex g_mu;
-ProgramGuard* g_guard = nullptr;  // guarded by g_mu; leaked on purpose: it outlives every pool
+// In static storage whose destructor never runs: the guard outlives every pool, static ones
+// included, and a forked child that forgets it leaks nothing.
+alignas(ProgramGuard) std::byte g_storage[sizeof(ProgramGuard)];
+ProgramGuard* g_guard = nullptr;  // in g_storage once made; guarded by g_mu
 
 // A forked child has no guard: the memory the parent's shares with it is not inherited
 // (MADV_DONTFORK), and its pools are for its own guard to watch. The lock is held across the fork,
@@ -43,19 +49,20 @@ void forget_at_fork() {
 // Under g_mu.
 ProgramGuard& program_guard() {
   if (g_guard) return *g_guard;
-  auto guard = std::make_unique<ProgramGuard>();
   auto [r, w] = os::pipe();
   os::register_parent_only_fd(w.get());
+  auto* guard = new (g_storage) ProgramGuard;
   try {
     guard->process.emplace(r.get());
   } catch (...) {
+    guard->~ProgramGuard();
     os::unregister_parent_only_fd(w.get());
     throw;
   }
   guard->write = std::move(w);  // the read end closes here: the guard has its own
-  guard->taken.assign(os::GuardProcess::kGroups, false);
-  g_guard = guard.release();
-  return *g_guard;
+  guard->program = os::getpid();
+  g_guard = guard;
+  return *guard;
 }
 
 }  // namespace
@@ -64,8 +71,8 @@ PoolGuard::PoolGuard(const Slots& slots) {
   forget_at_fork();
   std::lock_guard hold(g_mu);
   ProgramGuard& guard = program_guard();
-  owner_ = &guard;
-  const std::size_t n = guard.taken.size();
+  program_ = guard.program;
+  const std::size_t n = guard.taken.size();  // a pool's entries are searched from where the last one's ended
   for (std::size_t looked = 0; entries_.size() < slots.size() && looked < n; ++looked) {
     const std::size_t i = (guard.next + looked) % n;
     if (!guard.taken[i]) entries_.push_back(i);
@@ -84,11 +91,12 @@ PoolGuard::PoolGuard(const Slots& slots) {
 
 PoolGuard::~PoolGuard() {
   std::lock_guard hold(g_mu);
-  if (g_guard != owner_) return;  // a forked child's copy of its parent's pool: the entries are not its
-  const auto groups = owner_->process->groups();
+  // A forked child's copy of its parent's pool: the entries are in the parent's guard, not its own.
+  if (!g_guard || g_guard->program != program_) return;
+  const auto groups = g_guard->process->groups();
   for (std::size_t i : entries_) {
     groups[i].store(0, std::memory_order_release);
-    owner_->taken[i] = false;
+    g_guard->taken[i] = false;
   }
 }
 

@@ -21,8 +21,6 @@
 
 namespace mproc::detail {
 
-struct ProgramGuard;
-
 class PoolGuard {
  public:
   // Claims an entry for each slot (Slot::group), making the program's guard first when this
@@ -35,7 +33,7 @@ class PoolGuard {
   ~PoolGuard();
 
  private:
-  ProgramGuard* owner_ = nullptr;  // the guard the entries are in
+  pid_t program_ = 0;  // the process whose guard holds the entries
   std::vector<std::size_t> entries_;
 };
 

@@ -125,3 +125,34 @@ TEST(FaultOrphans, OneGuardServesEveryPoolAndIsNoOnesChild) {
   EXPECT_EQ(next.apply([](int x) { return x + 1; }, std::tuple{2}), 3);
   EXPECT_EQ(mproc::detail::program_guard_pid(), guard) << "the next pool made another guard";
 }
+
+// A child forked by hand (no Process: fork() itself, from a program whose pool runs its threads)
+// forgets its parent's guard, whose memory it does not have, and its first pool makes its own.
+// The parent's guard and pool go on.
+TEST(FaultOrphans, AChildForkedByHandMakesItsOwnGuard) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+  mproc::Pool pool(1);
+  const pid_t guard = mproc::detail::program_guard_pid();
+  ASSERT_GT(guard, 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = mproc::detail::program_guard_pid() == 0 ? 0 : 1;
+    {
+      mproc::Pool own(1);
+      if (own.apply([](int x) { return x * 3; }, std::tuple{5}) != 15) code |= 2;
+      const pid_t own_guard = mproc::detail::program_guard_pid();
+      if (own_guard <= 0 || own_guard == guard) code |= 4;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status) & 1, 0) << "the child still had its parent's guard";
+  EXPECT_EQ(WEXITSTATUS(status) & 2, 0) << "the child's pool did not work";
+  EXPECT_EQ(WEXITSTATUS(status) & 4, 0) << "the child's pool made no guard of its own";
+  EXPECT_EQ(mproc::detail::program_guard_pid(), guard);
+  EXPECT_TRUE(running(guard));
+  EXPECT_EQ(pool.apply([](int x) { return x + 1; }, std::tuple{41}), 42);
+}

@@ -84,8 +84,9 @@ class ThreadPoolCore final : public JobHost {
   alignas(64) std::atomic<std::uint32_t> sleepers_{0};
   std::atomic<std::uint32_t> spinning_{0};  // 1 while a worker spins looking for work (at most one)
   // Set once no more pushes can happen: workers exit when idle. The spinning worker reads it at
-  // every look, so it has a line of its own: next to spinning_ and sleepers_, which every push
-  // reads and every spin writes, it made a round trip (apply_async, then get) 1.5x as long.
+  // every look, so it starts a line of its own (shared only with callback_mu_): next to
+  // spinning_ and sleepers_, which every push reads and every spin writes, it made a round trip
+  // (apply_async, then get) 1.5x as long.
   alignas(64) std::atomic<bool> stop_{false};
 
   std::mutex callback_mu_;  // held while a job's callbacks run: one at a time

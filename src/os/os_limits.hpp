@@ -1,5 +1,5 @@
 // os_limits.hpp: the os wrappers of a worker's memory limit — RLIMIT_DATA and what it counts, and
-// cgroup v2 groups with memory.max — and the pool's guard process. Same rules as os.hpp.
+// cgroup v2 groups with memory.max — and the program's guard process. Same rules as os.hpp.
 #pragma once
 
 #include <sys/types.h>

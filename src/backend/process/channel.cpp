@@ -40,27 +40,49 @@ void Ring::copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexc
   if (n > first) std::memcpy(dst + first, data_, n - first);
 }
 
+namespace {
+
+std::uint64_t message_start(std::uint64_t end_of_previous) noexcept {
+  return (end_of_previous + kMessageAlign - 1) & ~std::uint64_t{kMessageAlign - 1};
+}
+
+// Bytes from at to head, 0 while head has not reached at (a message's padding, streamed).
+std::size_t bytes_between(std::uint64_t at, std::uint64_t head) noexcept {
+  return head > at ? static_cast<std::size_t>(head - at) : 0;
+}
+
+}  // namespace
+
 std::size_t Ring::free_space() const noexcept {
   return capacity() -
          static_cast<std::size_t>(h_->head.load(std::memory_order_relaxed) - h_->tail.load(std::memory_order_acquire));
 }
 
+std::size_t Ring::room(std::uint64_t head, std::size_t want) noexcept {
+  std::size_t free = capacity() - static_cast<std::size_t>(head - tail_seen_);
+  if (free >= want) return free;
+  tail_seen_ = h_->tail.load(std::memory_order_acquire);
+  return capacity() - static_cast<std::size_t>(head - tail_seen_);
+}
+
 bool Ring::try_send(std::span<const std::byte> a, std::span<const std::byte> b, Wake wake) noexcept {
   std::uint64_t length = a.size() + b.size();
-  if (sizeof length + length > free_space()) return false;
-  std::uint64_t head = h_->head.load(std::memory_order_relaxed);
-  copy_in(head, reinterpret_cast<const std::byte*>(&length), sizeof length);
-  copy_in(head + sizeof length, a.data(), a.size());
-  copy_in(head + sizeof length + a.size(), b.data(), b.size());
-  h_->head.store(head + sizeof length + length, std::memory_order_release);
+  const std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+  const std::uint64_t start = message_start(head);
+  const std::uint64_t end = start + sizeof length + length;
+  if (end - head > room(head, static_cast<std::size_t>(end - head))) return false;
+  copy_in(start, reinterpret_cast<const std::byte*>(&length), sizeof length);
+  copy_in(start + sizeof length, a.data(), a.size());
+  copy_in(start + sizeof length + a.size(), b.data(), b.size());
+  h_->head.store(end, std::memory_order_release);
   if (wake == Wake::now) data_bell_->ring();
   return true;
 }
 
 std::size_t Ring::put_some(std::span<const std::byte>& src) noexcept {
-  std::size_t n = std::min(src.size(), free_space());
-  if (n == 0) return 0;
   std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+  std::size_t n = std::min(src.size(), room(head, src.size()));
+  if (n == 0) return 0;
   copy_in(head, src.data(), n);
   h_->head.store(head + n, std::memory_order_release);
   src = src.subspan(n);
@@ -71,12 +93,19 @@ std::size_t Ring::put_some(std::span<const std::byte>& src) noexcept {
 void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, const GiveUp& give_up, Wake wake) {
   if (try_send(a, b, wake)) return;
   std::uint64_t length = a.size() + b.size();
-  std::span<const std::byte> parts[3] = {{reinterpret_cast<const std::byte*>(&length), sizeof length}, a, b};
+  // The padding before the message streams too: its bytes are never read.
+  static constexpr std::byte kPadding[kMessageAlign]{};
+  const std::uint64_t head = h_->head.load(std::memory_order_relaxed);
+  std::span<const std::byte> parts[4] = {{kPadding, static_cast<std::size_t>(message_start(head) - head)},
+                                         {reinterpret_cast<const std::byte*>(&length), sizeof length},
+                                         a,
+                                         b};
   for (auto& part : parts) {
     while (!part.empty()) {
       if (put_some(part) == 0)
         wait(
-            h_->space, waits::kProcessRingSpace, [this] { return free_space() > 0; }, give_up);
+            h_->space, waits::kProcessRingSpace, [this] { return room(h_->head.load(std::memory_order_relaxed), 1) > 0; },
+            give_up);
     }
   }
 }
@@ -86,21 +115,20 @@ bool Ring::has_message() const noexcept {
 }
 
 bool Ring::peek(std::span<std::byte> out) const noexcept {
-  const std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
+  const std::uint64_t start = message_start(h_->tail.load(std::memory_order_relaxed));
   std::uint64_t length = 0;
-  if (h_->head.load(std::memory_order_acquire) - tail < sizeof length + out.size()) return false;
-  copy_out(tail, reinterpret_cast<std::byte*>(&length), sizeof length);
+  if (bytes_between(start, h_->head.load(std::memory_order_acquire)) < sizeof length + out.size()) return false;
+  copy_out(start, reinterpret_cast<std::byte*>(&length), sizeof length);
   if (length < out.size()) return false;
-  copy_out(tail + sizeof length, out.data(), out.size());
+  copy_out(start + sizeof length, out.data(), out.size());
   return true;
 }
 
 void Ring::receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up) {
   out.clear();
-  auto available = [this] {
-    return static_cast<std::size_t>(h_->head.load(std::memory_order_acquire) -
-                                    h_->tail.load(std::memory_order_relaxed));
-  };
+  // Where the next byte is read; the first store of the tail skips the padding before it.
+  std::uint64_t at = message_start(h_->tail.load(std::memory_order_relaxed));
+  auto available = [&] { return bytes_between(at, h_->head.load(std::memory_order_acquire)); };
   auto take = [&](std::byte* dst, std::size_t n) {
     while (n > 0) {
       std::size_t got = std::min(n, available());
@@ -109,9 +137,9 @@ void Ring::receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up)
             *data_bell_, policy, [&] { return available() > 0; }, give_up);
         continue;
       }
-      std::uint64_t tail = h_->tail.load(std::memory_order_relaxed);
-      copy_out(tail, dst, got);
-      h_->tail.store(tail + got, std::memory_order_release);
+      copy_out(at, dst, got);
+      at += got;
+      h_->tail.store(at, std::memory_order_release);
       h_->space.ring();
       dst += got;
       n -= got;
@@ -154,6 +182,7 @@ void Ring::reset() noexcept {
   h_->head.store(0, std::memory_order_relaxed);
   h_->tail.store(0, std::memory_order_relaxed);
   h_->space.word.store(0, std::memory_order_relaxed);
+  tail_seen_ = 0;
 }
 
 }  // namespace mproc::detail

@@ -2,6 +2,12 @@
 // single-consumer byte ring in memory shared by two processes, carrying length-prefixed
 // messages of any size (a message larger than the ring streams through it). A Bell is the futex
 // word a side sleeps on after a bounded spin; the other side rings it only when someone sleeps.
+//
+// What a message costs is mostly the cache lines that move between the two cores. So each
+// message begins on a cache line of its own (kMessageAlign): one of up to 56 bytes (a task of
+// one call, a result) moves one line of data, not the two it would straddle packed. And the
+// producer reads the consumer's position only when the room it last saw runs out: the tail's
+// line stays with the consumer, which writes it after every message.
 #pragma once
 
 #include <atomic>
@@ -29,9 +35,14 @@ struct Bell {
   void sleep(Nanos timeout) noexcept;
 };
 
+// A message starts at a multiple of this, in the ring: the bytes before it since the previous
+// message's end are padding, skipped by both sides.
+constexpr std::size_t kMessageAlign = 64;
+
 struct alignas(64) RingHeader {
-  alignas(64) std::atomic<std::uint64_t> head{0};  // bytes ever written; written by the producer
-  alignas(64) std::atomic<std::uint64_t> tail{0};  // bytes ever read; written by the consumer
+  // Positions count bytes since the ring's start, padding included, and never wrap.
+  alignas(64) std::atomic<std::uint64_t> head{0};  // the end of what is written; written by the producer
+  alignas(64) std::atomic<std::uint64_t> tail{0};  // the end of what is read; written by the consumer
   alignas(64) Bell space;                          // the producer sleeps here while the ring is full
 };
 
@@ -71,11 +82,15 @@ class Ring {
   // Empties the ring; only while neither side uses it.
   void reset() noexcept;
   [[nodiscard]] std::size_t capacity() const noexcept { return mask_ + 1; }
+  // Free bytes, read from both positions: for any thread, not only the producer's.
   [[nodiscard]] std::size_t free_space() const noexcept;
 
  private:
   void copy_in(std::uint64_t at, const std::byte* src, std::size_t n) noexcept;
   void copy_out(std::uint64_t at, std::byte* dst, std::size_t n) const noexcept;
+  // Producer: free bytes, from the consumer's position as last read, read again when that
+  // leaves less than want.
+  std::size_t room(std::uint64_t head, std::size_t want) noexcept;
   std::size_t put_some(std::span<const std::byte>& src) noexcept;  // returns bytes published
   // Waits until pred() or give_up(); spins, then sleeps on bell, as policy says, checking
   // give_up() after each sleep (not while spinning: it may cost a system call).
@@ -87,6 +102,7 @@ class Ring {
   std::byte* data_ = nullptr;
   std::size_t mask_ = 0;
   Bell* data_bell_ = nullptr;
+  std::uint64_t tail_seen_ = 0;  // the producer's last read of the tail
 };
 
 }  // namespace mproc::detail

@@ -147,11 +147,26 @@ bool release_spares() noexcept {
 
 bool spares_held() noexcept { return t_spares[0] != nullptr; }
 
-void WriterFree::operator()(std::byte* p) const noexcept {
+void Writer::free_storage(std::byte* data, bool heap) noexcept {
   if (heap)
-    heap::deallocate(p);
+    heap::deallocate(data);
   else
-    delete[] p;
+    delete[] data;
+}
+
+void Writer::swap(Writer& other) noexcept {
+  std::swap(data_, other.data_);
+  std::swap(size_, other.size_);
+  std::swap(owner_, other.owner_);
+  // Bit-fields: no references to them, so no std::swap.
+  const std::size_t capacity = capacity_;
+  const bool heap = heap_, spill = spill_;
+  set_capacity(other.capacity_);
+  heap_ = other.heap_;
+  spill_ = other.spill_;
+  other.set_capacity(capacity);
+  other.heap_ = heap;
+  other.spill_ = spill;
 }
 
 namespace {
@@ -160,9 +175,9 @@ namespace {
 // to it by release_heap() for its next frame. Otherwise each big frame would grow from nothing
 // again, and the buffers freed past malloc's trim threshold go back to the kernel: a worker
 // answering a map's big chunks faulted a quarter megabyte back in per chunk (BM_ArticleMap 4 ->
-// 10 ms). At most one per thread, smaller than heap_spill_bytes().
+// 10 ms). At most one per thread, smaller than heap_spill_bytes(); new[]'s.
 struct SpareBuffer {
-  std::unique_ptr<std::byte[], WriterFree> data{nullptr, WriterFree{false}};
+  std::unique_ptr<std::byte[]> data;
   std::size_t capacity = 0;
 };
 thread_local SpareBuffer t_spare;
@@ -172,41 +187,46 @@ thread_local SpareBuffer t_spare;
 void Writer::reserve(std::size_t n) {
   if (n <= capacity_) return;
   std::size_t capacity = std::max<std::size_t>({n, capacity_ * 2, 256});
-  std::unique_ptr<std::byte[], WriterFree> data;
+  std::byte* data = nullptr;
+  bool heap = false;
   if (spill_ && capacity >= heap_spill_bytes()) {
     try {
-      data = {static_cast<std::byte*>(heap::allocate(capacity, alignof(std::max_align_t))), WriterFree{true}};
+      data = static_cast<std::byte*>(heap::allocate(capacity, alignof(std::max_align_t)));
+      heap = true;
       // Named before it holds anything: a process that dies from here on leaves it to the owner
       // word's reader (the block held before, freed below, is lost if it dies in between).
-      if (owner_) owner_->store(data.get(), std::memory_order_release);
+      if (owner_) owner_->store(data, std::memory_order_release);
       // The frame is written whole next: its pages mapped in one call, not by a fault each.
-      if (n >= kFreshBufferAdvice) heap::populate(data.get(), n);
+      if (n >= kFreshBufferAdvice) heap::populate(data, n);
     } catch (const std::bad_alloc&) {
       // The heap is exhausted: this frame crosses through the ring, as it would below the threshold.
     }
   }
   if (!data) {
-    data = {new std::byte[capacity], WriterFree{false}};
-    if (owner_ && in_heap()) owner_->store(nullptr, std::memory_order_release);  // before it is freed
+    data = new std::byte[capacity];
+    if (owner_ && heap_) owner_->store(nullptr, std::memory_order_release);  // before it is freed
   }
-  if (size_) std::memcpy(data.get(), data_.get(), size_);
-  if (data.get_deleter().heap && data_ && !in_heap()) {
-    t_spare.data = std::move(data_);
+  if (size_) std::memcpy(data, data_, size_);
+  if (heap && data_ && !heap_) {
+    // Kept for release_heap(): the thread's next frame grows into it again.
+    t_spare.data.reset(std::exchange(data_, nullptr));
     t_spare.capacity = capacity_;
   }
-  data_ = std::move(data);
-  capacity_ = capacity;
+  free_storage(std::exchange(data_, data), heap_);
+  heap_ = heap;
+  set_capacity(capacity);
 }
 
 void Writer::release_heap() noexcept {
-  if (!in_heap()) return;
-  (void)data_.release();
-  data_ = {nullptr, WriterFree{false}};
-  size_ = capacity_ = 0;
+  if (!heap_) return;
+  data_ = nullptr;  // the block is its new owner's
+  heap_ = false;
+  size_ = 0;
+  set_capacity(0);
   if (owner_) owner_->store(nullptr, std::memory_order_release);
   if (t_spare.data) {
-    data_ = std::move(t_spare.data);
-    capacity_ = std::exchange(t_spare.capacity, 0);
+    data_ = t_spare.data.release();
+    set_capacity(std::exchange(t_spare.capacity, 0));
   }
 }
 

@@ -33,14 +33,13 @@ InsightsRecorder::InsightsRecorder(const char* kind, unsigned lanes, unsigned fi
   (void)tick_origin();  // before the workers fork: they inherit it (see ns_per_tick)
 }
 
-std::uint32_t InsightsRecorder::call_of(JobBase& job, const char* kind) {
-  if (const std::uint32_t n = job.call_number()) return n - 1;  // every chunk after its first
+void InsightsRecorder::number_call(JobBase& job, const char* kind) {
+  if (job.call_number() != 0) return;  // every chunk after its first
   std::lock_guard lock(mu_);
   if (job.call_number() == 0) {
     calls_.push_back(kind);
     job.set_call_number(static_cast<std::uint32_t>(calls_.size()));
   }
-  return job.call_number() - 1;
 }
 
 void InsightsRecorder::started(unsigned lane, int pid, std::int64_t at_ns) {
@@ -56,8 +55,9 @@ void InsightsRecorder::started(unsigned lane, int pid, std::int64_t at_ns) {
   if (replaced) event(lane, "worker replaced", at_ns, pid, 0, 0);
 }
 
-void InsightsRecorder::chunk(unsigned lane, std::uint32_t call, std::size_t first, std::size_t count,
+void InsightsRecorder::chunk(unsigned lane, const JobBase& job, std::size_t first, std::size_t count,
                              const ChunkTiming& timing) {
+  const std::uint32_t call = job.call_number() - 1;  // given by number_call() when the chunk came in
   Lane& l = lanes_.at(lane);
   {
     std::lock_guard lock(l.mu);

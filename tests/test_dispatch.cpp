@@ -27,7 +27,7 @@ namespace mproc::detail {
 namespace {
 
 struct NoSink : ChunkSink {
-  void enqueue(Record) override {}
+  void enqueue(Record, const char*) override {}
 };
 
 // One slot, its ring in this process, and a Dispatcher feeding it up to 8 chunks ahead.

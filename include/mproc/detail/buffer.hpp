@@ -20,17 +20,18 @@ namespace mproc::detail {
 // For benchmarks and tests: moves the threshold (0: the default again).
 void set_heap_spill_bytes(std::size_t bytes) noexcept;
 
-// How a Writer's storage is freed.
-struct WriterFree {
-  bool heap = false;  // a block of the shared heap, else new[]
-  void operator()(std::byte* p) const noexcept;
-};
-
+// 32 bytes: a pool keeps one per chunk it has queued (Record), by the hundred thousand.
 class Writer {
  public:
   Writer() = default;
-  Writer(Writer&&) noexcept = default;
-  Writer& operator=(Writer&&) noexcept = default;
+  // The moved-from Writer is empty, its storage and spill_to_heap() setting gone with the move.
+  Writer(Writer&& other) noexcept { swap(other); }
+  Writer& operator=(Writer&& other) noexcept {
+    Writer taken(std::move(other));
+    swap(taken);  // what this held is freed with taken
+    return *this;
+  }
+  ~Writer() { free_storage(data_, heap_); }
 
   // From now on, once it would hold heap_spill_bytes() or more, its storage is a block of the
   // shared heap (in_heap()): written once there, the frame crosses as its address. When owner
@@ -40,7 +41,7 @@ class Writer {
     spill_ = true;
     owner_ = owner;
   }
-  [[nodiscard]] bool in_heap() const noexcept { return data_.get_deleter().heap; }
+  [[nodiscard]] bool in_heap() const noexcept { return heap_; }
   // Gives the heap block up without freeing it (its new owner frees it with heap::deallocate):
   // the buffer is empty afterwards, and its owner word says so.
   void release_heap() noexcept;
@@ -51,12 +52,12 @@ class Writer {
   // Appends n bytes and returns where they start, for the caller to fill.
   std::byte* grow(std::size_t n) {
     if (size_ + n > capacity_) reserve(size_ + n);
-    std::byte* p = data_.get() + size_;
+    std::byte* p = data_ + size_;
     size_ += n;
     return p;
   }
-  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data_.get(), size_}; }
-  [[nodiscard]] std::byte* data() noexcept { return data_.get(); }
+  [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
+  [[nodiscard]] std::byte* data() noexcept { return data_; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
   void clear() noexcept { size_ = 0; }
@@ -66,12 +67,22 @@ class Writer {
   void reserve(std::size_t n);
 
  private:
-  std::unique_ptr<std::byte[], WriterFree> data_;
+  void swap(Writer& other) noexcept;
+  // Frees storage: a block of the shared heap (heap), else new[]'s.
+  static void free_storage(std::byte* data, bool heap) noexcept;
+
+  // No allocation reaches 2^62 bytes: the two bits above capacity_ hold the flags.
+  static constexpr std::size_t kCapacityMask = (std::size_t{1} << 62) - 1;
+  void set_capacity(std::size_t capacity) noexcept { capacity_ = capacity & kCapacityMask; }
+
+  std::byte* data_ = nullptr;
   std::size_t size_ = 0;
-  std::size_t capacity_ = 0;
-  bool spill_ = false;
+  std::size_t capacity_ : 62 = 0;
+  bool heap_ : 1 = false;   // data_ is a block of the shared heap, else new[]'s
+  bool spill_ : 1 = false;  // grows into the heap past heap_spill_bytes()
   std::atomic<void*>* owner_ = nullptr;
 };
+static_assert(sizeof(Writer) == 32, "Writer: its capacity's top bits hold the flags");
 
 class Reader {
  public:

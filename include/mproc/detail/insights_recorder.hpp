@@ -35,12 +35,14 @@ class InsightsRecorder {
   // first one's number in insights and traces (1 for MpiPool: its workers are ranks 1 .. n).
   InsightsRecorder(const char* kind, unsigned lanes, unsigned first_id = 0);
 
-  // The number of job's call, given at its first chunk (numbered from 0, in that order).
-  std::uint32_t call_of(JobBase& job, const char* kind);
+  // Numbers job's call at its first chunk (JobBase::call_number, from 1 in that order; 0 in
+  // traces), and keeps its kind (call_kind).
+  void number_call(JobBase& job, const char* kind);
   // A worker started in lane (a replacement: counts a restart, and is an event).
   void started(unsigned lane, int pid, std::int64_t at_ns);
-  // A chunk of items [first, first + count) of call ran in lane, as timing says.
-  void chunk(unsigned lane, std::uint32_t call, std::size_t first, std::size_t count, const ChunkTiming& timing);
+  // A chunk of items [first, first + count) of job's call (numbered by number_call) ran in lane,
+  // as timing says.
+  void chunk(unsigned lane, const JobBase& job, std::size_t first, std::size_t count, const ChunkTiming& timing);
   // An instant event in lane: "worker died", "time limit kill"; detail goes in its args.
   void event(unsigned lane, const char* name, std::int64_t at_ns, int pid, int signal, int exit_code);
 

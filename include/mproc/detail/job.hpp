@@ -97,7 +97,7 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
     if (limit) extras().task_timeout = limit;
   }
   // The number of the call this job is, 1 up, for a pool that records insights; 0 until it
-  // numbers it (InsightsRecorder::call_of, under its lock; read without it once set).
+  // numbers it (InsightsRecorder::number_call, under its lock; read without it once set).
   [[nodiscard]] std::uint32_t call_number() const noexcept { return call_.load(std::memory_order_acquire); }
   void set_call_number(std::uint32_t n) noexcept { call_.store(n, std::memory_order_release); }
   // Retries for each of this job's tasks, in place of the pool's (Retries); set likewise.

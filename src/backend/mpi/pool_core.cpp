@@ -223,7 +223,7 @@ void MpiPoolCore::handle_result(Worker& w) {
   book_.chunk_took(h.took_ns);
   Record& rec = sent.record;
   // Before the results: a caller whose job they complete may look at the insights at once.
-  if (insights_) insights_->chunk(static_cast<unsigned>(w.rank - 1), rec.call, rec.first, rec.count, timing);
+  if (insights_) insights_->chunk(static_cast<unsigned>(w.rank - 1), *rec.job, rec.first, rec.count, timing);
   rec.read(*rec.job, rec.first, rec.count, r);
   book_.recycle(std::move(rec.task));
   finished(1);
@@ -287,10 +287,10 @@ void MpiPoolCore::check_running() {
   book_.check_running();
 }
 
-void MpiPoolCore::enqueue(Record record) {
+void MpiPoolCore::enqueue(Record record, const char* kind) {
   std::lock_guard lock(mu_);
   book_.check_running();
-  if (insights_) record.call = insights_->call_of(*record.job, record.kind);
+  if (insights_) insights_->number_call(*record.job, kind);
   queued_.push_back(std::move(record));
   book_.opened();
   if (comm_sleeping_) wake_comm_.notify_one();

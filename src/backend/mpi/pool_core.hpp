@@ -55,7 +55,7 @@ class MpiPoolCore final : public JobHost, public ChunkSink {
   void cancel_queued();
 
   // ChunkSink
-  void enqueue(Record record) override;
+  void enqueue(Record record, const char* kind) override;
 
  private:
   // A chunk sent to a worker rank: its task frame is kept until the send completes.

@@ -141,17 +141,11 @@ void ProcessPoolCore::check_running() {
   book_.check_running();
 }
 
-void ProcessPoolCore::enqueue(Record record) {
+void ProcessPoolCore::enqueue(Record record, const char* kind) {
   std::lock_guard lock(state_.mu);
   book_.check_running();
-  if (auto limit = record.job->task_timeout()) {
-    record.limit_ns = limit->count();
-    watcher_.limit_tasks();
-  } else if (options_.task_timeout) {
-    record.limit_ns = options_.task_timeout->count();
-  }
-  record.retries = record.job->retries().value_or(options_.retries);
-  if (insights_) record.call = insights_->call_of(*record.job, record.kind);
+  if (record.job->task_timeout()) watcher_.limit_tasks();
+  if (insights_) insights_->number_call(*record.job, kind);
   dispatcher_.add(std::move(record));
 }
 
@@ -249,7 +243,7 @@ bool ProcessPoolCore::running(JobBase& job) {
 }
 
 void ProcessPoolCore::on_chunk_timing(Slot& slot, const Record& record, const ChunkTiming& timing) {
-  insights_->chunk(slot.id, record.call, record.first, record.count, timing);
+  insights_->chunk(slot.id, *record.job, record.first, record.count, timing);
 }
 
 bool ProcessPoolCore::spin_worthwhile(Nanos budget) {

@@ -58,7 +58,7 @@ class ProcessPoolCore final : public JobHost, public ChunkSink, private Collecto
   void cancel_queued();
 
   // ChunkSink
-  void enqueue(Record record) override;
+  void enqueue(Record record, const char* kind) override;
 
  private:
   // CollectorHost

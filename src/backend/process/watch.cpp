@@ -17,12 +17,13 @@ constexpr double kStallChunks = 4;                     // ...and this many avera
 constexpr std::int64_t kRescueCheckNs = 20'000'000;    // the watcher looks for stalls this often
 constexpr std::int64_t kStuckStartNs = 2'000'000'000;  // a new worker that reads nothing this long is stuck
 
-std::exception_ptr lost_error(const Record& lost, bool timed_out, pid_t pid, const os::ExitStatus& status,
+// overran_ns: the time limit it ran past; 0 when it was not killed for that.
+std::exception_ptr lost_error(const Record& lost, std::int64_t overran_ns, pid_t pid, const os::ExitStatus& status,
                               const std::exception_ptr& memory_error) {
   if (memory_error) return memory_error;
-  if (timed_out)
+  if (overran_ns)
     return std::make_exception_ptr(TimeoutError(
-        "mproc: the task ran longer than its time limit of " + std::to_string(lost.limit_ns / 1'000'000) +
+        "mproc: the task ran longer than its time limit of " + std::to_string(overran_ns / 1'000'000) +
         " ms; its worker was killed and replaced" +
         (lost.attempts > 1 ? "; " + std::to_string(lost.attempts) + " attempts were made" : std::string())));
   return std::make_exception_ptr(
@@ -174,8 +175,9 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
   const std::int64_t now = now_ns();
   for (auto& s : slots_) {
     const Record* running = s->alive ? started_chunk(*s) : nullptr;
-    if (!running || !running->limit_ns || s->timed_out_seq == running->seq) continue;
-    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + running->limit_ns - now;
+    const std::int64_t limit = running ? limit_ns(*running) : 0;
+    if (!limit || s->timed_out_seq == running->seq) continue;
+    std::int64_t left = s->shared->started_ns.load(std::memory_order_relaxed) + limit - now;
     if (left <= 0) {
       s->timed_out_seq = running->seq;
       kill_worker(*s);
@@ -185,6 +187,13 @@ std::optional<os::Nanos> Watcher::enforce_time_limits() {
   }
   return os::Nanos(next);
 }
+
+std::int64_t Watcher::limit_ns(const Record& record) const {
+  if (auto limit = record.job->task_timeout()) return limit->count();
+  return options_.task_timeout ? options_.task_timeout->count() : 0;
+}
+
+int Watcher::retries(const Record& record) const { return record.job->retries().value_or(options_.retries); }
 
 // --- deaths and replacements ----------------------------------------------------------------
 
@@ -229,7 +238,7 @@ void Watcher::on_exit(Slot& slot) {
   os::ExitStatus status = os::wait_pidfd(slot.pidfd.get(), true).value_or(os::ExitStatus{});
   const pid_t dead_pid = slot.pid;  // spawn() below gives the slot its replacement's pid
   std::optional<Record> lost;
-  bool timed_out = false;
+  std::int64_t overran_ns = 0;  // the time limit the lost chunk was killed for running past
   MemoryLimiter::Remains remains;
   std::uint64_t lost_seq = 0;
   int attempts = 1;         // of the lost chunk, counting this one
@@ -243,17 +252,17 @@ void Watcher::on_exit(Slot& slot) {
     slot.alive = false;
     slot.pidfd.reset();
     lost = dispatcher_.take_started(slot);
-    timed_out = lost && lost->seq == slot.timed_out_seq;
+    overran_ns = lost && lost->seq == slot.timed_out_seq ? limit_ns(*lost) : 0;
     // Before spawn() below gives the slot a new worker (and a new cgroup); read out of the lock.
     if (options_.memory_limit) remains = spawner_.memory().remains_of(slot);
     lost_seq = lost ? lost->seq : 0;
     attempts = lost ? lost->attempts + 1 : 1;
     terminated = lost && lost->seq == slot.terminated_seq;
-    if (insights_) record_exit(slot.id, dead_pid, status, timed_out);
+    if (insights_) record_exit(slot.id, dead_pid, status, overran_ns != 0);
     // Chunks it had not started go to the other workers, ahead of newer work.
     dispatcher_.take_back(slot, 0);
     // A lost chunk with retries left runs again (its items' places are in the record).
-    if (lost && ++lost->attempts <= lost->retries && !book_.terminated() && !lost->job->cancel_requested()) {
+    if (lost && ++lost->attempts <= retries(*lost) && !book_.terminated() && !lost->job->cancel_requested()) {
       dispatcher_.add(std::move(*lost));
       lost.reset();
     }
@@ -275,7 +284,7 @@ void Watcher::on_exit(Slot& slot) {
   if (lost && terminated) lost->job->mark_cancelled();
   if (lost)
     lost->job->fail(lost->first, lost->count,
-                    terminated ? cancelled_error() : lost_error(*lost, timed_out, dead_pid, status, memory_error));
+                    terminated ? cancelled_error() : lost_error(*lost, overran_ns, dead_pid, status, memory_error));
   if (!unrunnable.empty()) {
     std::string why;
     {

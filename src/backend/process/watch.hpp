@@ -49,6 +49,10 @@ class Watcher {
   std::exception_ptr out_of_memory(MemoryLimiter::Remains remains, std::uint64_t seq, pid_t pid,
                                    const os::ExitStatus& status, int attempts);
   void record_exit(unsigned lane, pid_t pid, const os::ExitStatus& status, bool timed_out);  // under PoolState::mu
+  // A chunk's time limit once started (0: none) and the times it may run again when lost: its
+  // call's, else the pool's.
+  [[nodiscard]] std::int64_t limit_ns(const Record& record) const;
+  [[nodiscard]] int retries(const Record& record) const;
   std::optional<os::Nanos> enforce_time_limits();  // kills overdue workers; returns the next check
   std::optional<os::Nanos> check_stalls();         // rescue_stalled() and more; returns the next check
   void revoke(Slot& slot);                         // under PoolState::mu

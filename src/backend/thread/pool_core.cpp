@@ -77,8 +77,8 @@ void record_thread_chunk(ItemClock& clock, JobBase& job, const char* kind) {
                      .pid = t_pid ? t_pid : static_cast<int>(::getpid())};
   take_item_times(timing, clock);
   t_last_end_ns = timing.end_ns;
-  const std::uint32_t call = chunk.insights->call_of(job, kind);
-  chunk.insights->chunk(t_index, call, chunk.task->first, chunk.task->count, timing);
+  chunk.insights->number_call(job, kind);
+  chunk.insights->chunk(t_index, job, chunk.task->first, chunk.task->count, timing);
 }
 
 // A job finished outside the pool, sent to a worker to run its callbacks.

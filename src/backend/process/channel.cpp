@@ -104,8 +104,8 @@ void Ring::send(std::span<const std::byte> a, std::span<const std::byte> b, cons
     while (!part.empty()) {
       if (put_some(part) == 0)
         wait(
-            h_->space, waits::kProcessRingSpace, [this] { return room(h_->head.load(std::memory_order_relaxed), 1) > 0; },
-            give_up);
+            h_->space, waits::kProcessRingSpace,
+            [this] { return room(h_->head.load(std::memory_order_relaxed), 1) > 0; }, give_up);
     }
   }
 }

@@ -1,5 +1,6 @@
 // fuzz_channel: libFuzzer target for the channel's frame reader. The first byte picks the ring's
-// capacity (64 B .. 8 KiB); the rest is what a producer wrote into the ring: u64 length prefixes and
+// capacity (64 B .. 8 KiB); the rest is what a producer wrote into the ring from its start: u64
+// length prefixes, each at a multiple of kMessageAlign (the padding before it is skipped), and
 // message bytes, arbitrary. The ring lives in ordinary memory; this file plays the producer,
 // copying the input in as space frees, and give_up() refills the ring, or ends the wait once the
 // input is spent, so receive() can never hang. A frame reader given any bytes may only deliver
@@ -58,15 +59,17 @@ constexpr std::uint64_t kMaxMessage = 1 << 20;
 constexpr std::uint64_t kReaderLimit = std::uint64_t{1} << 40;
 
 bool promises_huge_message(std::span<const std::byte> stream) {
-  while (stream.size() >= sizeof(std::uint64_t)) {
+  using mproc::detail::kMessageAlign;
+  // The input fills the ring from position 0 on, so a message's place in it is its ring position.
+  for (std::size_t at = 0;;) {
+    at = (at + kMessageAlign - 1) / kMessageAlign * kMessageAlign;  // where the reader looks next
     std::uint64_t length = 0;
-    std::memcpy(&length, stream.data(), sizeof length);
+    if (at > stream.size() || stream.size() - at < sizeof length) return false;
+    std::memcpy(&length, stream.data() + at, sizeof length);
     if (length > kMaxMessage && length <= kReaderLimit) return true;
     if (length > kReaderLimit) return false;  // the reader stops here
-    stream = stream.subspan(sizeof length);
-    stream = stream.subspan(static_cast<std::size_t>(std::min<std::uint64_t>(length, stream.size())));
+    at += sizeof length + static_cast<std::size_t>(length);
   }
-  return false;
 }
 
 const bool strict = std::getenv("MPROC_FUZZ_STRICT") != nullptr;

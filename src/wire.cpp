@@ -15,6 +15,12 @@ constexpr std::size_t kFunctionBytes = sizeof(void (*)());
 static_assert(kEntryBytes == sizeof(std::uint64_t) && kFunctionBytes == sizeof(std::uint64_t),
               "code addresses travel as 64-bit module offsets (rename_task_code)");
 
+// Writes the header field at offset of a task frame, once its header is known to be there.
+void set_task_field(Writer& task, std::size_t offset, std::uint64_t value) {
+  (void)read_task_header(task.bytes());  // throws for a frame too short to hold one
+  std::memcpy(task.data() + offset, &value, sizeof value);
+}
+
 }  // namespace
 
 void (*task_error_hook)(const std::exception_ptr& e) noexcept = nullptr;
@@ -43,15 +49,9 @@ TaskHeader read_task_header(std::span<const std::byte> task) {
   return h;
 }
 
-void set_task_seq(Writer& task, std::uint64_t seq) {
-  (void)read_task_header(task.bytes());  // checks that the header is there
-  std::memcpy(task.data() + offsetof(TaskHeader, seq), &seq, sizeof seq);
-}
+void set_task_seq(Writer& task, std::uint64_t seq) { set_task_field(task, offsetof(TaskHeader, seq), seq); }
 
-void set_task_batch(Writer& task, std::uint64_t batch) {
-  (void)read_task_header(task.bytes());
-  std::memcpy(task.data() + offsetof(TaskHeader, batch), &batch, sizeof batch);
-}
+void set_task_batch(Writer& task, std::uint64_t batch) { set_task_field(task, offsetof(TaskHeader, batch), batch); }
 
 std::span<const std::byte> task_chunk(std::span<const std::byte> task) {
   (void)read_task_header(task);

@@ -1,12 +1,13 @@
 // The process pool's Ring (src/backend/process/channel.hpp), between two threads of this process:
 // messages start on cache lines of their own, the padding before them is skipped by both sides
-// (streamed too, when the ring is nearly full), and a producer whose view of the consumer is stale
-// finds the room the consumer has made since.
+// (streamed too, when the ring is nearly full), a producer whose view of the consumer is stale
+// finds the room the consumer has made since, and a corrupt length reserves nothing up front.
 #include <gtest/gtest.h>
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <span>
 #include <thread>
@@ -87,6 +88,17 @@ TEST_F(SmallRing, AProducerWithAStaleViewOfTheTailFindsTheRoomMadeSince) {
     for (const auto& m : sent) ASSERT_EQ(receive(), m);
     ASSERT_FALSE(ring_.has_message());
   }
+}
+
+TEST_F(SmallRing, ACorruptLengthCostsNoMoreMemoryThanTheBytesThatCame) {
+  // A length no sender wrote (half a terabyte), and 100 bytes of its message: the reader takes
+  // what came, waits for the rest, and gives up, having reserved a ring's worth, not the length.
+  const std::uint64_t length = std::uint64_t{1} << 39;
+  std::memcpy(data_.data(), &length, sizeof length);
+  header_.head.store(sizeof length + 100);
+  Writer inbox;
+  EXPECT_THROW(ring_.receive(inbox, waits::kProcessMessage, [] { return true; }), RingAbandoned);
+  EXPECT_LE(inbox.capacity(), 2 * kRingBytes);
 }
 
 TEST_F(SmallRing, MessagesOfEverySizeStreamBetweenTwoThreadsInOrder) {

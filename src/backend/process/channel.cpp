@@ -149,8 +149,13 @@ void Ring::receive(Writer& out, const WaitPolicy& policy, const GiveUp& give_up)
   take(reinterpret_cast<std::byte*>(&length), sizeof length);
   if (length > (std::uint64_t{1} << 40))
     throw SerializationError("mproc: corrupt channel: a message of " + std::to_string(length) + " bytes");
-  out.reserve(static_cast<std::size_t>(length));
-  take(out.grow(static_cast<std::size_t>(length)), static_cast<std::size_t>(length));
+  // The length is believed only as far as its bytes arrive: room for a ring's worth at a time,
+  // so a corrupt prefix cannot reserve a terabyte before its first byte.
+  for (auto left = static_cast<std::size_t>(length); left > 0;) {
+    const std::size_t n = std::min(left, capacity());
+    take(out.grow(n), n);
+    left -= n;
+  }
 }
 
 void Ring::wait(Bell& bell, const WaitPolicy& policy, const std::function<bool()>& pred, const GiveUp& give_up) {

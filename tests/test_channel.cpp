@@ -67,7 +67,7 @@ TEST_F(SmallRing, EachMessageStartsOnACacheLineOfItsOwn) {
 TEST_F(SmallRing, AMessageThatDoesNotFitWithItsPaddingIsRefusedWhole) {
   ASSERT_TRUE(ring_.try_send(message(1, 0), {}));  // the next would begin at 64
   const auto big = message(kRingBytes - kMessageAlign, 2);
-  EXPECT_FALSE(ring_.try_send(big, {}));  // 64 + 8 + 960 > 1024 free
+  EXPECT_FALSE(ring_.try_send(big, {}));  // it would end at 64 + 8 + 960 = 1032, past 1024
   EXPECT_EQ(head(), sizeof(std::uint64_t) + 1);
   EXPECT_EQ(receive(), message(1, 0));
   // Its room is the consumer's now; the producer's view of the tail is stale until it reads again.

@@ -22,19 +22,20 @@ namespace {
 
 namespace os = detail::os;
 
-// This process's identity; rewritten in each child right after the fork.
+// This process's identity; rewritten in each child right after the fork. Made before main
+// (constinit), not by its first use: a pool worker's first use is in the child, where a guarded
+// static's construction writes two more pages (its guard, the exit list) than the worker must.
 struct Self {
-  std::string name = "MainProcess";
+  std::optional<std::string> given_name;  // none: "MainProcess"
   bool daemon = false;
   std::vector<int> identity;  // empty in the program itself
   int counter = 0;            // children started so far, for their names
   std::optional<ProcessInfo> parent;
+
+  [[nodiscard]] std::string name() const { return given_name.value_or("MainProcess"); }
 };
 
-Self& self() {
-  static Self s;
-  return s;
-}
+constinit Self g_self;
 
 // worker_id(): a worker thread's number, else this process's (a Pool worker, an MPI rank).
 thread_local std::optional<unsigned> t_worker_id;
@@ -89,8 +90,8 @@ std::string name_of(const std::vector<int>& identity) {
 
 Process::Process(ProcessOptions options, std::unique_ptr<Body> body)
     : body_(std::move(body)), name_(std::move(options.name)), daemon_(options.daemon) {
-  identity_ = self().identity;
-  identity_.push_back(++self().counter);
+  identity_ = g_self.identity;
+  identity_.push_back(++g_self.counter);
   if (name_.empty()) name_ = name_of(identity_);
 }
 
@@ -133,8 +134,8 @@ void Process::start() {
   check_open();
   if (started_) throw std::logic_error("mproc::Process::start: a process can only be started once");
   if (!body_) throw std::logic_error("mproc::Process::start: the process was moved from");
-  Self& me = self();
-  ProcessInfo parent(me.name, os::getpid(), me.daemon);
+  Self& me = g_self;
+  ProcessInfo parent(me.name(), os::getpid(), me.daemon);
   detail::ensure_heap();  // the child inherits the shared heap at the same address
   os::flush_stdio();
   pid_t pid = os::fork();
@@ -143,7 +144,7 @@ void Process::start() {
     // copy is closed.
     os::close_parent_only_fds();
     me.parent = parent;
-    me.name = name_;
+    me.given_name = name_;
     me.daemon = daemon_;
     me.identity = identity_;
     me.counter = 0;
@@ -231,11 +232,11 @@ void Process::close() {
 }
 
 ProcessInfo current_process() {
-  const Self& me = self();
-  return ProcessInfo(me.name, os::getpid(), me.daemon);
+  const Self& me = g_self;
+  return ProcessInfo(me.name(), os::getpid(), me.daemon);
 }
 
-std::optional<ProcessInfo> parent_process() { return self().parent; }
+std::optional<ProcessInfo> parent_process() { return g_self.parent; }
 
 std::optional<unsigned> worker_id() noexcept { return t_worker_id ? t_worker_id : g_worker_id; }
 
@@ -256,10 +257,10 @@ std::vector<Process*> active_children() {
 namespace mproc::detail {
 
 void become_pool_worker(unsigned id, pid_t parent) noexcept {
-  Self& me = self();
+  Self& me = g_self;
   try {
-    me.parent = ProcessInfo(me.name, parent, me.daemon);
-    me.name = "PoolWorker-" + std::to_string(id);
+    me.parent = ProcessInfo(me.name(), parent, me.daemon);
+    me.given_name = "PoolWorker-" + std::to_string(id);
   } catch (...) {
     // Out of memory right after the fork: the worker keeps the program's name.
   }

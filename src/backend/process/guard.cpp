@@ -1,9 +1,10 @@
 #include "backend/process/guard.hpp"
 
+#include <atomic>
 #include <bitset>
 #include <cstddef>
+#include <memory>
 #include <mutex>
-#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -21,57 +22,61 @@ struct ProgramGuard {
   std::optional<os::GuardProcess> process;
   std::bitset<os::GuardProcess::kGroups> taken;  // by entry: claimed by a live pool
   std::size_t next = 0;                          // where the search for free entries starts
-  pid_t program = 0;                             // the process that made it
+};
+
+// A process's guard and the lock over it. A forked child has none: the memory its parent's guard
+// shares is not inherited (MADV_DONTFORK), its pools are for a guard of its own to watch, and the
+// parent's lock may have been held at the fork by another thread. So the child drops the state
+// (one store, in a fork handler), and its first pool makes a fresh one. Nothing is locked across
+// the fork: a parent's handler would write a page after every fork, a fault in the parent.
+struct GuardState {
+  std::mutex mu;
+  // Made by the process's first pool and never ended from here: the guard outlives every pool,
+  // static ones included, and a child that forgets it leaks nothing.
+  ProgramGuard* guard = nullptr;  // guarded by mu
 };
 
 namespace {
 
-std::mutex g_mu;
-// In static storage whose destructor never runs: the guard outlives every pool, static ones
-// included, and a forked child that forgets it leaks nothing.
-alignas(ProgramGuard) std::byte g_storage[sizeof(ProgramGuard)];
-ProgramGuard* g_guard = nullptr;  // in g_storage once made; guarded by g_mu
+std::atomic<GuardState*> g_state{nullptr};
 
-// A forked child has no guard: the memory the parent's shares with it is not inherited
-// (MADV_DONTFORK), and its pools are for its own guard to watch. The lock is held across the fork,
-// so that the child's copy of it is free.
-void lock_for_fork() { g_mu.lock(); }
-void unlock_after_fork() { g_mu.unlock(); }
-void forget_in_child() {
-  g_guard = nullptr;
-  g_mu.unlock();
-}
-void forget_at_fork() {
-  static const bool registered = (os::at_fork(lock_for_fork, unlock_after_fork, forget_in_child), true);
-  (void)registered;
+// This process's state, made by its first call.
+GuardState& state() {
+  static const bool forget_in_child =
+      (os::at_fork(nullptr, nullptr, [] { g_state.store(nullptr, std::memory_order_relaxed); }), true);
+  (void)forget_in_child;
+  GuardState* seen = g_state.load(std::memory_order_acquire);
+  if (seen) return *seen;
+  auto* fresh = new GuardState;
+  if (g_state.compare_exchange_strong(seen, fresh, std::memory_order_acq_rel)) return *fresh;
+  delete fresh;  // another thread of this process made it first
+  return *seen;
 }
 
-// Under g_mu.
-ProgramGuard& program_guard() {
-  if (g_guard) return *g_guard;
+// Under the state's mu.
+ProgramGuard& program_guard(GuardState& s) {
+  if (s.guard) return *s.guard;
   auto [r, w] = os::pipe();
   os::register_parent_only_fd(w.get());
-  auto* guard = new (g_storage) ProgramGuard;
+  auto guard = std::make_unique<ProgramGuard>();
   try {
     guard->process.emplace(r.get());
   } catch (...) {
-    guard->~ProgramGuard();
     os::unregister_parent_only_fd(w.get());
     throw;
   }
   guard->write = std::move(w);  // the read end closes here: the guard has its own
-  guard->program = os::getpid();
-  g_guard = guard;
-  return *guard;
+  s.guard = guard.release();
+  return *s.guard;
 }
 
 }  // namespace
 
 PoolGuard::PoolGuard(const Slots& slots) {
-  forget_at_fork();
-  std::lock_guard hold(g_mu);
-  ProgramGuard& guard = program_guard();
-  program_ = guard.program;
+  GuardState& s = state();
+  std::lock_guard hold(s.mu);
+  ProgramGuard& guard = program_guard(s);
+  state_ = &s;
   const std::size_t n = guard.taken.size();  // a pool's entries are searched from where the last one's ended
   for (std::size_t looked = 0; entries_.size() < slots.size() && looked < n; ++looked) {
     const std::size_t i = (guard.next + looked) % n;
@@ -90,19 +95,22 @@ PoolGuard::PoolGuard(const Slots& slots) {
 }
 
 PoolGuard::~PoolGuard() {
-  std::lock_guard hold(g_mu);
+  GuardState* s = g_state.load(std::memory_order_acquire);
   // A forked child's copy of its parent's pool: the entries are in the parent's guard, not its own.
-  if (!g_guard || g_guard->program != program_) return;
-  const auto groups = g_guard->process->groups();
+  if (s != state_) return;
+  std::lock_guard hold(s->mu);
+  const auto groups = s->guard->process->groups();
   for (std::size_t i : entries_) {
     groups[i].store(0, std::memory_order_release);
-    g_guard->taken[i] = false;
+    s->guard->taken[i] = false;
   }
 }
 
 int program_guard_pid() noexcept {
-  std::lock_guard hold(g_mu);
-  return g_guard ? g_guard->process->pid() : 0;
+  GuardState* s = g_state.load(std::memory_order_acquire);
+  if (!s) return 0;
+  std::lock_guard hold(s->mu);
+  return s->guard ? s->guard->process->pid() : 0;
 }
 
 }  // namespace mproc::detail

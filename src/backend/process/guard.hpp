@@ -12,14 +12,14 @@
 // its own with its first pool.
 #pragma once
 
-#include <sys/types.h>
-
 #include <cstddef>
 #include <vector>
 
 #include "backend/process/slot.hpp"
 
 namespace mproc::detail {
+
+struct GuardState;  // a process's guard and its lock
 
 class PoolGuard {
  public:
@@ -33,7 +33,7 @@ class PoolGuard {
   ~PoolGuard();
 
  private:
-  pid_t program_ = 0;  // the process whose guard holds the entries
+  GuardState* state_ = nullptr;  // whose guard holds the entries: this process's, or its parent's
   std::vector<std::size_t> entries_;
 };
 

@@ -1,9 +1,6 @@
 // Progress bars and on_update calls: see mproc/progress.hpp.
 #include "mproc/progress.hpp"
 
-#include <sys/ioctl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -64,16 +61,15 @@ std::string clock_text(double seconds) {
 }
 
 std::size_t terminal_width() {
-  winsize ws{};
-  if (::ioctl(2, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20) return ws.ws_col;
-  return 80;
+  const auto columns = os::terminal_columns(2);
+  return columns && *columns >= 20 ? *columns : 80;
 }
 
 }  // namespace
 
 ProgressMeter::ProgressMeter(Progress progress, std::optional<std::size_t> total)
     : progress_(std::move(progress)),
-      draws_(!progress_.on_update && (progress_.force || ::isatty(2) == 1)),
+      draws_(!progress_.on_update && (progress_.force || os::is_terminal(2))),
       total_(total.value_or(kUnknown)) {
   if (draws_) {
     std::lock_guard lock(mu_);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -302,6 +303,14 @@ void drain_nonblocking(int fd) noexcept {
   char buf[256];
   while (::read(fd, buf, sizeof buf) > 0) {
   }
+}
+
+bool is_terminal(int fd) noexcept { return ::isatty(fd) == 1; }
+
+std::optional<unsigned> terminal_columns(int fd) noexcept {
+  winsize ws{};
+  if (::ioctl(fd, TIOCGWINSZ, &ws) != 0) return std::nullopt;
+  return ws.ws_col;
 }
 
 namespace {

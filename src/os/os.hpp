@@ -151,6 +151,9 @@ void redirect(int fd, int target) noexcept;
 void line_buffer_stdout() noexcept;
 // Reads and discards whatever a non-blocking fd holds.
 void drain_nonblocking(int fd) noexcept;
+// Whether fd is a terminal (isatty), and a terminal's width in columns (none: not a terminal).
+bool is_terminal(int fd) noexcept;
+std::optional<unsigned> terminal_columns(int fd) noexcept;
 
 // Puts note(sig) in front of the handler the program installed for sig, and makes that signal
 // interrupt system calls (no SA_RESTART). Returns false, changing nothing, where the program has

@@ -1,7 +1,6 @@
 // A worker rank's side of MpiPool: wait for rank 0; for each pool, run its initializer, then its
 // chunks in the order they come, sending each chunk's results back; leave when rank 0 exits.
 #include <signal.h>
-#include <unistd.h>
 
 #include <climits>
 #include <cstdio>
@@ -248,7 +247,7 @@ class Outbox {
 
 // One pool, from its start message to its stop.
 void serve_pool(ModuleMap& modules, Writer& msg) {
-  Timed timed{.on = start_wants_insights(msg), .pid = static_cast<int>(::getpid())};
+  Timed timed{.on = start_wants_insights(msg), .pid = static_cast<int>(os::getpid())};
   say_hello(modules, msg);
   timed.ready_ns = timed.idle_from_ns = now_ns();
   if (timed.on) (void)tick_origin();  // the span that converts its chunks' ticks starts here

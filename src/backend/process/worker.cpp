@@ -1,7 +1,6 @@
 // The worker process's side of a process pool: after the fork, read chunks, run them, send
 // results, until told to stop, the parent disappears, or maxtasksperchild is reached.
 #include <signal.h>
-#include <unistd.h>
 
 #include "backend/process/memory_limit.hpp"
 #include "backend/process/slot.hpp"
@@ -109,7 +108,7 @@ void run_worker(const WorkerContext& ctx) noexcept {
     // The end of its last chunk (read with its run time, no clock of its own): for insights, and
     // for the spare buffers below.
     std::int64_t last_end = ready_ns;
-    const int pid = insights ? ::getpid() : 0;
+    const int pid = insights ? os::getpid() : 0;
     Writer inbox, out;
     out.spill_to_heap(&slot.shared->result_block);
     // Waiting for a task: big buffers kept for reuse (keep_spare) go once idle a second.

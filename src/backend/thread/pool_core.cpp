@@ -1,7 +1,5 @@
 #include "backend/thread/pool_core.hpp"
 
-#include <unistd.h>
-
 #include <chrono>
 #include <stdexcept>
 #include <utility>
@@ -74,7 +72,7 @@ void record_thread_chunk(ItemClock& clock, JobBase& job, const char* kind) {
                      .end_ns = now_ns(),
                      .idle_ns = clock.start_ns - t_last_end_ns,
                      .ready_ns = t_ready_ns,
-                     .pid = t_pid ? t_pid : static_cast<int>(::getpid())};
+                     .pid = t_pid ? t_pid : static_cast<int>(os::getpid())};
   take_item_times(timing, clock);
   t_last_end_ns = timing.end_ns;
   chunk.insights->number_call(job, kind);
@@ -100,7 +98,7 @@ ThreadPoolCore::ThreadPoolCore(PoolOptions options) : options_(std::move(options
   for (unsigned i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>());
   if (options_.insights) {
     insights_ = std::make_unique<InsightsRecorder>("thread", n);
-    for (unsigned i = 0; i < n; ++i) insights_->started(i, static_cast<int>(::getpid()), now_ns());
+    for (unsigned i = 0; i < n; ++i) insights_->started(i, static_cast<int>(os::getpid()), now_ns());
   }
   try {
     for (unsigned i = 0; i < n; ++i) workers_[i]->thread = std::thread([this, i] { worker_loop(i); });
@@ -230,7 +228,7 @@ void ThreadPoolCore::worker_loop(unsigned index) {
     if (++started_ == size()) started_cv_.notify_all();
   }
   t_ready_ns = t_last_end_ns = now_ns();
-  t_pid = static_cast<int>(::getpid());
+  t_pid = static_cast<int>(os::getpid());
   Worker& me = *workers_[index];
   ThreadTask task;
   for (;;) {

@@ -217,7 +217,7 @@ void Collector::run() {
   std::unique_lock role(role_mu_);
   t_collecting = true;
   Backoff idle(waits::kProcessResultThread);
-  bool spin = true;  // whether the next result is expected soon
+  bool spin = false;  // whether the next result is expected soon: not before any work came
   for (;;) {
     if (watcher_waits()) yield_to_watcher(role);
     if (has_deferred_.load()) {
@@ -228,6 +228,7 @@ void Collector::run() {
       run_deferred();
       role.lock();
       t_collecting = true;
+      spin = host_.spin_worthwhile(waits::kProcessResultThread.spin);  // a callback may have sent work
     }
     if (drain()) {
       idle.restart();

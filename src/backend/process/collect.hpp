@@ -9,7 +9,8 @@
 //
 // States of the role and their transitions:
 //   result thread collects  the result thread holds the role and drains the rings, spinning for
-//                           a while after each result (spin_worthwhile), then:
+//                           a while after each result (spin_worthwhile: not while no chunk is
+//                           out, as when the pool has just started), then:
 //     -> result thread asleep  it arms the doorbell, finds no result and no deferred completion
 //                              after arming (else disarms and goes on), releases the role and
 //                              sleeps on the doorbell (100 ms at most).

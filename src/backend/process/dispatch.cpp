@@ -16,6 +16,8 @@ void Dispatcher::add(Record record) {
 }
 
 bool Dispatcher::spin_worthwhile(Nanos budget) const {
+  // No chunk taken in and not ended: no result can come (a pool just started, or all done).
+  if (book_.outstanding() == 0) return false;
   // Chunks shorter than the result thread's spin: results come often.
   const double avg_chunk_ns = book_.avg_chunk_ns();
   if (avg_chunk_ns < static_cast<double>(waits::kProcessResultThread.spin.count())) return true;

@@ -24,6 +24,15 @@ double trace_us(std::int64_t ns, std::int64_t start_ns) { return static_cast<dou
 
 }  // namespace
 
+void take_item_times(ChunkTiming& timing, ItemClock& clock) {
+  const double scale = clock.ns_per_tick(timing.end_ns, item_ticks());
+  auto ns = [scale](std::uint64_t ticks) { return static_cast<std::int64_t>(static_cast<double>(ticks) * scale); };
+  timing.work_ns = std::min(ns(clock.work_ticks), timing.end_ns - timing.start_ns);
+  timing.slow_count = clock.slow_count;
+  for (std::uint32_t i = 0; i < clock.slow_count; ++i)
+    timing.slow[i] = {clock.slow[i].offset, 0, ns(clock.slow[i].ticks)};
+}
+
 InsightsRecorder::InsightsRecorder(const char* kind, unsigned lanes, unsigned first_id)
     : kind_(kind),
       first_id_(first_id),

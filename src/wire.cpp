@@ -86,15 +86,6 @@ ChunkTiming read_chunk_timing(Reader& r) {
   return t;
 }
 
-void take_item_times(ChunkTiming& timing, ItemClock& clock) {
-  const double scale = clock.ns_per_tick(timing.end_ns, item_ticks());
-  auto ns = [scale](std::uint64_t ticks) { return static_cast<std::int64_t>(static_cast<double>(ticks) * scale); };
-  timing.work_ns = std::min(ns(clock.work_ticks), timing.end_ns - timing.start_ns);
-  timing.slow_count = clock.slow_count;
-  for (std::uint32_t i = 0; i < clock.slow_count; ++i)
-    timing.slow[i] = {clock.slow[i].offset, 0, ns(clock.slow[i].ticks)};
-}
-
 void end_result_frame(Writer& out, const ResultHeader& header) { std::memcpy(out.data(), &header, sizeof header); }
 
 ResultHeader read_result_header(Reader& r) {

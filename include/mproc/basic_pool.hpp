@@ -378,6 +378,15 @@ class BasicPool {
   // A map's results of at least these many bytes are written by a process pool's workers into a
   // block of the shared heap (see start_list).
   static constexpr std::size_t kResultsInHeapMin = std::size_t{64} << 10;
+  // Whether results of type R may be written so (a backend that reads in place only: the trait
+  // is defined with the codec, which a ThreadPool program does not include).
+  template <class R>
+  static constexpr bool heap_results() {
+    if constexpr (Traits::reads_in_place)
+      return detail::is_placeable<R>::value && detail::ListJob<R>::can_use_block;
+    else
+      return false;
+  }
   // A block of the heap for n values of R, or nullptr when the heap is full.
   template <class R>
   static R* heap_block(std::size_t n) noexcept {
@@ -689,10 +698,10 @@ std::shared_ptr<detail::ListJob<R>> BasicPool<Backend>::start_list(
   // when the items are copied: the caller, busy encoding them while results come in, would then
   // copy them all at the end.)
   [[maybe_unused]] bool in_place = false;
-  if constexpr (detail::placeable_v<R> && detail::ListJob<R>::can_use_block) in_place = reads_in_place(range);
+  if constexpr (heap_results<R>()) in_place = reads_in_place(range);
   return start_items<S, Sync>(std::forward<F>(f), std::forward<Range>(range), chunksize, [&](std::size_t n) {
     std::shared_ptr<detail::ListJob<R>> job;
-    if constexpr (detail::placeable_v<R> && detail::ListJob<R>::can_use_block) {
+    if constexpr (heap_results<R>()) {
       if (R* block = in_place && n >= kResultsInHeapMin / sizeof(R) ? heap_block<R>(n) : nullptr) {
         try {
           job = std::make_shared<detail::ListJob<R>>(backend_.host(), n, std::move(callback), std::move(error_callback),

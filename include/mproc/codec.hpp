@@ -83,6 +83,9 @@ inline constexpr bool is_raw_v = std::is_trivially_copyable_v<T> && !refers_else
 /// Whether a worker may write results of type T straight into the caller's memory (map_into).
 template <class T>
 inline constexpr bool placeable_v = is_raw_v<T> && !std::is_empty_v<T>;
+/// The same, as a class (declared in backend.hpp, where the codec is not included).
+template <class T>
+struct is_placeable : std::bool_constant<placeable_v<T>> {};
 
 template <class T>
 struct is_raw_sequence : std::false_type {};

@@ -84,6 +84,11 @@ struct backend_traits {
   }();
 };
 
+// Whether a worker may write results of type T straight into the caller's memory (placeable_v):
+// defined with the codec (codec.hpp), which the backends that read in place include.
+template <class T>
+struct is_placeable;
+
 // A backend that declares reads_in_place offers what it needs.
 template <class B>
 concept InPlaceReader = requires(B& b, const B& cb, const void* p, std::size_t bytes,

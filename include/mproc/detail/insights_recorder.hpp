@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "mproc/detail/invoke.hpp"
+#include "mproc/detail/item_clock.hpp"
 #include "mproc/detail/job.hpp"
-#include "mproc/detail/wire.hpp"
 #include "mproc/insights.hpp"
 
 namespace mproc::detail {

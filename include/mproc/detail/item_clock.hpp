@@ -164,4 +164,24 @@ struct ItemClock {
 // Set by a worker around a chunk it times; null otherwise.
 inline thread_local ItemClock* t_item_clock = nullptr;
 
+// What a worker measured of a chunk, sent after its result header (wire.hpp) when the pool records
+// insights.
+// Times are now_ns() stamps (steady_clock: one clock for every process on the machine).
+struct ChunkTiming {
+  std::int64_t start_ns = 0;  // the chunk began
+  std::int64_t end_ns = 0;    // its results were written
+  std::int64_t work_ns = 0;   // in its tasks: the rest of the span is decoding and encoding
+  std::int64_t idle_ns = 0;   // the worker waited for it, since its previous chunk or its start
+  std::int64_t ready_ns = 0;  // the worker was ready for work (its start-up done)
+  std::int32_t pid = 0;       // the worker's process
+  std::uint32_t slow_count = 0;
+  struct Slow {
+    std::uint32_t offset = 0;  // in the chunk
+    std::uint32_t unused = 0;
+    std::int64_t ns = 0;
+  } slow[ItemClock::kSlowest]{};
+};
+// Fills timing's task figures from clock, once the chunk ran (end_ns already set).
+void take_item_times(ChunkTiming& timing, ItemClock& clock);
+
 }  // namespace mproc::detail

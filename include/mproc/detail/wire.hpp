@@ -528,24 +528,7 @@ struct ResultHeader {
   std::int64_t took_ns = 0;  // how long the worker ran it
 };
 
-// What a worker measured of a chunk, sent after its ResultHeader when the pool records insights.
-// Times are now_ns() stamps (steady_clock: one clock for every process on the machine).
-struct ChunkTiming {
-  std::int64_t start_ns = 0;  // the chunk began
-  std::int64_t end_ns = 0;    // its results were written
-  std::int64_t work_ns = 0;   // in its tasks: the rest of the span is decoding and encoding
-  std::int64_t idle_ns = 0;   // the worker waited for it, since its previous chunk or its start
-  std::int64_t ready_ns = 0;  // the worker was ready for work (its start-up done)
-  std::int32_t pid = 0;       // the worker's process
-  std::uint32_t slow_count = 0;
-  struct Slow {
-    std::uint32_t offset = 0;  // in the chunk
-    std::uint32_t unused = 0;
-    std::int64_t ns = 0;
-  } slow[ItemClock::kSlowest]{};
-};
-// Fills timing's task figures from clock, once the chunk ran (end_ns already set).
-void take_item_times(ChunkTiming& timing, ItemClock& clock);
+// ChunkTiming (item_clock.hpp) follows the ResultHeader when the pool records insights.
 
 // Empties out and leaves room for the header, which end_result_frame writes once the chunk ran,
 // and, timed: for a ChunkTiming after it (write_chunk_timing).

@@ -1,6 +1,6 @@
 // item_clock.hpp: ItemClock — what a worker measures of the chunk it runs when a pool records
 // insights (PoolOptions::insights): the time in its tasks, the slowest of them, the rest being
-// decoding and encoding. The chunk runners (ResultWriter and invoke in wire.hpp, run_thread_task
+// decoding and encoding — and ChunkTiming, what the worker reports of it. The chunk runners (ResultWriter and invoke in wire.hpp, run_thread_task
 // in thread_backend.hpp) look at t_item_clock once per chunk and, when it is set, run the chunk
 // through ItemClock::run; a pool without insights pays that one look.
 #pragma once
@@ -165,8 +165,7 @@ struct ItemClock {
 inline thread_local ItemClock* t_item_clock = nullptr;
 
 // What a worker measured of a chunk, sent after its result header (wire.hpp) when the pool records
-// insights.
-// Times are now_ns() stamps (steady_clock: one clock for every process on the machine).
+// insights. Times are now_ns() stamps (steady_clock: one clock for every process on the machine).
 struct ChunkTiming {
   std::int64_t start_ns = 0;  // the chunk began
   std::int64_t end_ns = 0;    // its results were written

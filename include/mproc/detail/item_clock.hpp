@@ -1,8 +1,9 @@
 // item_clock.hpp: ItemClock — what a worker measures of the chunk it runs when a pool records
 // insights (PoolOptions::insights): the time in its tasks, the slowest of them, the rest being
-// decoding and encoding — and ChunkTiming, what the worker reports of it. The chunk runners (ResultWriter and invoke in wire.hpp, run_thread_task
-// in thread_backend.hpp) look at t_item_clock once per chunk and, when it is set, run the chunk
-// through ItemClock::run; a pool without insights pays that one look.
+// decoding and encoding — and ChunkTiming, what the worker reports of it. The chunk runners
+// (ResultWriter and invoke in wire.hpp, run_thread_task in thread_backend.hpp) look at
+// t_item_clock once per chunk and, when it is set, run the chunk through ItemClock::run; a pool
+// without insights pays that one look.
 #pragma once
 
 #include <algorithm>

@@ -40,7 +40,7 @@ void JobBase::complete() noexcept {
     gate_.fetch_or(kFailed, std::memory_order_acq_rel);
   }
   // Sequentially consistent, with add_on_done's: either it sees the job done, or this sees its extras.
-  if (state_.exchange(kDone, std::memory_order_seq_cst) == kWaiting) wake_all(state_);
+  if (state_.exchange(kDone, std::memory_order_seq_cst) != kPending) wake_all(state_);
   if (JobExtras* x = extras_.load(std::memory_order_seq_cst)) run_done_callbacks(*x);
 }
 
@@ -140,11 +140,14 @@ bool JobBase::request_stop() {
 
 void JobBase::run_done_callbacks(JobExtras& x) noexcept {
   std::vector<std::pair<std::uint64_t, std::function<void()>>> fns;
+  HandedWork* ran = nullptr;
   {
     std::lock_guard lock(x.mu);
     x.done = true;
     fns.swap(x.on_done);
+    ran = std::exchange(x.running, nullptr);
   }
+  if (ran) ran->release();  // before the callbacks, which may end its pool
   for (auto& entry : fns) {
     try {
       entry.second();
@@ -159,8 +162,71 @@ bool JobBase::wait_plain(const Deadline& deadline) {
     std::uint32_t s = state_.load(std::memory_order_acquire);
     if (s == kDone) return true;
     if (s == kPending && !state_.compare_exchange_weak(s, kWaiting, std::memory_order_acq_rel)) continue;
-    if (!wait_for_change(state_, kWaiting, deadline)) return ready();
+    // Handed work (kHanded) is another thread's to do: this one waits on.
+    if (!wait_for_change(state_, s == kHanded ? kHanded : kWaiting, deadline)) return ready();
   }
+}
+
+bool JobBase::wait_working(const Deadline& deadline) {
+  if (!completes_whole()) return wait_plain(deadline);
+  JobExtras& x = extras();
+  {
+    std::lock_guard lock(x.mu);
+    ++x.workers;
+  }
+  try {
+    for (;;) {
+      do_handed_work(x, false);
+      std::uint32_t s = state_.load(std::memory_order_acquire);
+      if (s == kDone) break;
+      if (s == kHanded) {  // taken at the loop's top
+        state_.compare_exchange_strong(s, kWaiting, std::memory_order_acq_rel);
+        continue;
+      }
+      if (s == kPending && !state_.compare_exchange_weak(s, kWaiting, std::memory_order_acq_rel)) continue;
+      if (!wait_for_change(state_, kWaiting, deadline)) break;
+    }
+  } catch (...) {  // Interrupted
+    do_handed_work(x, true);
+    throw;
+  }
+  do_handed_work(x, true);
+  return ready();
+}
+
+void JobBase::do_handed_work(JobExtras& x, bool leaving) noexcept {
+  std::unique_ptr<HandedWork> work;
+  {
+    std::lock_guard lock(x.mu);
+    if (leaving && --x.workers > 0) return;  // handed work is for those who stay
+    if (!x.handed) return;
+    work = std::move(x.handed);
+    x.running = work.get();
+  }
+  work->run();
+  {
+    std::lock_guard lock(x.mu);
+    if (x.running != work.get()) return;  // it completed the job, which released it
+    x.running = nullptr;
+  }
+  work->release();
+}
+
+bool JobBase::hand_to_waiter(std::unique_ptr<HandedWork>& work) {
+  JobExtras* x = extras_.load(std::memory_order_acquire);
+  if (!x || has_callbacks()) return false;
+  {
+    std::lock_guard lock(x->mu);
+    // One piece at a time: a release tells the work it ran apart from any handed since.
+    if (x->workers == 0 || x->handed || x->running || x->done) return false;
+    x->handed = std::move(work);
+  }
+  // A waiter may take it, and complete the job, at once. The host keeps the job alive meanwhile.
+  std::uint32_t s = state_.load(std::memory_order_acquire);
+  while (s != kDone && !state_.compare_exchange_weak(s, kHanded, std::memory_order_acq_rel)) {
+  }
+  if (s == kWaiting) wake_all(state_);
+  return true;
 }
 
 }  // namespace mproc::detail

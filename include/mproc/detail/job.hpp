@@ -35,9 +35,24 @@
 
 namespace mproc::detail {
 
+// Work a host hands to a thread that waits for the job, to do there (JobBase::hand_to_waiter): a
+// process pool's big result, read by the thread that will use it. Its pages are then committed on
+// that thread's CPU (on a VM here, memory freed on one CPU and committed on another can cost a
+// host fault per huge page; on a NUMA machine, it is first touched on the user's node), and two
+// callers' results are read at once, not one after the other on the pool's result thread.
+class HandedWork {
+ public:
+  virtual ~HandedWork() = default;
+  // Reads the results into the job, which it may complete.
+  virtual void run() noexcept = 0;
+  // Called once, after run(): when run() completed the job, as soon as it is marked done, before
+  // its done callbacks, which may end the pool; else once run() returned. Lets go of the host.
+  virtual void release() noexcept = 0;
+};
+
 // What few jobs need, made on first use so that a job without them stays small: a call's own task
-// limits, and a future's done callbacks (add_done_callback, and the waiters of as_completed and
-// wait), run once when the job completes.
+// limits, a future's done callbacks (add_done_callback, and the waiters of as_completed and
+// wait), run once when the job completes, and the work handed to its waiters.
 struct JobExtras {
   std::optional<std::chrono::nanoseconds> task_timeout;  // written before the job's first task is submitted
   std::int16_t retries = -1;                             // likewise; -1: the pool's
@@ -46,7 +61,10 @@ struct JobExtras {
   // Each with its key (add_on_done's), so that a waiter that returns first can take its own back.
   std::vector<std::pair<std::uint64_t, std::function<void()>>> on_done;  // guarded by mu
   std::uint64_t last_key = 0;                                            // guarded by mu
-  std::function<bool()> stop;  // asks a running task to stop (std::stop_token); guarded by mu
+  std::function<bool()> stop;          // asks a running task to stop (std::stop_token); guarded by mu
+  int workers = 0;                     // threads in wait_working(), which do handed work; guarded by mu
+  std::unique_ptr<HandedWork> handed;  // handed over, not yet taken; guarded by mu
+  HandedWork* running = nullptr;       // taken, running, not yet released; guarded by mu
 };
 
 // The error of a task or chunk that cancel() or terminate() kept from running or stopped.
@@ -83,6 +101,13 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   }
   // Sleeps until satisfied, for hosts with nothing better to do meanwhile. Throws Interrupted.
   virtual bool wait_plain(const Deadline& deadline);
+  // As wait_plain, and does the work a host hands over meanwhile (hand_to_waiter). Work handed
+  // over before it returns or throws is done, here or by another thread in it.
+  bool wait_working(const Deadline& deadline);
+  // Hands work to a thread in wait_working(); false (work kept) when none is there, or work
+  // handed before is not done yet: the caller does it then. A job with callbacks takes none, as
+  // they run on a pool thread.
+  bool hand_to_waiter(std::unique_ptr<HandedWork>& work);
   [[nodiscard]] bool successful() const noexcept { return !(gate_.load(std::memory_order_acquire) & kFailed); }
   [[nodiscard]] const std::exception_ptr& error() const noexcept { return error_; }
   // For a host that must not block its pool: a caller waiting on this job from a pool thread.
@@ -182,14 +207,20 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   }
   // Reports the job's progress to its meter; only once watched().
   virtual void progressed() noexcept {}
+  // Whether its waiters wait for its completion (satisfied() is ready()): wait_working() then
+  // does handed work; else it waits as wait_plain() does.
+  [[nodiscard]] virtual bool completes_whole() const noexcept { return false; }
 
  private:
-  static constexpr std::uint32_t kPending = 0, kWaiting = 1, kDone = 2;
+  // kHanded: work was handed to a waiter (kWaiting again once it took it).
+  static constexpr std::uint32_t kPending = 0, kWaiting = 1, kDone = 2, kHanded = 3;
   // gate_: flags in the low bits, the count of chunks started above them.
   static constexpr std::uint32_t kFailed = 1, kCancelRequested = 2, kCancelledOk = 4, kStarted = 8;
 
   JobExtras& extras();
   void run_done_callbacks(JobExtras& x) noexcept;
+  // Takes work handed over and does it; leaving: the last waiter to leave does it.
+  void do_handed_work(JobExtras& x, bool leaving) noexcept;
 
   // In this order, without padding between them: a ValueJob and its shared_ptr's count then fit
   // in 112 bytes of heap, not 128 (at 10000 fire-and-forget tasks, what the caches hold or not).
@@ -239,6 +270,9 @@ class TypedJob : public JobBase {
     for (std::size_t i = 0; i < count; ++i) set_error(first + i, e);
     items_done(count);
   }
+
+ protected:
+  [[nodiscard]] bool completes_whole() const noexcept override { return true; }
 };
 
 // A job's callbacks, kept out of line: most calls have none, and a job that fits in fewer cache
@@ -522,6 +556,8 @@ class StreamJob final : public TypedJob<R> {
     if (meter_) report_progress(*meter_, ++arrived_);
     cv_.notify_all();
   }
+  // Never completes: its results are taken one by one.
+  [[nodiscard]] bool completes_whole() const noexcept override { return false; }
   bool has_next() const {  // under mu_
     return ordered_ ? (!results_.empty() && results_.front().has_value()) : !ready_.empty();
   }

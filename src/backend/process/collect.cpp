@@ -20,9 +20,11 @@ thread_local bool t_collecting = false;
 // for someone else to collect.
 thread_local bool t_result_thread = false;
 
+}  // namespace
+
 // A result frame the worker wrote into the heap, once its note is read: the parent's from then
 // on, freed when read (back to the heap's cache of warm blocks for the worker's next frame).
-class TakenBlock {
+class Collector::TakenBlock {
  public:
   TakenBlock(Slot& slot, const std::optional<SpillNote>& note) {
     if (!note) return;
@@ -31,15 +33,41 @@ class TakenBlock {
     // Taken: the watcher will not free it too, should the worker die now.
     slot.shared->result_block.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
   }
-  TakenBlock(const TakenBlock&) = delete;
-  TakenBlock& operator=(const TakenBlock&) = delete;
+  TakenBlock(TakenBlock&& other) noexcept : block_(std::exchange(other.block_, nullptr)) {}
+  TakenBlock& operator=(TakenBlock&&) = delete;
   ~TakenBlock() { heap::deallocate(block_); }
 
  private:
   std::byte* block_ = nullptr;
 };
 
-}  // namespace
+// A result frame in the heap, read by the thread that waits for its job (HandedWork).
+class Collector::HandedRead final : public HandedWork {
+ public:
+  HandedRead(Collector& collector, TakenBlock block, const Reader& rest, const Record& record)
+      : collector_(collector),
+        block_(std::move(block)),
+        rest_(rest),
+        read_(record.read),
+        job_(*record.job),
+        first_(record.first),
+        count_(record.count) {}
+
+  void run() noexcept override {
+    read_(job_, first_, count_, rest_);
+    TakenBlock done(std::move(block_));  // freed now: a warm block for the worker's next frame
+  }
+  void release() noexcept override { collector_.handed_read_released(); }
+
+ private:
+  Collector& collector_;
+  TakenBlock block_;
+  Reader rest_;  // the frame after its header
+  ResultReader read_;
+  JobBase& job_;  // once handed over, it owns this
+  std::size_t first_;
+  std::size_t count_;
+};
 
 void (*result_read_hook)() noexcept = nullptr;
 
@@ -86,8 +114,37 @@ void Collector::handle_message(Slot& slot) {
   if (!record) return;
   // Before the results: a caller whose job they complete may look at the insights at once.
   if (timed_) host_.on_chunk_timing(slot, *record, timing);
-  record->read(*record->job, record->first, record->count, r);
+  if (note)
+    read_frame_in_heap(std::move(taken), r, *record);
+  else
+    record->read(*record->job, record->first, record->count, r);
   host_.on_results_read(std::move(*record));
+}
+
+void Collector::read_frame_in_heap(TakenBlock block, const Reader& rest, const Record& record) {
+  std::unique_ptr<HandedWork> work = std::make_unique<HandedRead>(*this, std::move(block), rest, record);
+  bool may_hand = false;
+  {
+    std::lock_guard lock(handed_mu_);
+    may_hand = !handing_closed_;
+    if (may_hand) ++handed_;
+  }
+  // record holds the job meanwhile: a waiter that takes the work may complete it at once.
+  if (may_hand && record.job->hand_to_waiter(work)) return;
+  work->run();
+  if (may_hand) work->release();
+}
+
+void Collector::handed_read_released() noexcept {
+  std::lock_guard lock(handed_mu_);
+  // Under the lock: once close_handing() sees none, nothing here is touched again.
+  if (--handed_ == 0) handed_cv_.notify_all();
+}
+
+void Collector::close_handing() noexcept {
+  std::unique_lock lock(handed_mu_);
+  handed_cv_.wait(lock, [this] { return handed_ == 0; });
+  handing_closed_ = true;
 }
 
 void Collector::drain_dead(Slot& slot) {
@@ -141,7 +198,7 @@ bool Collector::wait(JobBase& job, const Deadline& deadline) {
     if (job.satisfied()) return true;
     throw_if_interrupted(interrupts);
   }
-  return job.wait_plain(deadline);
+  return job.wait_working(deadline);  // a big result for it is handed to this thread to read
 }
 
 bool Collector::collect_until(JobBase& job, const Deadline& deadline) {
@@ -253,6 +310,8 @@ void Collector::run() {
   }
   host_.settle();
   t_collecting = false;
+  role.unlock();
+  close_handing();
 }
 
 }  // namespace mproc::detail

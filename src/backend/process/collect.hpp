@@ -39,10 +39,22 @@
 //                           doorbell rings, a caller between get()s) would keep the watcher, and
 //                           with it the dead worker's lost chunk, its replacement and join(),
 //                           waiting for as long as results come.
-//   stopped                 after stop(), the result thread leaves once no completion is deferred.
+//   stopped                 after stop(), the result thread leaves once no completion is deferred,
+//                           and then waits until every read it handed over is done (close_handing).
+//
+// Big results are read where they are used. A result frame in the heap (a spill note: 256 KB or
+// more) for a job whose caller sleeps in wait() (JobBase::wait_working, after its spin) is not
+// read by the role's holder: it hands the frame to that caller (JobBase::hand_to_waiter), which
+// reads it on its own thread, without the role, and lets go of the collector once the job is
+// marked done (HandedWork::release), before the job's done callbacks, which may end the pool. The
+// fresh memory the result is decoded into is then committed by the thread that freed the last
+// one, on its CPU, and the role's holder goes on reading other results meanwhile. The chunk
+// counts as ended when handed over; the pool's threads are not stopped (join() returns) before
+// every handed read is done.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -98,9 +110,16 @@ class Collector {
   void set_timed(bool timed) noexcept { timed_ = timed; }
 
  private:
+  class TakenBlock;
+  class HandedRead;
+
   bool drain();  // holds the role; returns whether anything was read
   bool drain_slot(Slot& slot);
   void handle_message(Slot& slot);
+  // Reads a result frame in the heap, or hands its reading to a thread waiting for its job.
+  void read_frame_in_heap(TakenBlock block, const Reader& rest, const Record& record);
+  void handed_read_released() noexcept;  // a HandedRead is done with this collector
+  void close_handing() noexcept;         // waits for every HandedRead's release; none is handed after
   bool any_results() const noexcept;
   void run_deferred();
   void release_role() noexcept;  // hands collecting back to the result thread
@@ -118,6 +137,10 @@ class Collector {
   std::atomic<bool> stop_{false};
   bool timed_ = false;
   std::atomic<std::uint32_t> watcher_wants_{0};  // 1 while the watcher waits for the role (a futex word)
+  std::mutex handed_mu_;
+  std::condition_variable handed_cv_;
+  std::size_t handed_ = 0;       // HandedReads not yet released; guarded by handed_mu_
+  bool handing_closed_ = false;  // the result thread left: nothing is handed; guarded by handed_mu_
 };
 
 // For tests: called by the role's holder after each result message it reads (simulates a holder

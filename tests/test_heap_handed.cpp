@@ -4,6 +4,9 @@
 // once and whole: by the waiter, by the last of several waiters, or by the result thread when the
 // waiter left; a pool ended meanwhile waits for the read; a done callback that ends the pool runs
 // without a hang.
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -44,6 +47,12 @@ std::size_t big() { return mproc::detail::heap_spill_bytes() * 4; }
 Traced big_after(int ms, char fill) {
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
   return Traced{std::vector<char>(big(), fill)};
+}
+
+// As big_after, or kills its worker first (die).
+Traced big_or_die(int ms, char fill, bool die) {
+  if (die) ::kill(::getpid(), SIGKILL);
+  return big_after(ms, fill);
 }
 
 bool whole(const Traced& t, char fill) {
@@ -160,4 +169,26 @@ TEST(HeapHanded, APoolTerminatedAroundABigResultsReadGivesTheValueOrAnError) {
     (outcome.load() == 1 ? values : errors) += 1;
   }
   std::printf("values %d, errors %d\n", values, errors);
+}
+
+TEST(HeapHanded, WorkersKilledWhileOtherCallersReadBigResults) {
+  mproc::Pool pool(2);
+  std::atomic<int> wrong{0}, lost{0};
+  std::vector<std::thread> callers;
+  for (int c = 0; c < 3; ++c)
+    callers.emplace_back([&, c] {
+      for (int i = 0; i < 20; ++i) {
+        const char fill = static_cast<char>('a' + i);
+        const bool die = (c * 20 + i) % 7 == 3;
+        try {
+          if (!whole(pool.apply(big_or_die, std::tuple{1 + i % 3, fill, die}), fill) || die) wrong.fetch_add(1);
+        } catch (const mproc::WorkerLost&) {
+          if (!die) wrong.fetch_add(1);
+          lost.fetch_add(1);
+        }
+      }
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(lost.load(), 9);  // (c * 20 + i) % 7 == 3 for 9 of the 60
 }

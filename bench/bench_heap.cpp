@@ -241,16 +241,16 @@ void BM_FirstTouchApplyBigFresh(benchmark::State& state) {
 }
 BENCHMARK(BM_FirstTouchApplyBigFresh)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Why BM_ApplyBig's mean strays from its median here: a fresh 64 MB, committed as the decoder
-// commits the result it returns (mproc::detail::advise_fresh_buffer), by a thread on the CPU
-// that freed the last one (same_cpu) or on the other CPU, then filled and freed, then 128 MB
-// copied between warm buffers (the rest of an apply round trip). Only the commit is timed. On
-// this VM (KVM, virtio-balloon free page reporting) huge pages freed on one CPU wait on its
-// per-CPU lists, and the other CPU takes pages from the free lists, some of which the host has
-// taken back: committing them costs a host fault per page, and the mean of the other-CPU case
-// comes out about twice its median, the same-CPU case's mean equal to its (in BM_ApplyBig, the
-// parent's result thread commits what the caller's thread freed). Counter median_ms is the
-// typical commit.
+// Why a big result is read by the thread that waits for it (collect.hpp): a fresh 64 MB,
+// committed as the decoder commits the result it returns (mproc::detail::advise_fresh_buffer),
+// by a thread on the CPU that freed the last one (same_cpu) or on the other CPU, then filled and
+// freed, then 128 MB copied between warm buffers (the rest of an apply round trip). Only the
+// commit is timed. On this VM (KVM, virtio-balloon free page reporting) huge pages freed on one
+// CPU wait on its per-CPU lists, and the other CPU takes pages from the free lists, some of which
+// the host has taken back: committing them costs a host fault per page, and the mean of the
+// other-CPU case comes out about twice its median, the same-CPU case's mean equal to its. When
+// the pool's result thread read BM_ApplyBig's results, it committed what the caller's thread had
+// freed, and BM_ApplyBig's mean strayed from its median. Counter median_ms is the typical commit.
 void pin_to_cpu(unsigned cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);

@@ -246,8 +246,7 @@ void keep_spare(T& value) noexcept {
     const std::size_t bytes = value.capacity() * sizeof(typename T::value_type);
     T& spare = spare_of<T>();
     if (bytes < kFreshBufferAdvice || bytes > kSpareMaxBytes || spare.capacity() >= value.capacity()) return;
-    spare = std::move(value);
-    spare.clear();
+    spare = std::move(value);  // its size kept: decode_sequence overwrites it, with no zero-filling first
     note_spare(&drop_spare<T>);
   }
 }
@@ -274,7 +273,8 @@ bool take_spare(T& value, std::size_t count) noexcept {
 }
 
 /// Decodes a string or a vector of raw values into value (its capacity reused, or a spare's):
-/// the bytes are copied once, with no zero-filling pass first where the element is a byte.
+/// the bytes are copied once, with no zero-filling pass first where the element is a byte or
+/// where a spare's elements are overwritten; a big copy by two threads (copy_big).
 template <class T>
 void decode_sequence(Reader& r, T& value) {
   using E = typename T::value_type;
@@ -290,13 +290,19 @@ void decode_sequence(Reader& r, T& value) {
   }
   const std::byte* from = r.take(bytes);
   if (bytes >= kFreshBufferAdvice) map_for_reading(from, bytes);
-  if constexpr (std::is_integral_v<E> && sizeof(E) == 1) {
+  if (bytes >= kBigCopyBytes && value.size() >= count) {
+    value.resize(count);  // a spare's elements, overwritten: nothing is zero-filled first
+    copy_big(value.data(), from, bytes);
+  } else if constexpr (std::is_integral_v<E> && sizeof(E) == 1) {
     // Byte-sized elements may be read from the frame's bytes as they are.
     const auto* p = reinterpret_cast<const E*>(from);
     value.assign(p, p + count);
   } else {
     value.resize(count);
-    if (bytes) std::memcpy(value.data(), from, bytes);  // an empty vector's data() may be null
+    if (bytes >= kBigCopyBytes)
+      copy_big(value.data(), from, bytes);
+    else if (bytes)
+      std::memcpy(value.data(), from, bytes);  // an empty vector's data() may be null
   }
 }
 

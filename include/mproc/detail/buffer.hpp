@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -19,6 +20,14 @@ namespace mproc::detail {
 [[nodiscard]] std::size_t heap_spill_bytes() noexcept;
 // For benchmarks and tests: moves the threshold (0: the default again).
 void set_heap_spill_bytes(std::size_t bytes) noexcept;
+
+// Copies of this many bytes or more are made by two threads (copy_big), each copying half.
+inline constexpr std::size_t kBigCopyBytes = std::size_t{8} << 20;
+// memcpy; from kBigCopyBytes on, half of it on the process's copy helper thread meanwhile
+// (src/big_copy.cpp), unless another copy has the helper.
+void copy_big(void* to, const void* from, std::size_t bytes) noexcept;
+// Copies copy_big made by two threads so far in this process (its parent's included, before a fork).
+[[nodiscard]] std::uint64_t big_copies_shared() noexcept;
 
 // 32 bytes: a pool keeps one per chunk it has queued (Record), by the hundred thousand.
 class Writer {
@@ -47,7 +56,10 @@ class Writer {
   void release_heap() noexcept;
 
   void write(const void* data, std::size_t n) {
-    if (n) std::memcpy(grow(n), data, n);
+    if (n >= kBigCopyBytes)
+      copy_big(grow(n), data, n);
+    else if (n)
+      std::memcpy(grow(n), data, n);
   }
   // Appends n bytes and returns where they start, for the caller to fill.
   std::byte* grow(std::size_t n) {

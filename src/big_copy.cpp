@@ -22,9 +22,9 @@ constexpr std::uint32_t kIdle = 0, kPosted = 1, kDone = 2;
 
 struct CopyHelper {
   explicit CopyHelper(pid_t serves) : pid(serves) {}
-  const pid_t pid;                     // the process whose thread it is
-  std::atomic<bool> ready{false};      // its thread runs
-  std::atomic<bool> busy{false};       // a caller holds it
+  const pid_t pid;                 // the process whose thread it is
+  std::atomic<bool> ready{false};  // its thread runs
+  std::atomic<bool> busy{false};   // a caller holds it
   std::atomic<std::uint32_t> word{kIdle};
   // The half it copies; written by the holder before it posts.
   std::byte* to = nullptr;

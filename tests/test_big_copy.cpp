@@ -62,8 +62,8 @@ TEST(CodecBigCopy, CopiesFromManyThreadsAtOnceAllArriveWhole) {
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       for (int i = 0; i < 8; ++i)
-        whole[static_cast<std::size_t>(t)] += copies_whole(kBigCopyBytes + 4096 * static_cast<std::size_t>(i), 0, 0,
-                                                            static_cast<unsigned>(t * 8 + i));
+        whole[static_cast<std::size_t>(t)] +=
+            copies_whole(kBigCopyBytes + 4096 * static_cast<std::size_t>(i), 0, 0, static_cast<unsigned>(t * 8 + i));
     });
   for (auto& t : threads) t.join();
   for (int t = 0; t < 4; ++t) EXPECT_EQ(whole[static_cast<std::size_t>(t)], 8) << "thread " << t;

@@ -8,6 +8,7 @@
 // serves. A caller that finds it busy (another thread's copy), not yet made, or impossible to
 // make (no threads left) copies alone.
 #include <atomic>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -59,6 +60,7 @@ CopyHelper* helper() noexcept {
     return nullptr;  // another thread makes it; this copy is made alone
   }
   try {
+    os::BlockSignals block({SIGINT, SIGTERM});  // as the pool's threads: the program's threads take them
     std::thread(serve, fresh).detach();
   } catch (...) {
     return nullptr;  // no thread to be had: never ready, every copy made alone

@@ -171,8 +171,8 @@ void write_encoded_sequence(const T& value, std::size_t from, std::span<std::byt
     std::memcpy(to.data(), reinterpret_cast<const std::byte*>(&n) + from, at);
   }
   if (at < to.size())
-    std::memcpy(to.data() + at, reinterpret_cast<const std::byte*>(value.data()) + (from + at - sizeof n),
-                to.size() - at);
+    copy_bytes(to.data() + at, reinterpret_cast<const std::byte*>(value.data()) + (from + at - sizeof n),
+               to.size() - at);
 }
 
 template <class T>
@@ -299,10 +299,7 @@ void decode_sequence(Reader& r, T& value) {
     value.assign(p, p + count);
   } else {
     value.resize(count);
-    if (bytes >= kBigCopyBytes)
-      copy_big(value.data(), from, bytes);
-    else if (bytes)
-      std::memcpy(value.data(), from, bytes);  // an empty vector's data() may be null
+    copy_bytes(value.data(), from, bytes);
   }
 }
 

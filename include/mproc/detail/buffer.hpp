@@ -28,6 +28,13 @@ inline constexpr std::size_t kBigCopyBytes = std::size_t{8} << 20;
 void copy_big(void* to, const void* from, std::size_t bytes) noexcept;
 // Copies copy_big made by two threads so far in this process (its parent's included, before a fork).
 [[nodiscard]] std::uint64_t big_copies_shared() noexcept;
+// memcpy, by copy_big from kBigCopyBytes on; bytes may be 0 with null pointers.
+inline void copy_bytes(void* to, const void* from, std::size_t bytes) noexcept {
+  if (bytes >= kBigCopyBytes)
+    copy_big(to, from, bytes);
+  else if (bytes)
+    std::memcpy(to, from, bytes);
+}
 
 // 32 bytes: a pool keeps one per chunk it has queued (Record), by the hundred thousand.
 class Writer {
@@ -56,10 +63,7 @@ class Writer {
   void release_heap() noexcept;
 
   void write(const void* data, std::size_t n) {
-    if (n >= kBigCopyBytes)
-      copy_big(grow(n), data, n);
-    else if (n)
-      std::memcpy(grow(n), data, n);
+    if (n) copy_bytes(grow(n), data, n);
   }
   // Appends n bytes and returns where they start, for the caller to fill.
   std::byte* grow(std::size_t n) {

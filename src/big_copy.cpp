@@ -75,7 +75,7 @@ void copy_big(void* to, const void* from, std::size_t bytes) noexcept {
   CopyHelper* h = bytes >= kBigCopyBytes ? helper() : nullptr;
   bool idle = false;
   if (!h || !h->busy.compare_exchange_strong(idle, true, std::memory_order_acquire)) {
-    std::memcpy(to, from, bytes);
+    if (bytes) std::memcpy(to, from, bytes);  // none: the pointers may be null
     return;
   }
   const std::size_t first = bytes / 2 & ~std::size_t{4095};  // each half whole pages, where they are aligned

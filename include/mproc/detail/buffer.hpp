@@ -21,13 +21,14 @@ namespace mproc::detail {
 // For benchmarks and tests: moves the threshold (0: the default again).
 void set_heap_spill_bytes(std::size_t bytes) noexcept;
 
-// Copies of this many bytes or more are made by two threads (copy_big), each copying half.
+// Copies of this many bytes or more are shared by two threads (copy_big).
 inline constexpr std::size_t kBigCopyBytes = std::size_t{8} << 20;
-// memcpy; from kBigCopyBytes on, half of it on the process's copy helper thread meanwhile
-// (src/big_copy.cpp), unless another copy has the helper. bytes may be 0 with null pointers.
+// memcpy; from kBigCopyBytes on, the process's copy helper thread takes chunks of it too, as soon
+// as it runs (src/big_copy.cpp), unless another copy has the helper. bytes may be 0 with null
+// pointers.
 void copy_big(void* to, const void* from, std::size_t bytes) noexcept;
-// Copies copy_big made by two threads so far in this process (its parent's included, before a fork).
-[[nodiscard]] std::uint64_t big_copies_shared() noexcept;
+// Copies the helper took part in so far in this process (its parent's included, before a fork).
+[[nodiscard]] std::uint64_t big_copies_helped() noexcept;
 // memcpy, by copy_big from kBigCopyBytes on; bytes may be 0 with null pointers.
 inline void copy_bytes(void* to, const void* from, std::size_t bytes) noexcept {
   if (bytes >= kBigCopyBytes)

@@ -357,6 +357,8 @@ void BM_ApplyBig(benchmark::State& state) {
     benchmark::DoNotOptimize(back.data());
   }
   state.counters["median_ms"] = bench::median(ms);
+  state.counters["p90_ms"] = bench::p90(ms);
+  state.counters["max_ms"] = *std::max_element(ms.begin(), ms.end());
   // Page faults per call in the program and in its workers (a fresh 64 MB is 16384 small pages,
   // 32 huge ones).
   const Faults after = faults_here_and_in_children();

@@ -14,4 +14,11 @@ inline double median(std::vector<double>& v) {
   return v[v.size() / 2];
 }
 
+// The value that nine in ten of v are at most (v reordered).
+inline double p90(std::vector<double>& v) {
+  const std::size_t at = v.size() * 9 / 10;
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(at), v.end());
+  return v[at];
+}
+
 }  // namespace bench

@@ -174,6 +174,11 @@ bool JobBase::wait_working(const Deadline& deadline) {
     std::lock_guard lock(x.mu);
     ++x.workers;
   }
+  // Handed work is for this thread from here on: it waits for it while readying the memory the
+  // result's read will take (prepare_to_read), unless the wait is short (readying 64 MB takes a
+  // few milliseconds) or the job's callbacks have its result read on a pool thread.
+  using namespace std::chrono_literals;
+  const bool prepared = !has_callbacks() && (!deadline || *deadline - Clock::now() > 100ms) && prepare_to_read();
   try {
     for (;;) {
       do_handed_work(x, false);
@@ -188,9 +193,11 @@ bool JobBase::wait_working(const Deadline& deadline) {
     }
   } catch (...) {  // Interrupted
     do_handed_work(x, true);
+    if (prepared) finish_reading();
     throw;
   }
   do_handed_work(x, true);
+  if (prepared) finish_reading();
   return ready();
 }
 

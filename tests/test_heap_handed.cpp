@@ -3,14 +3,19 @@
 // caller's CPU, and two callers' results are read at once. Whatever the timing, the result is read
 // once and whole: by the waiter, by the last of several waiters, or by the result thread when the
 // waiter left; a pool ended meanwhile waits for the read; a done callback that ends the pool runs
-// without a hang.
+// without a hang. A caller that waits for a big vector or string, as big as its last one, commits
+// the memory it will read it into while it waits (codec's prepare_spare), and drops that memory
+// when the result turns out small.
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <fstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -53,6 +58,41 @@ Traced big_after(int ms, char fill) {
 Traced big_or_die(int ms, char fill, bool die) {
   if (die) ::kill(::getpid(), SIGKILL);
   return big_after(ms, fill);
+}
+
+// After ms, n bytes of fill: a result the caller reads into a spare it readied while it waited.
+std::vector<char> bytes_after(int ms, std::size_t n, char fill) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return std::vector<char>(n, fill);
+}
+// Past glibc's largest mmap threshold (32 MB): such a vector's memory is the kernel's before it is
+// made and after it is freed, so the process's resident anonymous memory shows it.
+constexpr std::size_t kBytes = std::size_t{40} << 20;
+
+// This process's resident anonymous memory, from /proc/self/status.
+std::size_t anon_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("RssAnon:", 0) == 0) return std::stoul(line.substr(8)) * 1024;
+  return 0;
+}
+
+// Calls pool.apply(bytes_after, {ms, n, fill}) and returns its result; at half of ms (the worker
+// still asleep, the caller waiting), notes by how much the process's anonymous memory grew since
+// the call began.
+std::vector<char> apply_noting_growth(mproc::Pool& pool, int ms, std::size_t n, char fill, std::ptrdiff_t& grew) {
+  const auto before = static_cast<std::ptrdiff_t>(anon_bytes());
+  std::thread watcher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms / 2));
+    grew = static_cast<std::ptrdiff_t>(anon_bytes()) - before;
+  });
+  std::vector<char> back = pool.apply(bytes_after, std::tuple{ms, n, fill});
+  watcher.join();
+  return back;
+}
+
+bool whole(const std::vector<char>& v, std::size_t n, char fill) {
+  return v.size() == n && std::all_of(v.begin(), v.end(), [fill](char c) { return c == fill; });
 }
 
 bool whole(const Traced& t, char fill) {
@@ -191,4 +231,33 @@ TEST(HeapHanded, WorkersKilledWhileOtherCallersReadBigResults) {
   for (auto& t : callers) t.join();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(lost.load(), 9);  // (c * 20 + i) % 7 == 3 for 9 of the 60
+}
+
+TEST(HeapHanded, TheMemoryForABigResultIsReadiedWhileTheCallerWaits) {
+  mproc::Pool pool(1);
+  std::ptrdiff_t grew = 0;
+  // The first: nothing readied (no big one came before); read on this thread, which notes its size.
+  EXPECT_TRUE(whole(apply_noting_growth(pool, 600, kBytes, 'a', grew), kBytes, 'a'));
+  EXPECT_LT(grew, static_cast<std::ptrdiff_t>(kBytes / 2)) << "memory readied before any big result came";
+  // The next: while the worker sleeps, the caller has committed as much for it.
+  for (char fill : {'b', 'c'}) {
+    EXPECT_TRUE(whole(apply_noting_growth(pool, 600, kBytes, fill, grew), kBytes, fill));
+    EXPECT_GE(grew, static_cast<std::ptrdiff_t>(kBytes * 3 / 4)) << "no memory readied for result " << fill;
+  }
+  // A bigger one than readied is read into fresh memory, whole.
+  EXPECT_TRUE(whole(pool.apply(bytes_after, std::tuple{300, kBytes + 4096, 'd'}), kBytes + 4096, 'd'));
+}
+
+TEST(HeapHanded, MemoryReadiedForAResultThatTurnsOutSmallIsDroppedAndNotReadiedAgain) {
+  mproc::Pool pool(1);
+  std::ptrdiff_t grew = 0;
+  EXPECT_TRUE(whole(pool.apply(bytes_after, std::tuple{300, kBytes, 'a'}), kBytes, 'a'));
+  const std::size_t before = anon_bytes();
+  // Readied, as the last was big; the result is small, and what was readied goes with the wait.
+  EXPECT_TRUE(whole(apply_noting_growth(pool, 600, 10, 'b', grew), 10, 'b'));
+  EXPECT_GE(grew, static_cast<std::ptrdiff_t>(kBytes * 3 / 4));
+  EXPECT_LT(anon_bytes(), before + kBytes / 2) << "the memory readied was kept";
+  // The last was small: nothing is readied now.
+  EXPECT_TRUE(whole(apply_noting_growth(pool, 600, 10, 'c', grew), 10, 'c'));
+  EXPECT_LT(grew, static_cast<std::ptrdiff_t>(kBytes / 2)) << "memory readied after a small result";
 }

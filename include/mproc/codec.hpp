@@ -272,6 +272,47 @@ bool take_spare(T& value, std::size_t count) noexcept {
   }
 }
 
+/// The element count of the last big value of T (kFreshBufferAdvice bytes or more) this thread
+/// decoded, or 0 when its last one was small: what prepare_spare readies a spare for.
+template <class T>
+std::size_t& last_big_count() noexcept {
+  thread_local std::size_t count = 0;
+  return count;
+}
+/// Readies this thread's spare of T for a value as big as the last big one it decoded (its pages
+/// committed), unless it holds one as big already; true when it made one. A thread about to sleep
+/// until a big result arrives for it to read commits the result's memory meanwhile, while the
+/// worker makes the result, rather than after it (JobBase::wait_working).
+template <class T>
+bool prepare_spare() noexcept {
+  if constexpr (spare_kind_v<T>) {
+    const std::size_t count = last_big_count<T>();
+    T& spare = spare_of<T>();
+    if (count == 0 || spare.capacity() >= count) return false;
+    try {
+      T fresh;
+      fresh.reserve(count);
+      advise_fresh_buffer(fresh.data(), count * sizeof(typename T::value_type));
+      spare = std::move(fresh);
+    } catch (const std::bad_alloc&) {
+      return false;  // the decode makes its own, as it would have
+    }
+    return true;
+  } else {
+    return false;
+  }
+}
+/// After prepare_spare: drops the spare if no decode took it, and expects no big value of T until
+/// this thread decodes one again (no more spares made for results that turned out small).
+template <class T>
+void unprepare_spare() noexcept {
+  if constexpr (spare_kind_v<T>) {
+    if (spare_of<T>().capacity() == 0) return;  // taken
+    drop_spare<T>();
+    last_big_count<T>() = 0;
+  }
+}
+
 /// Decodes a string or a vector of raw values into value (its capacity reused, or a spare's):
 /// the bytes are copied once, with no zero-filling pass first where the element is a byte or
 /// where a spare's elements are overwritten; a big copy by two threads (copy_big).
@@ -283,6 +324,13 @@ void decode_sequence(Reader& r, T& value) {
   if (n > r.remaining() / sizeof(E)) throw_bad_length(n, r.remaining());
   const auto count = static_cast<std::size_t>(n);
   const std::size_t bytes = count * sizeof(E);
+  if constexpr (spare_kind_v<T>) {
+    std::size_t& last = last_big_count<T>();
+    if (bytes >= kFreshBufferAdvice)
+      last = count;
+    else if (last)
+      last = 0;
+  }
   if (count > value.capacity() && !(bytes >= kFreshBufferAdvice && take_spare(value, count))) {
     value = T(value.get_allocator());  // a fresh buffer, not a copy of the old one
     value.reserve(count);

@@ -210,6 +210,10 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
   // Whether its waiters wait for its completion (satisfied() is ready()): wait_working() then
   // does handed work; else it waits as wait_plain() does.
   [[nodiscard]] virtual bool completes_whole() const noexcept { return false; }
+  // For wait_working(), before it sleeps: readies the memory a big result it may read will take;
+  // true when it made some, which finish_reading() drops if no read took it.
+  virtual bool prepare_to_read() noexcept { return false; }
+  virtual void finish_reading() noexcept {}
 
  private:
   // kHanded: work was handed to a waiter (kWaiting again once it took it).
@@ -239,6 +243,19 @@ class JobBase : public std::enable_shared_from_this<JobBase> {
 template <class R>
 using ResultSlot =
     std::conditional_t<std::is_default_constructible_v<R> && !std::is_same_v<R, bool>, R, std::optional<R>>;
+
+// How a thread that waits for a result of type R readies memory for it (TypedJob::prepare_to_read):
+// the codec's spare buffers (prepare_spare, unprepare_spare), installed by the process backend
+// when it submits a job of R. Here, where the codec is not included, none: a thread pool's results
+// are not read from bytes.
+struct ReadyingHooks {
+  bool (*prepare)() noexcept;
+  void (*finish)() noexcept;
+};
+template <class R>
+struct ResultReadying {
+  static inline std::atomic<const ReadyingHooks*> hooks{nullptr};
+};
 
 // A job whose items' results a thread backend sets directly.
 template <class R>
@@ -273,6 +290,11 @@ class TypedJob : public JobBase {
 
  protected:
   [[nodiscard]] bool completes_whole() const noexcept override { return true; }
+  bool prepare_to_read() noexcept override {
+    const ReadyingHooks* hooks = ResultReadying<R>::hooks.load(std::memory_order_acquire);
+    return hooks && hooks->prepare();
+  }
+  void finish_reading() noexcept override { ResultReadying<R>::hooks.load(std::memory_order_acquire)->finish(); }
 };
 
 // A job's callbacks, kept out of line: most calls have none, and a job that fits in fewer cache

@@ -78,15 +78,28 @@ class ProcessBackend {
   ChunkBook* book_;  // the core's
 };
 
+// A caller waiting for a big result of R readies the memory it will read it into while the
+// worker makes it (TypedJob::prepare_to_read): for results the codec reads into spare buffers.
+template <class R>
+void install_result_readying() noexcept {
+  if constexpr (spare_kind_v<R>) {
+    static constexpr ReadyingHooks kHooks{&prepare_spare<R>, &unprepare_spare<R>};
+    auto& hooks = ResultReadying<R>::hooks;
+    if (!hooks.load(std::memory_order_relaxed)) hooks.store(&kHooks, std::memory_order_release);
+  }
+}
+
 template <Style S, template <class> class Job, class R, class Fn, class Item>
 void ProcessBackend::submit(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                             std::size_t first, const std::shared_ptr<const void>&) {
+  install_result_readying<R>();
   book_->submit<S>(job, fn, items, first);
 }
 
 template <Style S, template <class> class Job, class R, class Fn, class Item>
 void ProcessBackend::submit_in_place(const std::shared_ptr<Job<R>>& job, const Fn& fn, std::span<const Item> items,
                                      std::size_t first) {
+  install_result_readying<R>();
   book_->submit_in_place<S>(job, fn, items, first);
 }
 

@@ -2,8 +2,9 @@
 // helper, sharing it a chunk at a time. Whichever thread runs takes the next chunk, so a copy is
 // never slower than the caller copying alone by more than the chunk the helper has in hand: on a
 // loaded machine the helper may wait milliseconds to run, or be preempted halfway, and the
-// caller does not wait for it. Copies are bound by memory: two threads copy about as fast as one
-// on a quiet machine here, and on a loaded one, where each thread gets half a CPU, twice as fast.
+// caller does not wait for it. Copies are bound by memory: on a quiet machine here two threads
+// copy as fast as one or up to 1.5 times as fast (it varies from hour to hour); on a loaded one,
+// where each thread gets part of a CPU, the two run on both CPUs at once.
 //
 // The helper is one thread per process, made at the first big copy, asleep on a futex word
 // between copies, holding no lock: a fork at any moment leaves the child nothing to undo. A

@@ -273,7 +273,7 @@ bool take_spare(T& value, std::size_t count) noexcept {
 }
 
 /// The element count of the last big value of T (kFreshBufferAdvice bytes or more) this thread
-/// decoded, or 0 when its last one was small: what prepare_spare readies a spare for.
+/// decoded, or 0 once a spare readied for one went unused: what prepare_spare readies a spare for.
 template <class T>
 std::size_t& last_big_count() noexcept {
   thread_local std::size_t count = 0;
@@ -324,13 +324,8 @@ void decode_sequence(Reader& r, T& value) {
   if (n > r.remaining() / sizeof(E)) throw_bad_length(n, r.remaining());
   const auto count = static_cast<std::size_t>(n);
   const std::size_t bytes = count * sizeof(E);
-  if constexpr (spare_kind_v<T>) {
-    std::size_t& last = last_big_count<T>();
-    if (bytes >= kFreshBufferAdvice)
-      last = count;
-    else if (last)
-      last = 0;
-  }
+  if constexpr (spare_kind_v<T>)
+    if (bytes >= kFreshBufferAdvice) last_big_count<T>() = count;
   if (count > value.capacity() && !(bytes >= kFreshBufferAdvice && take_spare(value, count))) {
     value = T(value.get_allocator());  // a fresh buffer, not a copy of the old one
     value.reserve(count);
